@@ -1,0 +1,114 @@
+"""Ingesting one day's delivery of usage events into the warehouse (SPEC 3.4).
+
+Python reads the files; everything row-level happens in the SQL files under
+`sql/usage/`, inside one transaction, so a failed run leaves the warehouse unchanged.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import date
+from pathlib import Path
+
+import duckdb
+
+from cs_pipeline.usage.landing import list_delivery, read_delivery
+from cs_pipeline.warehouse import read_sql
+
+REJECT_REASONS = (
+    "malformed_row",
+    "missing_account_id",
+    "missing_action",
+    "bad_timestamp",
+    "future_timestamp",
+    "module_limit",
+    "action_limit",
+)
+
+
+@dataclass(frozen=True)
+class IngestResult:
+    partition_date: date
+    files: int
+    files_ignored: list[str]
+    rows_read: int
+    events_stored: int  # rows of this delivery that are now the stored copy of their event
+    duplicates: int  # accepted rows whose event_id an earlier delivery already holds
+    late_events: int  # stored rows of this delivery dated before the partition date
+    rejected: dict[str, int] = field(default_factory=dict)
+    moved_beyond_limits: int = 0  # other days' events now beyond the limits
+
+    @property
+    def rows_rejected(self) -> int:
+        return sum(self.rejected.values())
+
+
+def ingest_delivery(
+    con: duckdb.DuckDBPyConnection,
+    *,
+    landing: Path,
+    partition_date: date,
+    module_limit: int,
+    action_limit: int,
+    run_id: str,
+) -> IngestResult:
+    delivery = list_delivery(landing, partition_date)
+    frame = read_delivery(delivery)
+    con.execute("SET VARIABLE partition_date = ?", [partition_date])
+    con.execute("SET VARIABLE run_id = ?", [run_id])
+    con.execute("SET VARIABLE module_limit = ?", [module_limit])
+    con.execute("SET VARIABLE action_limit = ?", [action_limit])
+    con.begin()
+    try:
+        con.register("delivery", frame.to_arrow())
+        con.execute(read_sql("usage/stage_delivery.sql"))
+        con.execute(read_sql("usage/apply_limits.sql"))
+        con.execute(read_sql("usage/store_delivery.sql"))
+        moved = 0
+        if _vocabulary_exceeds_limits(con, module_limit, action_limit):
+            con.execute(read_sql("usage/reject_stored_beyond_limits.sql"))
+            moved = con.execute("SELECT count(*) FROM beyond_limits").fetchone()[0]
+        result = _summarise(con, delivery_files=len(delivery.files), partition_date=partition_date)
+        con.commit()
+    except Exception:
+        con.rollback()
+        raise
+    finally:
+        con.unregister("delivery")
+    return IngestResult(
+        **result,
+        files_ignored=[p.name for p in delivery.ignored],
+        moved_beyond_limits=moved,
+    )
+
+
+def _vocabulary_exceeds_limits(con: duckdb.DuckDBPyConnection, module_limit: int, action_limit: int) -> bool:
+    modules, actions = con.execute(
+        "SELECT count(DISTINCT value) FILTER (kind = 'module'), count(DISTINCT value) FILTER (kind = 'action') "
+        "FROM usage_vocabulary"
+    ).fetchone()
+    return modules > module_limit or actions > action_limit
+
+
+def _summarise(con: duckdb.DuckDBPyConnection, *, delivery_files: int, partition_date: date) -> dict:
+    rows_read, accepted = con.execute(
+        "SELECT count(*), count(*) FILTER (reason IS NULL) FROM staged"
+    ).fetchone()
+    stored, late = con.execute(
+        "SELECT count(*), count(*) FILTER (event_date < ?) FROM usage_events WHERE partition_date = ?",
+        [partition_date, partition_date],
+    ).fetchone()
+    rejected = dict(
+        con.execute(
+            "SELECT reason, count(*) FROM staged WHERE reason IS NOT NULL GROUP BY reason ORDER BY reason"
+        ).fetchall()
+    )
+    return {
+        "partition_date": partition_date,
+        "files": delivery_files,
+        "rows_read": rows_read,
+        "events_stored": stored,
+        "duplicates": accepted - stored,
+        "late_events": late,
+        "rejected": {reason: rejected.get(reason, 0) for reason in REJECT_REASONS},
+    }

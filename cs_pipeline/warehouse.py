@@ -1,0 +1,68 @@
+"""The DuckDB warehouse: connections, schema, and the metadata every asset reports."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import dagster as dg
+import duckdb
+
+SQL_DIR = Path(__file__).resolve().parents[1] / "sql"
+
+
+def read_sql(relative_path: str) -> str:
+    """The text of a SQL file under the top-level `sql/` folder."""
+    return (SQL_DIR / relative_path).read_text()
+
+
+def connect(path: str | Path, *, read_only: bool = False) -> duckdb.DuckDBPyConnection:
+    """A connection in UTC (event days are UTC days) with the schema in place."""
+    path = Path(path)
+    if not read_only:
+        path.parent.mkdir(parents=True, exist_ok=True)
+    con = duckdb.connect(str(path), read_only=read_only)
+    con.execute("SET TimeZone = 'UTC'")
+    if not read_only:
+        con.execute(read_sql("warehouse/schema.sql"))
+    return con
+
+
+class WarehouseResource(dg.ConfigurableResource):
+    """The DuckDB file the assets write to.
+
+    DuckDB admits one writing process, so every asset and check that uses this resource
+    sits in the `duckdb` concurrency pool.
+    """
+
+    path: str
+
+    @contextmanager
+    def connection(self, *, read_only: bool = False) -> Iterator[duckdb.DuckDBPyConnection]:
+        con = connect(self.path, read_only=read_only)
+        try:
+            yield con
+        finally:
+            con.close()
+
+
+DUCKDB_POOL = "duckdb"
+
+
+def table_schema(con: duckdb.DuckDBPyConnection, table: str) -> dg.TableSchema:
+    columns = con.execute(
+        "SELECT column_name, data_type FROM information_schema.columns "
+        "WHERE table_schema = 'main' AND table_name = ? ORDER BY ordinal_position",
+        [table],
+    ).fetchall()
+    return dg.TableSchema(columns=[dg.TableColumn(name, data_type) for name, data_type in columns])
+
+
+def table_metadata(con: duckdb.DuckDBPyConnection, table: str, rows: int) -> dict[str, object]:
+    """The standard metadata of an asset that writes `table`: row count, name, column schema."""
+    return {
+        "dagster/row_count": rows,
+        "dagster/table_name": f"main.{table}",
+        "dagster/column_schema": table_schema(con, table),
+    }
