@@ -8,6 +8,7 @@ from pathlib import Path
 
 import dagster as dg
 import duckdb
+import polars as pl
 
 SQL_DIR = Path(__file__).resolve().parents[1] / "sql"
 
@@ -45,6 +46,11 @@ class WarehouseResource(dg.ConfigurableResource):
             yield con
         finally:
             con.close()
+
+
+def query_frame(con: duckdb.DuckDBPyConnection, query: str, parameters: list | None = None) -> pl.DataFrame:
+    """A query's result as a Polars frame."""
+    return con.sql(query, params=parameters or []).pl()
 
 
 DUCKDB_POOL = "duckdb"

@@ -12,18 +12,11 @@ from pathlib import Path
 
 import duckdb
 
-from cs_pipeline.usage.landing import list_delivery, read_delivery
-from cs_pipeline.warehouse import read_sql
+import polars as pl
 
-REJECT_REASONS = (
-    "malformed_row",
-    "missing_account_id",
-    "missing_action",
-    "bad_timestamp",
-    "future_timestamp",
-    "module_limit",
-    "action_limit",
-)
+from cs_pipeline import schemas
+from cs_pipeline.usage.landing import list_delivery, read_delivery
+from cs_pipeline.warehouse import query_frame, read_sql
 
 
 @dataclass(frozen=True)
@@ -68,6 +61,7 @@ def ingest_delivery(
         if _vocabulary_exceeds_limits(con, module_limit, action_limit):
             con.execute(read_sql("usage/reject_stored_beyond_limits.sql"))
             moved = con.execute("SELECT count(*) FROM beyond_limits").fetchone()[0]
+        _validate_partition(con, partition_date)
         result = _summarise(con, delivery_files=len(delivery.files), partition_date=partition_date)
         con.commit()
     except Exception:
@@ -80,6 +74,24 @@ def ingest_delivery(
         files_ignored=[p.name for p in delivery.ignored],
         moved_beyond_limits=moved,
     )
+
+
+def stored_partition(con: duckdb.DuckDBPyConnection, partition_date: date) -> tuple[pl.DataFrame, pl.DataFrame]:
+    """The partition's rows of usage_events and rejected_events (without run_id)."""
+    events = query_frame(con, "SELECT * EXCLUDE (run_id) FROM usage_events WHERE partition_date = ?", [partition_date])
+    rejected = query_frame(
+        con,
+        "SELECT * EXCLUDE (run_id) REPLACE (raw::VARCHAR AS raw) FROM rejected_events WHERE partition_date = ?",
+        [partition_date],
+    )
+    return events, rejected
+
+
+def _validate_partition(con: duckdb.DuckDBPyConnection, partition_date: date) -> None:
+    """The partition's rows as they would be committed must fit the table schemas."""
+    events, rejected = stored_partition(con, partition_date)
+    schemas.validate(schemas.usage_events, events)
+    schemas.validate(schemas.rejected_events, rejected)
 
 
 def _vocabulary_exceeds_limits(con: duckdb.DuckDBPyConnection, module_limit: int, action_limit: int) -> bool:
@@ -110,5 +122,5 @@ def _summarise(con: duckdb.DuckDBPyConnection, *, delivery_files: int, partition
         "events_stored": stored,
         "duplicates": accepted - stored,
         "late_events": late,
-        "rejected": {reason: rejected.get(reason, 0) for reason in REJECT_REASONS},
+        "rejected": {reason: rejected.get(reason, 0) for reason in schemas.REJECT_REASONS},
     }

@@ -1,0 +1,91 @@
+"""Salesforce records → canonical CRM records (SPEC 3.1), still as text.
+
+Every value is trimmed and a blank is null; a list of fields means the first non-empty
+one wins, per record. Typing (dates, numbers) happens in `lib.hierarchy`, which reports
+what does not parse.
+"""
+
+from __future__ import annotations
+
+import polars as pl
+
+from cs_pipeline.config import PipelineConfig
+from cs_pipeline.crm.sources import CrmSource
+from cs_pipeline.lib.hierarchy import RAW_ACCOUNT_SCHEMA, RAW_ASSET_SCHEMA
+
+RAW_CONTACT_SCHEMA = {
+    "salesforce_id": pl.String,
+    "account_salesforce_id": pl.String,
+    "user_id": pl.String,
+    "name": pl.String,
+    "system_modstamp": pl.String,
+}
+SYSTEM_FIELDS = ["Id", "SystemModstamp"]
+
+
+def _clean(field: str) -> pl.Expr:
+    value = pl.col(field).str.strip_chars()
+    return pl.when(value == "").then(None).otherwise(value)
+
+
+def _first_present(fields: list[str]) -> pl.Expr:
+    return pl.coalesce([_clean(field) for field in fields])
+
+
+def _fields(*mapped: list[str] | str) -> list[str]:
+    names = [name for item in mapped for name in ([item] if isinstance(item, str) else item)]
+    return list(dict.fromkeys(names))
+
+
+def extract_snapshot(source: CrmSource, config: PipelineConfig) -> dict[str, pl.DataFrame]:
+    """The canonical account, asset and contact records the source holds now."""
+    mapping = config.crm.mapping
+    account, asset, contact = mapping.account, mapping.asset, mapping.contact
+
+    account_fields = _fields(
+        account.account_id, account.name, account.parent_id, account.status, account.create_date,
+        account.contract_value, account.renewal_date, account.licenses, list(account.attributes.values()),
+    )  # fmt: skip
+    accounts = source.fetch("Account", _fields(["Id"], account_fields), ["SystemModstamp"])
+    attributes = pl.concat_list(
+        [pl.struct(key=pl.lit(name), value=_clean(field)) for name, field in sorted(account.attributes.items())]
+    ) if account.attributes else pl.lit([], dtype=RAW_ACCOUNT_SCHEMA["attributes"])
+    accounts = accounts.select(
+        salesforce_id=_clean("Id"),
+        account_id=_first_present(account.account_id),
+        name=_first_present(account.name),
+        parent_salesforce_id=_first_present(account.parent_id),
+        status=_first_present(account.status),
+        create_date=_first_present(account.create_date),
+        contract_value=_first_present(account.contract_value),
+        renewal_date=_first_present(account.renewal_date),
+        licenses=_first_present(account.licenses),
+        attributes=attributes.list.eval(pl.element().filter(pl.element().struct.field("value").is_not_null())),
+        system_modstamp=_clean("SystemModstamp"),
+    ).cast(RAW_ACCOUNT_SCHEMA)
+
+    asset_fields = _fields(
+        asset.account_id, asset.product_code, asset.product_name, asset.status, asset.licenses,
+        asset.contract_value, asset.create_date,
+    )  # fmt: skip
+    assets = source.fetch("Asset", _fields(["Id"], asset_fields), ["SystemModstamp"]).select(
+        salesforce_id=_clean("Id"),
+        account_salesforce_id=_first_present(asset.account_id),
+        product_code=_first_present(asset.product_code),
+        product_name=_first_present(asset.product_name),
+        status=_first_present(asset.status),
+        licenses=_first_present(asset.licenses),
+        contract_value=_first_present(asset.contract_value),
+        create_date=_first_present(asset.create_date),
+        system_modstamp=_clean("SystemModstamp"),
+    ).cast(RAW_ASSET_SCHEMA)
+
+    contact_fields = _fields(contact.account_id, contact.user_id, contact.name)
+    contacts = source.fetch("Contact", _fields(["Id"], contact_fields), ["SystemModstamp"]).select(
+        salesforce_id=_clean("Id"),
+        account_salesforce_id=_first_present(contact.account_id),
+        user_id=_first_present(contact.user_id),
+        name=_first_present(contact.name),
+        system_modstamp=_clean("SystemModstamp"),
+    ).cast(RAW_CONTACT_SCHEMA)
+    return {"crm_accounts_raw": accounts, "crm_assets_raw": assets, "crm_contacts_raw": contacts}

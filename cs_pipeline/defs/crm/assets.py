@@ -1,0 +1,134 @@
+"""CRM assets: the daily snapshot of the source, the account dimension and users."""
+
+import dagster as dg
+import polars as pl
+
+from cs_pipeline import schemas
+from cs_pipeline.crm.mapping import extract_snapshot
+from cs_pipeline.crm.sources import CrmSource
+from cs_pipeline.defs.shared import PipelineSettings, partition_date
+from cs_pipeline.lib.hierarchy import RAW_ACCOUNT_SCHEMA, RAW_ASSET_SCHEMA, resolve_accounts
+from cs_pipeline.warehouse import query_frame, DUCKDB_POOL, WarehouseResource, read_sql, table_metadata
+
+
+def _set_variables(con, context: dg.AssetExecutionContext) -> None:
+    con.execute("SET VARIABLE partition_date = ?", [partition_date(context)])
+    con.execute("SET VARIABLE run_id = ?", [context.run_id])
+
+
+def build_crm_assets(daily: dg.DailyPartitionsDefinition) -> list[dg.AssetsDefinition]:
+    @dg.asset(
+        partitions_def=daily,
+        pool=DUCKDB_POOL,
+        group_name="crm",
+        kinds={"duckdb", "salesforce"},
+        retry_policy=dg.RetryPolicy(max_retries=2, delay=30, backoff=dg.Backoff.EXPONENTIAL),
+        description="What the CRM holds when day D is materialised, stored as D's snapshot "
+        "(crm_accounts_raw, crm_assets_raw, crm_contacts_raw), mapped to canonical names.",
+    )
+    def crm_snapshot(
+        context: dg.AssetExecutionContext, settings: PipelineSettings, crm: CrmSource, warehouse: WarehouseResource
+    ) -> dg.MaterializeResult:
+        frames = extract_snapshot(crm, settings.config)
+        with warehouse.connection() as con:
+            _set_variables(con, context)
+            con.begin()
+            for name, frame in frames.items():
+                con.register(name.replace("crm_", "snapshot_").replace("_raw", ""), frame.to_arrow())
+            con.execute(read_sql("crm/store_snapshot.sql"))
+            con.commit()
+            metadata = table_metadata(con, "crm_accounts_raw", frames["crm_accounts_raw"].height)
+        return dg.MaterializeResult(
+            metadata={
+                **metadata,
+                "accounts": frames["crm_accounts_raw"].height,
+                "assets": frames["crm_assets_raw"].height,
+                "contacts": frames["crm_contacts_raw"].height,
+            }
+        )
+
+    @dg.asset(
+        partitions_def=daily,
+        pool=DUCKDB_POOL,
+        group_name="crm",
+        kinds={"duckdb", "polars"},
+        deps=[crm_snapshot, dg.AssetKey("usage_events")],
+        description="The account dimension: CRM accounts and virtual product accounts with "
+        "root_id, depth, path and status group (account_snapshots for D; `accounts` and "
+        "`hierarchy_issues` show the newest snapshot, plus IDs seen only in events).",
+    )
+    def accounts(
+        context: dg.AssetExecutionContext, settings: PipelineSettings, warehouse: WarehouseResource
+    ) -> dg.MaterializeResult:
+        config = settings.config
+        day = partition_date(context)
+        with warehouse.connection() as con:
+            raw_accounts = query_frame(con, "SELECT * EXCLUDE (snapshot_date, run_id) FROM crm_accounts_raw WHERE snapshot_date = ?", [day])
+            raw_assets = query_frame(con, "SELECT * EXCLUDE (snapshot_date, run_id) FROM crm_assets_raw WHERE snapshot_date = ?", [day])
+            if raw_accounts.height == 0:
+                raise dg.Failure(f"no CRM snapshot for {day}: materialise crm_snapshot for partition {day} first")
+            resolution = resolve_accounts(
+                raw_accounts.cast(RAW_ACCOUNT_SCHEMA),
+                raw_assets.cast(RAW_ASSET_SCHEMA),
+                status_catalog=config.status_catalog(),
+                product_separator=config.crm.product_separator,
+            )
+            schemas.validate(schemas.accounts, resolution.accounts)
+            schemas.validate(schemas.hierarchy_issues, resolution.issues)
+            _set_variables(con, context)
+            con.begin()
+            con.register("resolved_accounts", resolution.accounts.to_arrow())
+            con.register("resolved_issues", resolution.issues.to_arrow())
+            con.execute(read_sql("crm/store_account_snapshot.sql"))
+            con.execute(read_sql("crm/refresh_current_accounts.sql"))
+            con.commit()
+            current_rows = con.execute("SELECT count(*) FROM accounts").fetchone()[0]
+            metadata = table_metadata(con, "accounts", current_rows)
+        counts = resolution.accounts.group_by("account_type").len()
+        groups = resolution.accounts.group_by("status_group").len()
+        issue_counts = resolution.issues.group_by("issue").len()
+        for issue in resolution.issues.filter(pl.col("issue") != "invalid_value").head(20).iter_rows(named=True):
+            context.log.warning(f"hierarchy issue {issue['issue']} for {issue['account_id']}: {issue['detail']}")
+        return dg.MaterializeResult(
+            metadata={
+                **metadata,
+                "snapshot_accounts": resolution.accounts.height,
+                **{f"accounts_{t}": _count(counts, "account_type", t) for t in schemas.ACCOUNT_TYPES[:2]},
+                **{f"status_{g.lower()}": _count(groups, "status_group", g) for g in schemas.STATUS_GROUPS},
+                "hierarchy_issues": resolution.issues.height,
+                **{f"issues_{k}": _count(issue_counts, "issue", k) for k in schemas.ISSUE_KINDS},
+                "max_depth": int(resolution.accounts["depth"].max() or 0),
+            }
+        )
+
+    @dg.asset(
+        partitions_def=daily,
+        pool=DUCKDB_POOL,
+        group_name="crm",
+        kinds={"duckdb"},
+        deps=[crm_snapshot, accounts, dg.AssetKey("usage_events")],
+        description="Users per account: contacts of the newest CRM snapshot and every user seen "
+        "in usage events, with first_seen / last_seen.",
+    )
+    def users(context: dg.AssetExecutionContext, warehouse: WarehouseResource) -> dg.MaterializeResult:
+        with warehouse.connection() as con:
+            _set_variables(con, context)
+            con.begin()
+            con.execute(read_sql("crm/refresh_users.sql"))
+            current = query_frame(con, "SELECT * EXCLUDE (run_id) FROM users")
+            schemas.validate(schemas.users, current)  # in the transaction: a violation writes nothing
+            con.commit()
+            metadata = table_metadata(con, "users", current.height)
+        return dg.MaterializeResult(
+            metadata={
+                **metadata,
+                "users_from_contacts": current.filter(pl.col("name").is_not_null()).height,
+                "users_seen_in_events": current.filter(pl.col("first_seen").is_not_null()).height,
+            }
+        )
+
+    return [crm_snapshot, accounts, users]
+
+
+def _count(counts: pl.DataFrame, column: str, value: str) -> int:
+    return int(counts.filter(pl.col(column) == value)["len"].sum())

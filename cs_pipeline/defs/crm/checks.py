@@ -1,0 +1,30 @@
+"""Blocking schema checks on the CRM tables: a failure stops everything downstream."""
+
+import dagster as dg
+import polars as pl
+
+from cs_pipeline import schemas
+from cs_pipeline.defs.shared import schema_check_result
+from cs_pipeline.warehouse import query_frame, DUCKDB_POOL, WarehouseResource
+
+
+def _stored(warehouse: WarehouseResource, table: str) -> pl.DataFrame:
+    with warehouse.connection() as con:
+        return query_frame(con, f"SELECT * EXCLUDE (run_id) FROM {table}")
+
+
+def build_crm_checks(daily: dg.DailyPartitionsDefinition) -> list[dg.AssetChecksDefinition]:
+    @dg.asset_check(asset="accounts", blocking=True, pool=DUCKDB_POOL, partitions_def=daily,
+                    description="accounts and hierarchy_issues match their pandera schemas.")
+    def accounts_schema(warehouse: WarehouseResource) -> dg.AssetCheckResult:
+        stored = _stored(warehouse, "accounts").with_columns(pl.col("attributes").cast(pl.List(pl.Struct({"key": pl.String, "value": pl.String}))))
+        result = schema_check_result(schemas.accounts, stored)
+        issues = schema_check_result(schemas.hierarchy_issues, _stored(warehouse, "hierarchy_issues"))
+        return result if not result.passed else issues
+
+    @dg.asset_check(asset="users", blocking=True, pool=DUCKDB_POOL, partitions_def=daily,
+                    description="users matches its pandera schema.")
+    def users_schema(warehouse: WarehouseResource) -> dg.AssetCheckResult:
+        return schema_check_result(schemas.users, _stored(warehouse, "users"))
+
+    return [accounts_schema, users_schema]

@@ -1,0 +1,53 @@
+"""What every domain under defs/ shares: the pipeline settings resource and the daily partitions."""
+
+from __future__ import annotations
+
+from datetime import date
+import dagster as dg
+import pandera.polars as pa
+import polars as pl
+
+from cs_pipeline import schemas
+from cs_pipeline.config import PipelineConfig, load_config
+
+
+class PipelineSettings(dg.ConfigurableResource):
+    """The pipeline's YAML config (SPEC section 5), by path so each run records which file it used."""
+
+    config_path: str
+
+    @property
+    def config(self) -> PipelineConfig:
+        # read at each use: a long-lived code server sees edits without a restart
+        return load_config(self.config_path)
+
+
+def daily_partitions(config: PipelineConfig) -> dg.DailyPartitionsDefinition:
+    # UTC days, the last one being yesterday: a day is processed once it is over.
+    return dg.DailyPartitionsDefinition(start_date=config.start_date.isoformat(), timezone="UTC")
+
+
+def partition_date(context: dg.AssetExecutionContext | dg.AssetCheckExecutionContext) -> date:
+    return date.fromisoformat(context.partition_key)
+
+
+def schema_check_result(schema: pa.DataFrameSchema, frame: pl.DataFrame) -> dg.AssetCheckResult:
+    """A blocking check's verdict on stored rows, with the failing checks in metadata."""
+    found = schemas.failures(schema, frame)
+    if found is None:
+        return dg.AssetCheckResult(passed=True, metadata={"rows_checked": frame.height})
+    summary = found.group_by("column", "check").agg(pl.len().alias("rows"), pl.first("failure_case").cast(pl.String))
+    return dg.AssetCheckResult(
+        passed=False,
+        metadata={
+            "rows_checked": frame.height,
+            "failures": found.height,
+            "failing_checks": dg.MetadataValue.md(
+                "| column | check | rows | example |\n|---|---|---|---|\n"
+                + "\n".join(
+                    f"| {r['column']} | {r['check']} | {r['rows']} | {r['failure_case']} |"
+                    for r in summary.sort("column", "check").iter_rows(named=True)
+                )
+            ),
+        },
+    )

@@ -1,0 +1,56 @@
+"""Usage assets: one day's delivery from the landing zone into `usage_events`."""
+
+import dagster as dg
+
+from cs_pipeline.defs.shared import PipelineSettings, partition_date
+from cs_pipeline.usage.ingest import ingest_delivery
+from cs_pipeline.warehouse import DUCKDB_POOL, WarehouseResource, table_metadata
+
+
+def build_usage_assets(daily: dg.DailyPartitionsDefinition) -> list[dg.AssetsDefinition]:
+    @dg.asset(
+        partitions_def=daily,
+        pool=DUCKDB_POOL,
+        group_name="usage",
+        kinds={"duckdb", "parquet"},
+        description="The events delivered to <landing>/usage/date=D/ (parquet, jsonl, jsonl.gz, "
+        "csv), normalised and deduplicated by event_id across days; bad rows go to "
+        "rejected_events with their reason.",
+    )
+    def usage_events(
+        context: dg.AssetExecutionContext, settings: PipelineSettings, warehouse: WarehouseResource
+    ) -> dg.MaterializeResult:
+        config = settings.config
+        day = partition_date(context)
+        with warehouse.connection() as con:
+            result = ingest_delivery(
+                con,
+                landing=config.landing,
+                partition_date=day,
+                module_limit=config.limits.modules,
+                action_limit=config.limits.actions,
+                run_id=context.run_id,
+            )
+            metadata = table_metadata(con, "usage_events", result.events_stored)
+        if result.files == 0:
+            context.log.warning(f"no usage files delivered for {day} (looked in {config.landing}/usage/date={day})")
+        if result.files_ignored:
+            context.log.warning(f"ignored files for {day} (not a usage format): {', '.join(result.files_ignored)}")
+        if result.rows_rejected:
+            context.log.warning(f"{result.rows_rejected} rows of {day} rejected: {result.rejected}")
+        return dg.MaterializeResult(
+            metadata={
+                **metadata,
+                "files": result.files,
+                "files_ignored": len(result.files_ignored),
+                "rows_read": result.rows_read,
+                "rows_written": result.events_stored,
+                "rows_rejected": result.rows_rejected,
+                **{f"rejected_{reason}": count for reason, count in result.rejected.items()},
+                "duplicates": result.duplicates,
+                "late_events": result.late_events,
+                "moved_beyond_limits": result.moved_beyond_limits,
+            }
+        )
+
+    return [usage_events]

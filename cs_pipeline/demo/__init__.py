@@ -1,0 +1,1 @@
+"""Demo tenant: a synthetic CRM export and usage landing zone (see `generator`)."""
