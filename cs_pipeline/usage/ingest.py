@@ -60,7 +60,7 @@ def ingest_delivery(
         moved = 0
         if _vocabulary_exceeds_limits(con, module_limit, action_limit):
             con.execute(read_sql("usage/reject_stored_beyond_limits.sql"))
-            moved = con.execute("SELECT count(*) FROM beyond_limits").fetchone()[0]
+            [(moved,)] = con.execute("SELECT count(*) FROM beyond_limits").fetchall()
         _validate_partition(con, partition_date)
         result = _summarise(con, delivery_files=len(delivery.files), partition_date=partition_date)
         con.commit()
@@ -95,21 +95,21 @@ def _validate_partition(con: duckdb.DuckDBPyConnection, partition_date: date) ->
 
 
 def _vocabulary_exceeds_limits(con: duckdb.DuckDBPyConnection, module_limit: int, action_limit: int) -> bool:
-    modules, actions = con.execute(
+    [(modules, actions)] = con.execute(
         "SELECT count(DISTINCT value) FILTER (kind = 'module'), count(DISTINCT value) FILTER (kind = 'action') "
         "FROM usage_vocabulary"
-    ).fetchone()
+    ).fetchall()
     return modules > module_limit or actions > action_limit
 
 
 def _summarise(con: duckdb.DuckDBPyConnection, *, delivery_files: int, partition_date: date) -> dict:
-    rows_read, accepted = con.execute(
+    [(rows_read, accepted)] = con.execute(
         "SELECT count(*), count(*) FILTER (reason IS NULL) FROM staged"
-    ).fetchone()
-    stored, late = con.execute(
+    ).fetchall()
+    [(stored, late)] = con.execute(
         "SELECT count(*), count(*) FILTER (event_date < ?) FROM usage_events WHERE partition_date = ?",
         [partition_date, partition_date],
-    ).fetchone()
+    ).fetchall()
     rejected = dict(
         con.execute(
             "SELECT reason, count(*) FROM staged WHERE reason IS NOT NULL GROUP BY reason ORDER BY reason"

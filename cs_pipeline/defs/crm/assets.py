@@ -82,7 +82,7 @@ def build_crm_assets(daily: dg.DailyPartitionsDefinition) -> list[dg.AssetsDefin
             con.execute(read_sql("crm/store_account_snapshot.sql"))
             con.execute(read_sql("crm/refresh_current_accounts.sql"))
             con.commit()
-            current_rows = con.execute("SELECT count(*) FROM accounts").fetchone()[0]
+            [(current_rows,)] = con.execute("SELECT count(*) FROM accounts").fetchall()
             metadata = table_metadata(con, "accounts", current_rows)
         counts = resolution.accounts.group_by("account_type").len()
         groups = resolution.accounts.group_by("status_group").len()
