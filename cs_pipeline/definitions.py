@@ -20,7 +20,7 @@ def build_definitions(config: PipelineConfig) -> dg.Definitions:
     daily = daily_partitions(config)
     assets = [*build_crm_assets(daily), *build_usage_assets(daily)]
     checks = [*build_crm_checks(daily), *build_usage_checks(daily)]
-    daily_job = dg.define_asset_job(DAILY_JOB, selection=dg.AssetSelection.all(), partitions_def=daily)
+    daily_job = dg.define_asset_job(DAILY_JOB, selection=dg.AssetSelection.all())
     return dg.Definitions(
         assets=assets,
         asset_checks=checks,

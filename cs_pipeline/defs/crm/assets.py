@@ -13,7 +13,7 @@ from cs_pipeline.warehouse import query_frame, DUCKDB_POOL, WarehouseResource, r
 
 def _set_variables(con, context: dg.AssetExecutionContext) -> None:
     con.execute("SET VARIABLE partition_date = ?", [partition_date(context)])
-    con.execute("SET VARIABLE run_id = ?", [context.run_id])
+    con.execute("SET VARIABLE run_id = ?", [context.run.run_id])
 
 
 def build_crm_assets(daily: dg.DailyPartitionsDefinition) -> list[dg.AssetsDefinition]:

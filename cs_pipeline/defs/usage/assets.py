@@ -29,7 +29,7 @@ def build_usage_assets(daily: dg.DailyPartitionsDefinition) -> list[dg.AssetsDef
                 partition_date=day,
                 module_limit=config.limits.modules,
                 action_limit=config.limits.actions,
-                run_id=context.run_id,
+                run_id=context.run.run_id,
             )
             metadata = table_metadata(con, "usage_events", result.events_stored)
         if result.files == 0:

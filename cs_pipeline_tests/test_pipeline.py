@@ -1,0 +1,114 @@
+"""The pipeline through Dagster: CLI runs land in the instance and fill the warehouse."""
+
+import duckdb
+import dagster as dg
+import pytest
+
+from cs_pipeline import cli
+from cs_pipeline.defs.shared import schema_check_result
+from cs_pipeline import schemas
+from cs_pipeline_tests.tenant import write_events_csv, write_tenant
+
+import polars as pl
+
+
+@pytest.fixture
+def tenant(tmp_path, monkeypatch):
+    monkeypatch.setenv("DAGSTER_HOME", str(tmp_path / "dagster_home"))
+    config = write_tenant(tmp_path)
+    landing = tmp_path / "landing"
+    write_events_csv(landing, "2025-11-20", "a.csv", [
+        {"event_id": "e1", "ts": "2025-11-20T10:00:00Z", "account_id": "XYZ", "user_id": "Ann@Acme.com",
+         "module": "Billing", "action": "Send invoice"},
+        {"event_id": "e2", "ts": "2025-11-20T23:30:00-05:00", "account_id": "ABC_Widget2", "user_id": "bob@acme.com",
+         "action": "Login"},
+    ])  # fmt: skip
+    write_events_csv(landing, "2025-11-21", "a.csv", [
+        {"event_id": "e1", "ts": "2025-11-20T10:00:00Z", "account_id": "XYZ", "action": "Send invoice"},
+        {"event_id": "e3", "ts": "2025-11-21T08:00:00Z", "account_id": "ghost", "user_id": "g1", "action": "Login"},
+        {"event_id": "e4", "ts": "2025-11-21T08:00:00Z", "account_id": "", "action": "Login"},
+    ])  # fmt: skip
+    return config
+
+
+def table(config, name: str) -> list[tuple]:
+    with duckdb.connect(str(config.parent / "warehouse.duckdb"), read_only=True) as con:
+        con.execute("SET TimeZone = 'UTC'")
+        return con.execute(f"SELECT * EXCLUDE (run_id) FROM {name} ORDER BY ALL").fetchall()
+
+
+def test_backfill_fills_the_warehouse_and_records_runs(tenant, capsys):
+    assert cli.main(["--config", str(tenant), "backfill", "--start", "2025-11-20", "--end", "2025-11-21"]) == 0
+    assert "[2/2] 2025-11-21 done" in capsys.readouterr().out
+
+    accounts = {row[0]: row for row in table(tenant, "accounts")}
+    assert sorted(accounts) == ["ABC", "ABC_Widget1", "ABC_Widget2", "XYZ", "XYZ_Widget1", "ghost"]
+    assert accounts["ABC_Widget2"][1:7] == ("Acme Boston - Widget 2", "ABC", "XYZ", 2, ["XYZ", "ABC", "ABC_Widget2"], "product")
+    assert accounts["ghost"][1:10] == (None, None, "ghost", 0, ["ghost"], "unknown", None, None, "Unknown")
+
+    events = {row[0]: row for row in table(tenant, "usage_events")}
+    assert sorted(events) == ["e1", "e2", "e3"]
+    # e1 came on both days: the copy of the 20th is the event
+    assert events["e1"][7].isoformat() == "2025-11-20"
+    # 23:30 at -05:00 on the 20th is 04:30 UTC on the 21st: the event belongs to the 21st
+    assert (events["e2"][1].isoformat(), events["e2"][2].isoformat()) == ("2025-11-21T04:30:00+00:00", "2025-11-21")
+    assert [(r[0].isoformat(), r[3]) for r in table(tenant, "rejected_events")] == [("2025-11-21", "missing_account_id")]
+
+    users = table(tenant, "users")
+    assert [(u[0], u[1], u[2], str(u[3]), str(u[4])) for u in users] == [
+        ("ABC_Widget2", "bob@acme.com", None, "2025-11-21", "2025-11-21"),
+        ("XYZ", "ann@acme.com", "Ann", "2025-11-20", "2025-11-20"),
+        ("ghost", "g1", None, "2025-11-21", "2025-11-21"),
+    ]
+
+    instance = dg.DagsterInstance.get()
+    runs = instance.get_runs()
+    assert len(runs) == 2 and all(run.status == dg.DagsterRunStatus.SUCCESS for run in runs)
+    assert {run.tags["dagster/partition"] for run in runs} == {"2025-11-20", "2025-11-21"}
+    assert all(run.tags["cs_pipeline/config_path"] == str(tenant) for run in runs)
+    event = instance.get_latest_materialization_event(dg.AssetKey("usage_events"))
+    metadata = event.asset_materialization.metadata
+    assert (metadata["rows_written"].value, metadata["rows_rejected"].value, metadata["duplicates"].value) == (1, 1, 1)
+    assert metadata["dagster/table_name"].value == "main.usage_events"
+    checks = instance.event_log_storage.get_asset_check_execution_history(
+        dg.AssetCheckKey(dg.AssetKey("usage_events"), "usage_events_schema"), limit=5
+    )
+    assert len(checks) == 2
+
+
+def test_rerunning_a_day_leaves_every_table_identical(tenant):
+    args = ["--config", str(tenant), "backfill", "--start", "2025-11-20", "--end", "2025-11-21"]
+    assert cli.main(args) == 0
+    tables = ["accounts", "hierarchy_issues", "users", "usage_events", "usage_event_copies", "rejected_events",
+              "account_snapshots", "crm_accounts_raw"]  # fmt: skip
+    before = {name: table(tenant, name) for name in tables}
+    assert cli.main(["--config", str(tenant), "materialize", "--date", "2025-11-20"]) == 0
+    assert {name: table(tenant, name) for name in tables} == before
+
+
+def test_date_outside_the_partitions_is_a_clear_error(tenant, capsys):
+    assert cli.main(["--config", str(tenant), "materialize", "--date", "2025-10-01"]) == 1
+    assert "2025-10-01 is not a daily partition: they run from 2025-11-01" in capsys.readouterr().err
+
+
+def test_config_error_names_file_and_key(tenant, capsys):
+    tenant.write_text(tenant.read_text().replace("landing:", "landnig:"))
+    assert cli.main(["--config", str(tenant), "materialize", "--date", "2025-11-20"]) == 1
+    err = capsys.readouterr().err
+    assert f"config {tenant}: landnig:" in err and "landing" in err
+
+
+def test_failed_run_reports_the_file_at_fault(tenant, capsys):
+    (tenant.parent / "landing" / "usage" / "date=2025-11-20" / "broken.parquet").write_bytes(b"not parquet")
+    assert cli.main(["--config", str(tenant), "materialize", "--date", "2025-11-20"]) == 1
+    assert "usage file" in (err := capsys.readouterr().err) and "broken.parquet cannot be read" in err
+
+
+def test_schema_check_reports_failing_rows():
+    bad = pl.DataFrame(
+        {"account_id": ["A"], "issue": ["made_up"], "detail": ["x"]},
+    )
+    result = schema_check_result(schemas.hierarchy_issues, bad)
+    assert not result.passed
+    assert result.metadata["failures"].value == 1
+    assert "made_up" in result.metadata["failing_checks"].value
