@@ -1,8 +1,8 @@
 """`cs-pipeline`: run the pipeline through the Dagster instance, so every run is in the UI.
 
-    cs-pipeline demo                           synthetic tenant, 60 days end to end
-    cs-pipeline materialize --date D           every asset for day D
-    cs-pipeline backfill --start D1 --end D2   the same for each day of the range
+cs-pipeline demo                           synthetic tenant, 60 days end to end
+cs-pipeline materialize --date D           every asset for day D
+cs-pipeline backfill --start D1 --end D2   the same for each day of the range
 """
 
 from __future__ import annotations
@@ -121,7 +121,10 @@ def cmd_demo(args: argparse.Namespace) -> None:
     config = load_config(default_config_path() if args.config is None else args.config)
     tenant_dir = config.source_path.parent
     if config.crm.files_dir != tenant_dir / "crm" or config.landing != tenant_dir / "landing":
-        raise CliError(f"the demo writes its tenant beside {config.source_path}: its crm.files_dir must be crm/ and landing landing/")
+        raise CliError(
+            f"the demo writes its tenant beside {config.source_path}: "
+            "its crm.files_dir must be crm/ and landing landing/"
+        )
     end = yesterday()
     print(f"generating the demo tenant ({args.days} days to {end}) in {tenant_dir} ...", flush=True)
     summary = generate_tenant(tenant_dir, end_date=end, days=args.days, progress=None)
@@ -135,7 +138,8 @@ def cmd_demo(args: argparse.Namespace) -> None:
     print(
         f"\nWarehouse: {config.warehouse}\nDagster instance: {os.environ['DAGSTER_HOME']}\n"
         f"Open the UI with: DAGSTER_HOME={os.environ['DAGSTER_HOME']} dagster dev -w workspace.yaml\n"
-        f"Query it with: duckdb {config.warehouse} \"SELECT account_type, status_group, count(*) FROM accounts GROUP BY ALL\"",
+        f"Query it with: duckdb {config.warehouse} "
+        '"SELECT account_type, status_group, count(*) FROM accounts GROUP BY ALL"',
         flush=True,
     )
 
@@ -149,7 +153,9 @@ def _date(text: str) -> date:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="cs-pipeline", description=__doc__.split("\n\n")[0])
-    parser.add_argument("--config", help="the pipeline YAML (default: $CS_PIPELINE_CONFIG, else the bundled demo config)")
+    parser.add_argument(
+        "--config", help="the pipeline YAML (default: $CS_PIPELINE_CONFIG, else the bundled demo config)"
+    )
     commands = parser.add_subparsers(dest="command", required=True)
     demo = commands.add_parser("demo", help="generate the demo tenant and run it end to end")
     demo.add_argument("--days", type=int, default=60)

@@ -201,7 +201,9 @@ def _profile_name(name: str) -> str:
     if name != name.strip():
         raise _fail(f"{name!r} must not start or end with spaces")
     if bad := sorted(set(name) & set("|,[]")):
-        raise _fail(f"{name!r} contains {' '.join(bad)}; profile names become Dagster partition keys, which cannot hold | , [ ]")
+        raise _fail(
+            f"{name!r} contains {' '.join(bad)}; profile names become Dagster partition keys, which cannot hold | , [ ]"
+        )
     return name
 
 
@@ -408,7 +410,9 @@ class Profile(_Model):
         if isinstance(data, Mapping):  # the kind is decided by which keys are written
             scorecard, dims = "good" in data or "poor" in data, "dimensions" in data
             if scorecard and dims:
-                raise _fail("has both good/poor rules and dimensions; a profile is a scorecard or multidimensional, not both")
+                raise _fail(
+                    "has both good/poor rules and dimensions; a profile is a scorecard or multidimensional, not both"
+                )
             if not scorecard and not dims:
                 raise _fail("needs good/poor rules (a scorecard) or dimensions (multidimensional)")
             if "bands" in data and not dims:
@@ -567,7 +571,10 @@ class PipelineConfig(_Model):
         for group, names in statuses.items():
             for name in names:
                 if name.lower() in seen:  # matching is case-insensitive (SPEC 4.1)
-                    raise _fail(f"status {name!r} is listed twice (under {seen[name.lower()]} and {group}); matching ignores case")
+                    raise _fail(
+                        f"status {name!r} is listed twice (under {seen[name.lower()]} and {group}); "
+                        "matching ignores case"
+                    )
                 seen[name.lower()] = group
         return statuses
 
@@ -633,7 +640,9 @@ def parse_config(data: Any, source_path: str | os.PathLike[str], *, raw: bytes |
     if data is None:
         raise ConfigError(source, ["the file is empty"])
     if not isinstance(data, Mapping):
-        raise ConfigError(source, [f"the top level should be a mapping of sections (crm, landing, ...), got {_short(data)}"])
+        raise ConfigError(
+            source, [f"the top level should be a mapping of sections (crm, landing, ...), got {_short(data)}"]
+        )
     if "source_path" in data:
         raise ConfigError(source, ["source_path: unknown key (it is set from the file's location)"])
     try:
@@ -677,9 +686,7 @@ def _construct_mapping(loader: _StrictLoader, node: yaml.MappingNode) -> dict[An
         if isinstance(key_node, yaml.ScalarNode) and key_node.tag != "tag:yaml.org,2002:merge":
             key = loader.construct_object(key_node)
             if isinstance(key, Hashable) and key in seen:
-                raise yaml.constructor.ConstructorError(
-                    None, None, f"duplicate key {key!r}", key_node.start_mark
-                )
+                raise yaml.constructor.ConstructorError(None, None, f"duplicate key {key!r}", key_node.start_mark)
             seen.add(key)
     return loader.construct_mapping(node, deep=True)
 

@@ -7,7 +7,6 @@ import pandera.polars as pa
 import polars as pl
 
 
-
 def _row_check(name: str, holds: pl.Expr) -> pa.Check:
     """A check that `holds` is true on every row."""
     return pa.Check(lambda data: data.lazyframe.select(holds), name=name)

@@ -377,7 +377,9 @@ def test_bands_out_of_order(tmp_path: Path) -> None:
 def test_sql_metric_file_missing(tmp_path: Path) -> None:
     path = edited(tmp_path, lambda d: d["metrics"]["escalations"].update(sql="sql/metrics/nope.sql"))
     message = error_of(path)
-    assert f"metrics.escalations.sql: SQL file {(tmp_path / 'sql/metrics/nope.sql').resolve()} does not exist" in message
+    assert (
+        f"metrics.escalations.sql: SQL file {(tmp_path / 'sql/metrics/nope.sql').resolve()} does not exist" in message
+    )
 
 
 def test_custom_metric_shape_and_names(tmp_path: Path) -> None:

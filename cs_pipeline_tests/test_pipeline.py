@@ -1,15 +1,13 @@
 """The pipeline through Dagster: CLI runs land in the instance and fill the warehouse."""
 
-import duckdb
 import dagster as dg
+import duckdb
+import polars as pl
 import pytest
 
-from cs_pipeline import cli
+from cs_pipeline import cli, schemas
 from cs_pipeline.defs.shared import schema_check_result
-from cs_pipeline import schemas
 from cs_pipeline_tests.tenant import write_events_csv, write_tenant
-
-import polars as pl
 
 
 @pytest.fixture
@@ -43,7 +41,14 @@ def test_backfill_fills_the_warehouse_and_records_runs(tenant, capsys):
 
     accounts = {row[0]: row for row in table(tenant, "accounts")}
     assert sorted(accounts) == ["ABC", "ABC_Widget1", "ABC_Widget2", "XYZ", "XYZ_Widget1", "ghost"]
-    assert accounts["ABC_Widget2"][1:7] == ("Acme Boston - Widget 2", "ABC", "XYZ", 2, ["XYZ", "ABC", "ABC_Widget2"], "product")
+    assert accounts["ABC_Widget2"][1:7] == (
+        "Acme Boston - Widget 2",
+        "ABC",
+        "XYZ",
+        2,
+        ["XYZ", "ABC", "ABC_Widget2"],
+        "product",
+    )
     assert accounts["ghost"][1:10] == (None, None, "ghost", 0, ["ghost"], "unknown", None, None, "Unknown")
 
     events = {row[0]: row for row in table(tenant, "usage_events")}
@@ -52,7 +57,9 @@ def test_backfill_fills_the_warehouse_and_records_runs(tenant, capsys):
     assert events["e1"][7].isoformat() == "2025-11-20"
     # 23:30 at -05:00 on the 20th is 04:30 UTC on the 21st: the event belongs to the 21st
     assert (events["e2"][1].isoformat(), events["e2"][2].isoformat()) == ("2025-11-21T04:30:00+00:00", "2025-11-21")
-    assert [(r[0].isoformat(), r[3]) for r in table(tenant, "rejected_events")] == [("2025-11-21", "missing_account_id")]
+    assert [(r[0].isoformat(), r[3]) for r in table(tenant, "rejected_events")] == [
+        ("2025-11-21", "missing_account_id")
+    ]
 
     users = table(tenant, "users")
     assert [(u[0], u[1], u[2], str(u[3]), str(u[4])) for u in users] == [

@@ -47,9 +47,13 @@ def extract_snapshot(source: CrmSource, config: PipelineConfig) -> dict[str, pl.
         account.contract_value, account.renewal_date, account.licenses, list(account.attributes.values()),
     )  # fmt: skip
     accounts = source.fetch("Account", _fields(["Id"], account_fields), ["SystemModstamp"])
-    attributes = pl.concat_list(
-        [pl.struct(key=pl.lit(name), value=_clean(field)) for name, field in sorted(account.attributes.items())]
-    ) if account.attributes else pl.lit([], dtype=RAW_ACCOUNT_SCHEMA["attributes"])
+    attributes = (
+        pl.concat_list(
+            [pl.struct(key=pl.lit(name), value=_clean(field)) for name, field in sorted(account.attributes.items())]
+        )
+        if account.attributes
+        else pl.lit([], dtype=RAW_ACCOUNT_SCHEMA["attributes"])
+    )
     accounts = accounts.select(
         salesforce_id=_clean("Id"),
         account_id=_first_present(account.account_id),
@@ -68,24 +72,32 @@ def extract_snapshot(source: CrmSource, config: PipelineConfig) -> dict[str, pl.
         asset.account_id, asset.product_code, asset.product_name, asset.status, asset.licenses,
         asset.contract_value, asset.create_date,
     )  # fmt: skip
-    assets = source.fetch("Asset", _fields(["Id"], asset_fields), ["SystemModstamp"]).select(
-        salesforce_id=_clean("Id"),
-        account_salesforce_id=_first_present(asset.account_id),
-        product_code=_first_present(asset.product_code),
-        product_name=_first_present(asset.product_name),
-        status=_first_present(asset.status),
-        licenses=_first_present(asset.licenses),
-        contract_value=_first_present(asset.contract_value),
-        create_date=_first_present(asset.create_date),
-        system_modstamp=_clean("SystemModstamp"),
-    ).cast(RAW_ASSET_SCHEMA)
+    assets = (
+        source.fetch("Asset", _fields(["Id"], asset_fields), ["SystemModstamp"])
+        .select(
+            salesforce_id=_clean("Id"),
+            account_salesforce_id=_first_present(asset.account_id),
+            product_code=_first_present(asset.product_code),
+            product_name=_first_present(asset.product_name),
+            status=_first_present(asset.status),
+            licenses=_first_present(asset.licenses),
+            contract_value=_first_present(asset.contract_value),
+            create_date=_first_present(asset.create_date),
+            system_modstamp=_clean("SystemModstamp"),
+        )
+        .cast(RAW_ASSET_SCHEMA)
+    )
 
     contact_fields = _fields(contact.account_id, contact.user_id, contact.name)
-    contacts = source.fetch("Contact", _fields(["Id"], contact_fields), ["SystemModstamp"]).select(
-        salesforce_id=_clean("Id"),
-        account_salesforce_id=_first_present(contact.account_id),
-        user_id=_first_present(contact.user_id),
-        name=_first_present(contact.name),
-        system_modstamp=_clean("SystemModstamp"),
-    ).cast(RAW_CONTACT_SCHEMA)
+    contacts = (
+        source.fetch("Contact", _fields(["Id"], contact_fields), ["SystemModstamp"])
+        .select(
+            salesforce_id=_clean("Id"),
+            account_salesforce_id=_first_present(contact.account_id),
+            user_id=_first_present(contact.user_id),
+            name=_first_present(contact.name),
+            system_modstamp=_clean("SystemModstamp"),
+        )
+        .cast(RAW_CONTACT_SCHEMA)
+    )
     return {"crm_accounts_raw": accounts, "crm_assets_raw": assets, "crm_contacts_raw": contacts}

@@ -55,6 +55,5 @@ class CrmFilesSource(CrmSource):
                 pl.col("IsDeleted").str.strip_chars().str.to_lowercase().is_in(["true", "1"]).fill_null(False).not_()
             )
         return records.select(
-            pl.col(name) if name in records.columns else pl.lit(None, dtype=pl.String).alias(name)
-            for name in wanted
+            pl.col(name) if name in records.columns else pl.lit(None, dtype=pl.String).alias(name) for name in wanted
         )

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import date
+
 import dagster as dg
 import pandera.polars as pa
 import polars as pl

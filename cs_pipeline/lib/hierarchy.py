@@ -91,8 +91,12 @@ def _parsed(frame: pl.DataFrame, parsers: dict[str, pl.Expr], id_column: str, is
             bad.select(
                 account_id=pl.col(id_column),
                 issue=pl.lit("invalid_value"),
-                detail=pl.format("{} '{}' is not a valid {}; stored as null", pl.lit(column), pl.col(column),
-                                 pl.lit("date" if "date" in column else "number")),
+                detail=pl.format(
+                    "{} '{}' is not a valid {}; stored as null",
+                    pl.lit(column),
+                    pl.col(column),
+                    pl.lit("date" if "date" in column else "number"),
+                ),
             )
         )
     return parsed.drop(list(parsers)).rename({f"_parsed_{c}": c for c in parsers})
@@ -127,9 +131,7 @@ def _typed_accounts(raw: pl.DataFrame, issues: list) -> pl.DataFrame:
 def _keep_latest(nodes: pl.DataFrame, issues: list) -> pl.DataFrame:
     """One record per account_id: the latest SystemModstamp, then the larger Salesforce Id."""
     ranked = nodes.with_columns(
-        _rank=pl.struct("system_modstamp", "salesforce_id")
-        .rank("ordinal", descending=True)
-        .over("account_id")
+        _rank=pl.struct("system_modstamp", "salesforce_id").rank("ordinal", descending=True).over("account_id")
     )
     # SystemModstamp is ISO text in one format, so text order is time order.
     kept = ranked.filter(pl.col("_rank") == 1)
@@ -142,7 +144,8 @@ def _keep_latest(nodes: pl.DataFrame, issues: list) -> pl.DataFrame:
             issue=pl.lit("duplicate_id"),
             detail=pl.format(
                 "Salesforce Id {} dropped; kept {} (latest SystemModstamp, then larger Id)",
-                pl.col("salesforce_id"), pl.col("kept_id"),
+                pl.col("salesforce_id"),
+                pl.col("kept_id"),
             ),
         )
     )
@@ -185,8 +188,11 @@ def _product_accounts(
         no_holder.select(
             account_id=pl.lit(None, dtype=pl.String),
             issue=pl.lit("orphan_parent"),
-            detail=pl.format("Asset {} names AccountId {} that does not exist; the holding is dropped",
-                             pl.col("salesforce_id"), pl.col("account_salesforce_id")),
+            detail=pl.format(
+                "Asset {} names AccountId {} that does not exist; the holding is dropped",
+                pl.col("salesforce_id"),
+                pl.col("account_salesforce_id"),
+            ),
         )
     )
     issues.append(

@@ -11,7 +11,6 @@ from datetime import date
 from pathlib import Path
 
 import duckdb
-
 import polars as pl
 
 from cs_pipeline import schemas
@@ -29,7 +28,8 @@ class IngestResult:
     duplicates: int  # accepted rows whose event_id an earlier delivery already holds
     late_events: int  # stored rows of this delivery dated before the partition date
     rejected: dict[str, int] = field(default_factory=dict)
-    moved_beyond_limits: int = 0  # other days' events now beyond the limits
+    moved_beyond_limits: int = 0  # stored events that this delivery's values pushed beyond the limits
+    readmitted_within_limits: int = 0  # limit-rejected rows that are events again
 
     @property
     def rows_rejected(self) -> int:
@@ -57,14 +57,18 @@ def ingest_delivery(
         con.execute(read_sql("usage/stage_delivery.sql"))
         con.execute(read_sql("usage/apply_limits.sql"))
         con.execute(read_sql("usage/store_delivery.sql"))
-        moved = 0
-        if _vocabulary_exceeds_limits(con, module_limit, action_limit):
-            con.execute(read_sql("usage/reject_stored_beyond_limits.sql"))
-            [(moved,)] = con.execute("SELECT count(*) FROM beyond_limits").fetchall()
+        moved = readmitted = 0
+        [(limits_changed,)] = con.execute("SELECT count(*) > 0 FROM changed_vocabulary").fetchall()
+        if limits_changed:
+            con.execute(read_sql("usage/reconcile_limits.sql"))
+            [(moved, readmitted)] = con.execute(
+                "SELECT count(*) FILTER (origin <> 'rejected' AND reason IS NOT NULL), "
+                "count(*) FILTER (origin = 'rejected' AND reason IS NULL) FROM limit_judged"
+            ).fetchall()
         _validate_partition(con, partition_date)
         result = _summarise(con, delivery_files=len(delivery.files), partition_date=partition_date)
         con.commit()
-    except Exception:
+    except BaseException:  # a Polars panic is not an Exception, and must not leave a half-written day
         con.rollback()
         raise
     finally:
@@ -73,6 +77,7 @@ def ingest_delivery(
         **result,
         files_ignored=[p.name for p in delivery.ignored],
         moved_beyond_limits=moved,
+        readmitted_within_limits=readmitted,
     )
 
 
@@ -94,18 +99,8 @@ def _validate_partition(con: duckdb.DuckDBPyConnection, partition_date: date) ->
     schemas.validate(schemas.rejected_events, rejected)
 
 
-def _vocabulary_exceeds_limits(con: duckdb.DuckDBPyConnection, module_limit: int, action_limit: int) -> bool:
-    [(modules, actions)] = con.execute(
-        "SELECT count(DISTINCT value) FILTER (kind = 'module'), count(DISTINCT value) FILTER (kind = 'action') "
-        "FROM usage_vocabulary"
-    ).fetchall()
-    return modules > module_limit or actions > action_limit
-
-
 def _summarise(con: duckdb.DuckDBPyConnection, *, delivery_files: int, partition_date: date) -> dict:
-    [(rows_read, accepted)] = con.execute(
-        "SELECT count(*), count(*) FILTER (reason IS NULL) FROM staged"
-    ).fetchall()
+    [(rows_read, accepted)] = con.execute("SELECT count(*), count(*) FILTER (reason IS NULL) FROM staged").fetchall()
     [(stored, late)] = con.execute(
         "SELECT count(*), count(*) FILTER (event_date < ?) FROM usage_events WHERE partition_date = ?",
         [partition_date, partition_date],

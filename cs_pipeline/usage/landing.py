@@ -7,6 +7,7 @@ wins. Values stay as delivered here; trimming, parsing and validation happen in 
 
 from __future__ import annotations
 
+import gzip
 from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
@@ -63,6 +64,8 @@ def read_delivery(delivery: Delivery) -> pl.DataFrame:
 
 
 def _read_file(path: Path) -> pl.DataFrame:
+    if _is_empty(path):
+        return pl.DataFrame(schema=STAGING_SCHEMA)
     try:
         if path.name.endswith(".parquet"):
             frame = _columns_from_table(pl.read_parquet(path))
@@ -75,6 +78,14 @@ def _read_file(path: Path) -> pl.DataFrame:
     except Exception as exc:  # polars raises several error types for unreadable input
         raise LandingFileError(f"usage file {path} cannot be read: {exc}") from exc
     return frame.with_columns(source_file=pl.lit(path.name)).select(list(STAGING_SCHEMA))
+
+
+def _is_empty(path: Path) -> bool:
+    """A 0-byte text file (or gzip of nothing) is a delivery without events, not an error."""
+    if path.name.endswith(".jsonl.gz"):
+        with gzip.open(path, "rb") as handle:
+            return not handle.read(1)
+    return not path.name.endswith(".parquet") and path.stat().st_size == 0
 
 
 def _columns_from_table(table: pl.DataFrame) -> pl.DataFrame:

@@ -1,7 +1,18 @@
 -- Normalise one day's delivery (the registered frame `delivery`) into `staged`: trimmed
--- text, blanks as NULL, timestamps as UTC instants, an event_id for every row, and the
--- first validation failure as `reason` (NULL = valid so far).
+-- text, blanks as NULL, timestamps as UTC instants, an event_id for every row, the first
+-- validation failure as `reason` (NULL = valid so far), and what was delivered (raw_json,
+-- delivered_fields) as evidence should the row be rejected.
 -- Variables: partition_date.
+-- Trimmed text, a blank as NULL; trims only when an end is whitespace (most values are clean).
+CREATE OR REPLACE TEMP MACRO clean_text(s) AS
+    CASE WHEN s[1] <= ' ' OR s[-1] <= ' ' THEN nullif(trim(s, E' \t\r\n'), '') ELSE s END;
+
+-- A valid event as rejected_events evidence (a limit rejection): its normalised fields,
+-- from which the event is re-admitted exactly if the limits change.
+CREATE OR REPLACE TEMP MACRO event_evidence(event_id, ts, account_id, user_id, module, action) AS
+    to_json({'event_id': event_id, 'ts': strftime(ts, '%Y-%m-%dT%H:%M:%S.%fZ'), 'account_id': account_id,
+             'user_id': user_id, 'module': module, 'action': action});
+
 CREATE OR REPLACE TEMP TABLE staged AS
 WITH json_rows AS (
     SELECT *,
@@ -20,22 +31,36 @@ delivered AS (
         CASE WHEN raw_json IS NULL THEN action ELSE obj ->> 'action' END AS action
     FROM json_rows
 ),
-normalised AS (
-    SELECT source_file, source_row, malformed,
-        nullif(trim(event_id, E' \t\r\n'), '') AS given_event_id,
-        coalesce(ts_value, try_cast(nullif(trim(ts_text, E' \t\r\n'), '') AS TIMESTAMPTZ)) AS ts,
-        nullif(trim(account_id, E' \t\r\n'), '') AS account_id,
-        nullif(trim(user_id, E' \t\r\n'), '') AS user_id,
-        nullif(trim(module, E' \t\r\n'), '') AS module,
-        nullif(trim(action, E' \t\r\n'), '') AS action,
-        -- evidence for rejected_events: the line itself, or the row's fields as delivered
-        CASE
-            WHEN malformed THEN to_json(raw_json)
-            WHEN raw_json IS NOT NULL THEN raw_json::JSON
-            ELSE to_json({'event_id': event_id, 'ts': coalesce(ts_text, strftime(ts_value, '%Y-%m-%dT%H:%M:%S.%fZ')),
-                          'account_id': account_id, 'user_id': user_id, 'module': module, 'action': action})
-        END AS raw
+timestamps AS (
+    -- ISO 8601 only: DuckDB would also read words such as 'epoch' or 'infinity'
+    SELECT *, clean_text(ts_text) AS trimmed_ts,
+        regexp_matches(clean_text(ts_text), '^\d{4}-\d{2}-\d{2}') AS iso_date_prefix
     FROM delivered
+),
+normalised AS (
+    SELECT source_file, source_row, ts_value, ts_text, malformed,
+        clean_text(event_id) AS given_event_id,
+        coalesce(ts_value, CASE WHEN iso_date_prefix THEN try_cast(trimmed_ts AS TIMESTAMPTZ) END) AS ts,
+        clean_text(account_id) AS account_id,
+        clean_text(user_id) AS user_id,
+        clean_text(module) AS module,
+        clean_text(action) AS action,
+        raw_json,
+        -- the row's fields as delivered, kept as evidence should the row be rejected
+        {'event_id': event_id, 'ts': coalesce(ts_text, strftime(ts_value, '%Y-%m-%dT%H:%M:%S.%fZ')),
+         'account_id': account_id, 'user_id': user_id, 'module': module, 'action': action} AS delivered_fields
+    FROM timestamps
+),
+validated AS (
+    SELECT *,
+        CASE
+            WHEN malformed THEN 'malformed_row'
+            WHEN account_id IS NULL THEN 'missing_account_id'
+            WHEN action IS NULL THEN 'missing_action'
+            WHEN ts IS NULL THEN 'bad_timestamp'
+            WHEN CAST(ts AS DATE) > getvariable('partition_date') + 1 THEN 'future_timestamp'
+        END AS reason
+    FROM normalised
 )
 SELECT
     coalesce(given_event_id, md5(to_json([strftime(ts, '%Y-%m-%dT%H:%M:%S.%fZ'), account_id,
@@ -48,12 +73,7 @@ SELECT
     action,
     source_file,
     source_row,
-    raw,
-    CASE
-        WHEN malformed THEN 'malformed_row'
-        WHEN account_id IS NULL THEN 'missing_account_id'
-        WHEN action IS NULL THEN 'missing_action'
-        WHEN ts IS NULL THEN 'bad_timestamp'
-        WHEN CAST(ts AS DATE) > getvariable('partition_date') + 1 THEN 'future_timestamp'
-    END AS reason
-FROM normalised;
+    reason,
+    raw_json,
+    delivered_fields
+FROM validated;

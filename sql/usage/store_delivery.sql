@@ -1,6 +1,7 @@
 -- Replace the partition's delivery in the warehouse, keeping each event_id once: the copy
 -- from the earliest delivery (partition_date, source_file, source_row) is the event, later
 -- copies wait in usage_event_copies. Independent of the order days are materialised in.
+-- Only event_ids with more than one copy in play are ranked; the bulk goes straight in.
 -- Variables: partition_date, run_id.
 
 -- Events this day held until now: if the new delivery lacks them, a later copy takes over.
@@ -12,43 +13,68 @@ DELETE FROM usage_event_copies WHERE partition_date = getvariable('partition_dat
 DELETE FROM rejected_events WHERE partition_date = getvariable('partition_date');
 
 INSERT INTO rejected_events
-SELECT getvariable('partition_date'), source_file, source_row, reason, raw, getvariable('run_id')
+SELECT getvariable('partition_date'), source_file, source_row, reason,
+    CASE
+        WHEN reason IN ('module_limit', 'action_limit') THEN event_evidence(event_id, ts, account_id, user_id, module, action)
+        WHEN reason = 'malformed_row' THEN to_json(raw_json)
+        WHEN raw_json IS NOT NULL THEN raw_json::JSON
+        ELSE to_json(delivered_fields)
+    END,
+    getvariable('run_id')
 FROM staged
 WHERE reason IS NOT NULL;
 
-CREATE OR REPLACE TEMP TABLE accepted_ids AS
-SELECT DISTINCT event_id FROM staged WHERE reason IS NULL;
+CREATE OR REPLACE TEMP VIEW delivered AS
+SELECT event_id, ts, event_date, account_id, user_id, module, action,
+    getvariable('partition_date') AS partition_date, source_file, source_row
+FROM staged
+WHERE reason IS NULL;
 
--- Every copy of each affected event_id, ranked in delivery order.
+-- The stored copies (from other days) of this delivery's events. The probe reads only
+-- event_id of the whole table; the few matches are then fetched whole by rowid.
+CREATE OR REPLACE TEMP TABLE stored_match_rowids AS
+SELECT e.rowid AS stored_rowid FROM usage_events e SEMI JOIN delivered d ON e.event_id = d.event_id;
+
+CREATE OR REPLACE TEMP TABLE stored_matches AS
+SELECT rowid AS stored_rowid, * EXCLUDE (run_id)
+FROM usage_events WHERE rowid IN (SELECT stored_rowid FROM stored_match_rowids);
+
+CREATE OR REPLACE TEMP TABLE contested_ids AS
+SELECT event_id FROM delivered GROUP BY event_id HAVING count(*) > 1
+UNION
+SELECT event_id FROM stored_matches
+UNION
+SELECT c.event_id FROM usage_event_copies c SEMI JOIN delivered d ON c.event_id = d.event_id
+UNION
+SELECT c.event_id FROM usage_event_copies c SEMI JOIN released_ids r ON c.event_id = r.event_id;
+
+-- Every copy of each contested event_id, ranked in delivery order.
 CREATE OR REPLACE TEMP TABLE contenders AS
 SELECT *, row_number() OVER (PARTITION BY event_id ORDER BY partition_date, source_file, source_row) = 1 AS wins
 FROM (
-    SELECT event_id, ts, event_date, account_id, user_id, module, action,
-        getvariable('partition_date') AS partition_date, source_file, source_row, 'delivered' AS origin
-    FROM staged WHERE reason IS NULL
+    SELECT NULL::BIGINT AS stored_rowid, d.*, 'delivered' AS origin
+    FROM delivered d SEMI JOIN contested_ids USING (event_id)
     UNION ALL
-    SELECT event_id, ts, event_date, account_id, user_id, module, action,
-        partition_date, source_file, source_row, 'stored'
-    FROM usage_events WHERE event_id IN (SELECT event_id FROM accepted_ids)
+    SELECT *, 'stored' FROM stored_matches
     UNION ALL
-    SELECT event_id, ts, event_date, account_id, user_id, module, action,
-        partition_date, source_file, source_row, 'copy'
-    FROM usage_event_copies
-    WHERE event_id IN (SELECT event_id FROM accepted_ids UNION ALL SELECT event_id FROM released_ids)
+    SELECT NULL::BIGINT, c.* EXCLUDE (run_id), 'copy'
+    FROM usage_event_copies c SEMI JOIN contested_ids USING (event_id)
 );
 
 -- A stored event that an earlier delivery now precedes becomes a copy.
 DELETE FROM usage_events
-WHERE event_id IN (SELECT event_id FROM contenders WHERE origin = 'stored' AND NOT wins);
+WHERE rowid IN (SELECT stored_rowid FROM contenders WHERE origin = 'stored' AND NOT wins);
 DELETE FROM usage_event_copies
 WHERE event_id IN (SELECT event_id FROM contenders WHERE origin = 'copy');
 
 INSERT INTO usage_events
-SELECT event_id, ts, event_date, account_id, user_id, module, action, partition_date, source_file,
-    source_row, getvariable('run_id')
+SELECT d.*, getvariable('run_id')
+FROM delivered d ANTI JOIN contested_ids USING (event_id);
+
+INSERT INTO usage_events
+SELECT * EXCLUDE (stored_rowid, origin, wins), getvariable('run_id')
 FROM contenders WHERE wins AND origin <> 'stored';
 
 INSERT INTO usage_event_copies
-SELECT event_id, ts, event_date, account_id, user_id, module, action, partition_date, source_file,
-    source_row, getvariable('run_id')
+SELECT * EXCLUDE (stored_rowid, origin, wins), getvariable('run_id')
 FROM contenders WHERE NOT wins;

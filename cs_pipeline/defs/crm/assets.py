@@ -8,7 +8,7 @@ from cs_pipeline.crm.mapping import extract_snapshot
 from cs_pipeline.crm.sources import CrmSource
 from cs_pipeline.defs.shared import PipelineSettings, partition_date
 from cs_pipeline.lib.hierarchy import RAW_ACCOUNT_SCHEMA, RAW_ASSET_SCHEMA, resolve_accounts
-from cs_pipeline.warehouse import query_frame, DUCKDB_POOL, WarehouseResource, read_sql, table_metadata
+from cs_pipeline.warehouse import DUCKDB_POOL, WarehouseResource, query_frame, read_sql, table_metadata
 
 
 def _set_variables(con, context: dg.AssetExecutionContext) -> None:
@@ -63,8 +63,12 @@ def build_crm_assets(daily: dg.DailyPartitionsDefinition) -> list[dg.AssetsDefin
         config = settings.config
         day = partition_date(context)
         with warehouse.connection() as con:
-            raw_accounts = query_frame(con, "SELECT * EXCLUDE (snapshot_date, run_id) FROM crm_accounts_raw WHERE snapshot_date = ?", [day])
-            raw_assets = query_frame(con, "SELECT * EXCLUDE (snapshot_date, run_id) FROM crm_assets_raw WHERE snapshot_date = ?", [day])
+            raw_accounts = query_frame(
+                con, "SELECT * EXCLUDE (snapshot_date, run_id) FROM crm_accounts_raw WHERE snapshot_date = ?", [day]
+            )
+            raw_assets = query_frame(
+                con, "SELECT * EXCLUDE (snapshot_date, run_id) FROM crm_assets_raw WHERE snapshot_date = ?", [day]
+            )
             if raw_accounts.height == 0:
                 raise dg.Failure(f"no CRM snapshot for {day}: materialise crm_snapshot for partition {day} first")
             resolution = resolve_accounts(

@@ -5,7 +5,7 @@ import polars as pl
 
 from cs_pipeline import schemas
 from cs_pipeline.defs.shared import schema_check_result
-from cs_pipeline.warehouse import query_frame, DUCKDB_POOL, WarehouseResource
+from cs_pipeline.warehouse import DUCKDB_POOL, WarehouseResource, query_frame
 
 
 def _stored(warehouse: WarehouseResource, table: str) -> pl.DataFrame:
@@ -14,16 +14,28 @@ def _stored(warehouse: WarehouseResource, table: str) -> pl.DataFrame:
 
 
 def build_crm_checks(daily: dg.DailyPartitionsDefinition) -> list[dg.AssetChecksDefinition]:
-    @dg.asset_check(asset="accounts", blocking=True, pool=DUCKDB_POOL, partitions_def=daily,
-                    description="accounts and hierarchy_issues match their pandera schemas.")
+    @dg.asset_check(
+        asset="accounts",
+        blocking=True,
+        pool=DUCKDB_POOL,
+        partitions_def=daily,
+        description="accounts and hierarchy_issues match their pandera schemas.",
+    )
     def accounts_schema(warehouse: WarehouseResource) -> dg.AssetCheckResult:
-        stored = _stored(warehouse, "accounts").with_columns(pl.col("attributes").cast(pl.List(pl.Struct({"key": pl.String, "value": pl.String}))))
+        stored = _stored(warehouse, "accounts").with_columns(
+            pl.col("attributes").cast(pl.List(pl.Struct({"key": pl.String, "value": pl.String})))
+        )
         result = schema_check_result(schemas.accounts, stored)
         issues = schema_check_result(schemas.hierarchy_issues, _stored(warehouse, "hierarchy_issues"))
         return result if not result.passed else issues
 
-    @dg.asset_check(asset="users", blocking=True, pool=DUCKDB_POOL, partitions_def=daily,
-                    description="users matches its pandera schema.")
+    @dg.asset_check(
+        asset="users",
+        blocking=True,
+        pool=DUCKDB_POOL,
+        partitions_def=daily,
+        description="users matches its pandera schema.",
+    )
     def users_schema(warehouse: WarehouseResource) -> dg.AssetCheckResult:
         return schema_check_result(schemas.users, _stored(warehouse, "users"))
 

@@ -50,6 +50,7 @@ def build_usage_assets(daily: dg.DailyPartitionsDefinition) -> list[dg.AssetsDef
                 "duplicates": result.duplicates,
                 "late_events": result.late_events,
                 "moved_beyond_limits": result.moved_beyond_limits,
+                "readmitted_within_limits": result.readmitted_within_limits,
             }
         )
 

@@ -16,7 +16,9 @@ def build_usage_checks(daily: dg.DailyPartitionsDefinition) -> list[dg.AssetChec
         partitions_def=daily,
         description="The partition's usage_events and rejected_events rows match their pandera schemas.",
     )
-    def usage_events_schema(context: dg.AssetCheckExecutionContext, warehouse: WarehouseResource) -> dg.AssetCheckResult:
+    def usage_events_schema(
+        context: dg.AssetCheckExecutionContext, warehouse: WarehouseResource
+    ) -> dg.AssetCheckResult:
         with warehouse.connection(read_only=True) as con:
             events, rejected = stored_partition(con, partition_date(context))
         result = schema_check_result(schemas.usage_events, events)
