@@ -75,6 +75,8 @@ def run_days(config: PipelineConfig, days: list[date], instance: dg.DagsterInsta
             instance=instance,
             raise_on_error=False,
             tags=audit_tags(config),
+            # the progress line below is the CLI's voice; Dagster speaks up for warnings only
+            run_config={"loggers": {"console": {"config": {"log_level": "WARNING"}}}},
         )
         if not result.success:
             raise CliError(f"run {result.run_id} for {day} failed:\n{_failure_summary(result)}")
