@@ -1,16 +1,24 @@
 # The two set-up commands of the README. Each works on a fresh clone: it makes the
 # virtual environment and installs the project first (once; again when pyproject.toml changes).
 VENV := .venv
+# Dagster commands run without DAGSTER_HOME would pick up ./dagster.yaml, the production
+# (PostgreSQL) instance: everything here uses the embedded SQLite instance instead.
+EMBEDDED_HOME := $(CURDIR)/.dagster_home
 
-.PHONY: demo test bench
+.PHONY: demo test bench ui
 
 demo: $(VENV)/.installed
 	$(VENV)/bin/cs-pipeline demo
 
 test: $(VENV)/.installed
 	$(VENV)/bin/ruff check cs_pipeline cs_pipeline_tests bench
-	$(VENV)/bin/dagster definitions validate -w workspace.yaml
+	mkdir -p $(EMBEDDED_HOME)
+	DAGSTER_HOME=$(EMBEDDED_HOME) $(VENV)/bin/dagster definitions validate -w workspace.yaml
 	$(VENV)/bin/python -m pytest
+
+ui: $(VENV)/.installed
+	mkdir -p $(EMBEDDED_HOME)
+	DAGSTER_HOME=$(EMBEDDED_HOME) $(VENV)/bin/dagster dev -w workspace.yaml
 
 bench: $(VENV)/.installed
 	$(VENV)/bin/python bench/ingest.py

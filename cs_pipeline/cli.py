@@ -139,7 +139,7 @@ def cmd_demo(args: argparse.Namespace) -> None:
     run_days(config, summary.days, instance)
     print(
         f"\nWarehouse: {config.warehouse}\nDagster instance: {os.environ['DAGSTER_HOME']}\n"
-        f"Open the UI with: DAGSTER_HOME={os.environ['DAGSTER_HOME']} dagster dev -w workspace.yaml\n"
+        f"Open the UI with: make ui (or DAGSTER_HOME={os.environ['DAGSTER_HOME']} dagster dev -w workspace.yaml)\n"
         f"Query it with: duckdb {config.warehouse} "
         '"SELECT account_type, status_group, count(*) FROM accounts GROUP BY ALL"',
         flush=True,
