@@ -20,7 +20,6 @@ RAW_CONTACT_SCHEMA = {
     "name": pl.String,
     "system_modstamp": pl.String,
 }
-SYSTEM_FIELDS = ["Id", "SystemModstamp"]
 
 
 def _clean(field: str) -> pl.Expr:

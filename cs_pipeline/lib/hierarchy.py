@@ -240,7 +240,7 @@ def _product_accounts(
 def _cut_cycles(nodes: pl.DataFrame, issues: list) -> pl.DataFrame:
     """Every member of a parent cycle loses its parent link (and becomes a root)."""
     links = nodes.select("account_id", "parent_id").filter(pl.col("parent_id").is_not_null())
-    reachable_from_root = _reachable(nodes)
+    reachable_from_root = _place_in_hierarchy(nodes).select("account_id")
     # Outside the trees hanging from roots, each node's parent is outside them too: what is
     # left after peeling off nodes that nobody points at is exactly the cycles.
     remaining = links.join(reachable_from_root, on="account_id", how="anti")
@@ -263,10 +263,6 @@ def _cut_cycles(nodes: pl.DataFrame, issues: list) -> pl.DataFrame:
         .with_columns(parent_id=pl.when(pl.col("_in_cycle")).then(None).otherwise(pl.col("parent_id")))
         .drop("_in_cycle")
     )
-
-
-def _reachable(nodes: pl.DataFrame) -> pl.DataFrame:
-    return _place_in_hierarchy(nodes).select("account_id")
 
 
 def _place_in_hierarchy(nodes: pl.DataFrame) -> pl.DataFrame:

@@ -5,11 +5,12 @@ import polars as pl
 
 from cs_pipeline import schemas
 from cs_pipeline.defs.shared import schema_check_result
+from cs_pipeline.lib.hierarchy import ATTRIBUTES_TYPE
 from cs_pipeline.warehouse import DUCKDB_POOL, WarehouseResource, query_frame
 
 
 def _stored(warehouse: WarehouseResource, table: str) -> pl.DataFrame:
-    with warehouse.connection() as con:
+    with warehouse.connection(read_only=True) as con:
         return query_frame(con, f"SELECT * EXCLUDE (run_id) FROM {table}")
 
 
@@ -22,9 +23,7 @@ def build_crm_checks(daily: dg.DailyPartitionsDefinition) -> list[dg.AssetChecks
         description="accounts and hierarchy_issues match their pandera schemas.",
     )
     def accounts_schema(warehouse: WarehouseResource) -> dg.AssetCheckResult:
-        stored = _stored(warehouse, "accounts").with_columns(
-            pl.col("attributes").cast(pl.List(pl.Struct({"key": pl.String, "value": pl.String})))
-        )
+        stored = _stored(warehouse, "accounts").with_columns(pl.col("attributes").cast(ATTRIBUTES_TYPE))
         result = schema_check_result(schemas.accounts, stored)
         issues = schema_check_result(schemas.hierarchy_issues, _stored(warehouse, "hierarchy_issues"))
         return result if not result.passed else issues
