@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 
+import cs_pipeline
 from cs_pipeline.config import ConfigError, Profile, Rule, load_config, parse_config
 from cs_pipeline.lib.rules import (
     Health,
@@ -30,40 +31,11 @@ landing: landing
 warehouse: wh.duckdb
 """
 
-# The profiles of the SPEC section 5 example, verbatim.
-SPEC_PROFILES = """\
-profiles:                        # ordered; first match wins
-  - name: onboarding
-    when: [{metric: account_age_days, op: "<", value: 30}]
-    good: [{metric: active_users_7d, op: ">=", value: 1}]
-    poor: [{metric: usage_frequency, op: "==", value: Inactive}]
-  - name: high_touch
-    when: [{metric: segment, op: "==", value: Enterprise}]
-    good:
-      - {metric: usage_frequency, op: ">=", value: Weekly}
-      - {metric: engagement_score, op: ">=", value: 60}
-      - {metric: license_utilization, op: ">=", value: 50}
-      - {metric: csm_risk, op: in, value: ["0 - NO RISK"]}
-    poor:
-      - {metric: engagement_score, op: "<", value: 10}
-      - {metric: csm_risk, op: in, value: ["3 - HIGH", "4 - CRITICAL"]}
-  - name: digital
-    when: [{metric: status_group, op: "==", value: Paying}]
-    dimensions:
-      - name: usage
-        weight: 2
-        metrics:
-          - {metric: engagement_score, weight: 1, good: {op: ">=", value: 60}, poor: {op: "<", value: 10}}
-          - {metric: usage_frequency, weight: 1, good: {op: ">=", value: Weekly}, poor: {op: "==", value: Inactive}}
-      - name: adoption
-        weight: 1
-        metrics:
-          - {metric: license_utilization, weight: 1, good: {op: ">=", value: 50}, poor: {op: "<", value: 20}}
-    bands: {average_from: 50, good_from: 80}
-  - name: default
-    good: [{metric: usage_frequency, op: ">=", value: Weekly}]
-    poor: [{metric: usage_frequency, op: "==", value: Inactive}]
-"""
+
+def spec_profiles() -> list[Profile]:
+    """The profiles of the SPEC section 5 example: the bundled demo config (test_config pins it)."""
+    return load_config(Path(cs_pipeline.__file__).resolve().parents[1] / "demo" / "cs_pipeline.yaml").profiles
+
 
 # The SPEC appendix high-touch scorecard (from the Totango seed). Rules are an AND list with no
 # OR, so "CSM Risk is '0 - NO RISK' or empty" is ONE good rule `csm_risk in ['0 - NO RISK']`,
@@ -249,7 +221,7 @@ def test_wrong_value_types_raise() -> None:
 
 
 def test_first_matching_profile_wins(tmp_path: Path) -> None:
-    profiles = load_profiles(tmp_path, SPEC_PROFILES)
+    profiles = spec_profiles()
     onboarding, high_touch, digital, default = profiles
 
     def name(values: dict[str, object]) -> str | None:
@@ -421,7 +393,7 @@ profiles:
 
 
 def test_spec_high_touch_scorecard(tmp_path: Path) -> None:
-    high_touch = load_profiles(tmp_path, SPEC_PROFILES)[1]
+    high_touch = spec_profiles()[1]
     values = {"usage_frequency": "Daily", "engagement_score": 60, "license_utilization": 75.5, "csm_risk": None}
     assert evaluate(high_touch, values) == Health(
         "high_touch",
@@ -440,7 +412,7 @@ def test_spec_high_touch_scorecard(tmp_path: Path) -> None:
 
 
 def test_digital_left_out_metric_and_dimension(tmp_path: Path) -> None:
-    digital = load_profiles(tmp_path, SPEC_PROFILES)[2]
+    digital = spec_profiles()[2]
     values = {"engagement_score": 72, "usage_frequency": "Monthly", "license_utilization": None}
     # usage = (100*1 + 60*1) / 2 = 80; adoption has no score; overall = 80 -> Good (80 <= Good).
     assert evaluate(digital, values) == Health(
@@ -453,7 +425,7 @@ def test_digital_left_out_metric_and_dimension(tmp_path: Path) -> None:
 
 
 def test_digital_all_dimensions(tmp_path: Path) -> None:
-    digital = load_profiles(tmp_path, SPEC_PROFILES)[2]
+    digital = spec_profiles()[2]
     # usage = 100, adoption = 60 (30 is neither < 20 nor >= 50); overall (2*100 + 60) / 3 = 86.67 -> 87.
     values = {"engagement_score": 72, "usage_frequency": "Weekly", "license_utilization": 30.0}
     assert evaluate(digital, values) == Health(
@@ -482,7 +454,7 @@ def test_digital_all_dimensions(tmp_path: Path) -> None:
 
 
 def test_digital_no_value(tmp_path: Path) -> None:
-    digital = load_profiles(tmp_path, SPEC_PROFILES)[2]
+    digital = spec_profiles()[2]
     nothing = {"engagement_score": None, "usage_frequency": None, "license_utilization": None}
     assert evaluate(digital, nothing) == Health("digital", "No value", None, {}, [])
     assert evaluate(digital, {"status_group": "Paying"}) == Health("digital", "No value")
