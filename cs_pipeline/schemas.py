@@ -111,6 +111,15 @@ def failures(schema: pa.DataFrameSchema, frame: pl.DataFrame) -> pl.DataFrame | 
     return None
 
 
+def summarise_failures(found: pl.DataFrame) -> pl.DataFrame:
+    """One row per failing (column, check): how many rows fail and one example."""
+    return (
+        found.group_by("column", "check")
+        .agg(pl.len().alias("rows"), pl.first("failure_case").cast(pl.String))
+        .sort("column", "check")
+    )
+
+
 class SchemaViolation(ValueError):
     """Rows about to be written break the table's schema: names the table and the checks."""
 
@@ -118,9 +127,8 @@ class SchemaViolation(ValueError):
 def validate(schema: pa.DataFrameSchema, frame: pl.DataFrame) -> None:
     found = failures(schema, frame)
     if found is not None:
-        summary = found.group_by("column", "check").agg(pl.len().alias("rows"), pl.first("failure_case"))
         lines = [
             f"  {row['column']}: {row['check']} fails for {row['rows']} row(s), e.g. {row['failure_case']!r}"
-            for row in summary.sort("column", "check").iter_rows(named=True)
+            for row in summarise_failures(found).iter_rows(named=True)
         ]
         raise SchemaViolation(f"rows for table {schema.name} break its schema:\n" + "\n".join(lines))

@@ -48,6 +48,12 @@ class WarehouseResource(dg.ConfigurableResource):
             con.close()
 
 
+def set_variables(con: duckdb.DuckDBPyConnection, **values: object) -> None:
+    """Values the SQL files read with getvariable(name)."""
+    for name, value in values.items():
+        con.execute(f"SET VARIABLE {name} = ?", [value])
+
+
 def query_frame(con: duckdb.DuckDBPyConnection, query: str, parameters: list | None = None) -> pl.DataFrame:
     """A query's result as a Polars frame."""
     return con.sql(query, params=parameters or []).pl()

@@ -37,7 +37,6 @@ def schema_check_result(schema: pa.DataFrameSchema, frame: pl.DataFrame) -> dg.A
     found = schemas.failures(schema, frame)
     if found is None:
         return dg.AssetCheckResult(passed=True, metadata={"rows_checked": frame.height})
-    summary = found.group_by("column", "check").agg(pl.len().alias("rows"), pl.first("failure_case").cast(pl.String))
     return dg.AssetCheckResult(
         passed=False,
         metadata={
@@ -47,7 +46,7 @@ def schema_check_result(schema: pa.DataFrameSchema, frame: pl.DataFrame) -> dg.A
                 "| column | check | rows | example |\n|---|---|---|---|\n"
                 + "\n".join(
                     f"| {r['column']} | {r['check']} | {r['rows']} | {r['failure_case']} |"
-                    for r in summary.sort("column", "check").iter_rows(named=True)
+                    for r in schemas.summarise_failures(found).iter_rows(named=True)
                 )
             ),
         },

@@ -121,7 +121,6 @@ def _typed_accounts(raw: pl.DataFrame, issues: list) -> pl.DataFrame:
     return typed.with_columns(
         account_type=pl.lit("account"),
         product_key=pl.lit(None, dtype=pl.String),
-        parent_id=pl.lit(None, dtype=pl.String),
     )
 
 
@@ -153,7 +152,7 @@ def _keep_latest(nodes: pl.DataFrame, issues: list) -> pl.DataFrame:
 
 
 def _link_parents(accounts: pl.DataFrame, id_of_salesforce_id: pl.DataFrame, issues: list) -> pl.DataFrame:
-    linked = accounts.drop("parent_id").join(
+    linked = accounts.join(
         id_of_salesforce_id.rename({"salesforce_id": "parent_salesforce_id", "account_id": "parent_id"}),
         on="parent_salesforce_id",
         how="left",

@@ -15,7 +15,7 @@ import polars as pl
 
 from cs_pipeline import schemas
 from cs_pipeline.usage.landing import list_delivery, read_delivery
-from cs_pipeline.warehouse import query_frame, read_sql
+from cs_pipeline.warehouse import query_frame, read_sql, set_variables
 
 
 @dataclass(frozen=True)
@@ -47,10 +47,9 @@ def ingest_delivery(
 ) -> IngestResult:
     delivery = list_delivery(landing, partition_date)
     frame = read_delivery(delivery)
-    con.execute("SET VARIABLE partition_date = ?", [partition_date])
-    con.execute("SET VARIABLE run_id = ?", [run_id])
-    con.execute("SET VARIABLE module_limit = ?", [module_limit])
-    con.execute("SET VARIABLE action_limit = ?", [action_limit])
+    set_variables(
+        con, partition_date=partition_date, run_id=run_id, module_limit=module_limit, action_limit=action_limit
+    )
     con.begin()
     try:
         con.register("delivery", frame.to_arrow())

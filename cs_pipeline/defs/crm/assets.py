@@ -8,12 +8,11 @@ from cs_pipeline.crm.mapping import extract_snapshot
 from cs_pipeline.crm.sources import CrmSource
 from cs_pipeline.defs.shared import PipelineSettings, partition_date
 from cs_pipeline.lib.hierarchy import RAW_ACCOUNT_SCHEMA, RAW_ASSET_SCHEMA, resolve_accounts
-from cs_pipeline.warehouse import DUCKDB_POOL, WarehouseResource, query_frame, read_sql, table_metadata
+from cs_pipeline.warehouse import DUCKDB_POOL, WarehouseResource, query_frame, read_sql, set_variables, table_metadata
 
 
 def _set_variables(con, context: dg.AssetExecutionContext) -> None:
-    con.execute("SET VARIABLE partition_date = ?", [partition_date(context)])
-    con.execute("SET VARIABLE run_id = ?", [context.run.run_id])
+    set_variables(con, partition_date=partition_date(context), run_id=context.run.run_id)
 
 
 def build_crm_assets(daily: dg.DailyPartitionsDefinition) -> list[dg.AssetsDefinition]:
