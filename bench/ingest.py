@@ -12,16 +12,14 @@ The workdir keeps the generated files and warehouse, so a second run skips the s
 
 import argparse
 import resource
-import shutil
 import time
-from datetime import date, timedelta
 from pathlib import Path
 
 import dagster as dg
+from tenant import bench_tenant  # bench/tenant.py: the script's folder is on sys.path
 
 from cs_pipeline.config import load_config
 from cs_pipeline.definitions import build_definitions
-from cs_pipeline.demo.generator import generate_tenant
 from cs_pipeline.usage.ingest import ingest_delivery
 from cs_pipeline.warehouse import connect
 
@@ -35,7 +33,6 @@ profiles:
     good: [{{metric: usage_frequency, op: ">=", value: Weekly}}]
     poor: [{{metric: usage_frequency, op: "==", value: Inactive}}]
 """
-END_DATE = date(2025, 11, 27)  # a Thursday: the timed day is a full weekday
 
 
 def peak_rss_gib() -> float:
@@ -51,25 +48,13 @@ def main() -> None:
     args = parser.parse_args()
 
     workdir = args.workdir.resolve()
-    marker = workdir / f"ready-{args.accounts}-{args.events_per_day}-{args.days}-{END_DATE}"
-    days = [END_DATE - timedelta(days=n) for n in reversed(range(args.days))]
+    days = bench_tenant(workdir, accounts=args.accounts, events_per_day=args.events_per_day, days=args.days)
     config_path = workdir / "cs_pipeline.yaml"
+    config_path.write_text(CONFIG.format(start=days[0].isoformat()))
+    marker = workdir / "ingested"  # the days before the timed one are stored
     if not marker.exists():
-        shutil.rmtree(workdir, ignore_errors=True)
-        workdir.mkdir(parents=True)
-        config_path.write_text(CONFIG.format(start=days[0].isoformat()))
-        started = time.monotonic()
-        summary = generate_tenant(
-            workdir,
-            end_date=END_DATE,
-            days=args.days,
-            accounts=args.accounts,
-            events_per_day=args.events_per_day,
-            formats=("parquet",),
-            progress=lambda line: print(f"  generated {line}", flush=True),
-        )
-        print(f"generated {summary.events_written:,} events in {time.monotonic() - started:.0f}s", flush=True)
         config = load_config(config_path)
+        config.warehouse.unlink(missing_ok=True)
         con = connect(config.warehouse)
         for day in days[:-1]:
             started = time.monotonic()

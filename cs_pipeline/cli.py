@@ -11,12 +11,14 @@ import argparse
 import os
 import sys
 import time
+from collections import Counter
 from datetime import date, datetime, timedelta, timezone
 from pathlib import Path
 
 import dagster as dg
 
 from cs_pipeline.config import ConfigError, PipelineConfig, default_config_path, load_config
+from cs_pipeline.warehouse import SQL_DIR, connect
 
 EMBEDDED_INSTANCE_YAML = """\
 # Embedded Dagster instance created by cs-pipeline on first use: SQLite storage in this
@@ -24,6 +26,8 @@ EMBEDDED_INSTANCE_YAML = """\
 concurrency:
   pools:
     default_limit: 1  # the DuckDB warehouse admits one writing process
+telemetry:
+  enabled: false
 """
 
 
@@ -54,13 +58,13 @@ def days_between(start: date, end: date) -> list[date]:
 
 
 def run_days(config: PipelineConfig, days: list[date], instance: dg.DagsterInstance) -> None:
-    """One run of the daily job per day, in order, with a progress line per day."""
-    from cs_pipeline.definitions import DAILY_JOB, build_definitions
+    """For each day in order: one run of the daily job, then one health run per profile,
+    with a progress line per day."""
+    from cs_pipeline.definitions import DAILY_JOB, HEALTH_JOB, build_definitions
 
     defs = build_definitions(config)
-    job = defs.resolve_job_def(DAILY_JOB)
-    partitions = job.partitions_def
-    valid = set(partitions.get_partition_keys())
+    daily_job, health_job = defs.resolve_job_def(DAILY_JOB), defs.resolve_job_def(HEALTH_JOB)
+    valid = set(daily_job.partitions_def.get_partition_keys())
     for day in days:
         if day.isoformat() not in valid:
             raise CliError(
@@ -70,19 +74,37 @@ def run_days(config: PipelineConfig, days: list[date], instance: dg.DagsterInsta
     started = time.monotonic()
     for number, day in enumerate(days, start=1):
         day_started = time.monotonic()
-        result = job.execute_in_process(
-            partition_key=day.isoformat(),
-            instance=instance,
-            raise_on_error=False,
-            tags=audit_tags(config),
-            # the progress line below is the CLI's voice; Dagster speaks up for warnings only
-            run_config={"loggers": {"console": {"config": {"log_level": "WARNING"}}}},
-        )
-        if not result.success:
-            raise CliError(f"run {result.run_id} for {day} failed:\n{_failure_summary(result)}")
+        _execute(daily_job, day.isoformat(), config, instance, what=f"{day}")
+        health: Counter[str] = Counter()
+        for profile in config.profile_names():
+            key = dg.MultiPartitionKey({"date": day.isoformat(), "profile": profile})
+            result = _execute(health_job, key, config, instance, what=f"{day}, profile {profile}")
+            for materialization in result.get_asset_materialization_events():
+                metadata = materialization.materialization.metadata
+                health.update({label: metadata[label].value for label in HEALTH_COUNTS})
         elapsed = time.monotonic() - day_started
-        print(f"[{number}/{len(days)}] {day} done in {elapsed:.1f}s (run {result.run_id})", flush=True)
+        counts = ", ".join(f"{health[label]} {label.replace('_', ' ')}" for label in HEALTH_COUNTS)
+        print(f"[{number}/{len(days)}] {day} done in {elapsed:.1f}s: {counts}", flush=True)
     print(f"{len(days)} day(s) in {time.monotonic() - started:.1f}s; warehouse: {config.warehouse}", flush=True)
+
+
+HEALTH_COUNTS = ("good", "average", "poor", "no_value")  # account_health materialization metadata
+
+
+def _execute(
+    job: dg.JobDefinition, partition_key: str, config: PipelineConfig, instance: dg.DagsterInstance, *, what: str
+) -> dg.ExecuteInProcessResult:
+    result = job.execute_in_process(
+        partition_key=partition_key,
+        instance=instance,
+        raise_on_error=False,
+        tags=audit_tags(config),
+        # the progress lines are the CLI's voice; Dagster speaks up for warnings only
+        run_config={"loggers": {"console": {"config": {"log_level": "WARNING"}}}},
+    )
+    if not result.success:
+        raise CliError(f"run {result.run_id} ({job.name}) for {what} failed:\n{_failure_summary(result)}")
+    return result
 
 
 def audit_tags(config: PipelineConfig) -> dict[str, str]:
@@ -140,10 +162,19 @@ def cmd_demo(args: argparse.Namespace) -> None:
     print(
         f"\nWarehouse: {config.warehouse}\nDagster instance: {os.environ['DAGSTER_HOME']}\n"
         f"Open the UI with: make ui (or DAGSTER_HOME={os.environ['DAGSTER_HOME']} dagster dev -w workspace.yaml)\n"
-        f"Query it with: duckdb {config.warehouse} "
-        '"SELECT account_type, status_group, count(*) FROM accounts GROUP BY ALL"',
+        f"Query it with: duckdb -readonly {config.warehouse}   (example queries in {SQL_DIR / 'examples'})",
         flush=True,
     )
+    show_examples(config.warehouse)
+
+
+def show_examples(warehouse: Path) -> None:
+    """Run the example queries of sql/examples/ on the warehouse and print them with their results."""
+    with connect(warehouse, read_only=True) as con:
+        for path in sorted((SQL_DIR / "examples").glob("*.sql")):
+            query = path.read_text()
+            print(f"\n-- {path.relative_to(SQL_DIR.parent)}\n{query.strip()}", flush=True)
+            print(con.sql(query), flush=True)
 
 
 def _date(text: str) -> date:

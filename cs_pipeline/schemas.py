@@ -6,6 +6,8 @@ from __future__ import annotations
 import pandera.polars as pa
 import polars as pl
 
+from cs_pipeline.config import USAGE_FREQUENCIES
+
 
 def _row_check(name: str, holds: pl.Expr) -> pa.Check:
     """A check that `holds` is true on every row."""
@@ -99,6 +101,73 @@ rejected_events = pa.DataFrameSchema(
         "raw": pa.Column(pl.String, nullable=True),
     },
     name="rejected_events",
+)
+
+
+HEALTH_LABELS = ["Good", "Average", "Poor", "No value"]
+_COUNT = pa.Check.ge(0)
+
+
+def _ordered(*columns: str) -> pa.Check:
+    """Counts over nested windows never decrease as the window grows."""
+    holds = pl.all_horizontal(pl.col(a) <= pl.col(b) for a, b in zip(columns, columns[1:]))
+    return _row_check(f"{' <= '.join(columns)}", holds)
+
+
+account_metrics = pa.DataFrameSchema(
+    {
+        "date": pa.Column(pl.Date),
+        "account_id": pa.Column(pl.String, unique=True),
+        "account_type": pa.Column(pl.String, pa.Check.isin(ACCOUNT_TYPES)),
+        "status_group": pa.Column(pl.String, pa.Check.isin(STATUS_GROUPS)),
+        **{
+            name: pa.Column(pl.Int64, _COUNT)
+            for name in (
+                "active_users_1d",
+                "active_users_7d",
+                "active_users_14d",
+                "active_users_30d",
+                "events_14d",
+                "events_30d",
+                "modules_used_30d",
+                "actions_used_30d",
+            )
+        },  # fmt: skip
+        "active_days_14d": pa.Column(pl.Int64, pa.Check.in_range(0, 14)),
+        "active_days_30d": pa.Column(pl.Int64, pa.Check.in_range(0, 30)),
+        "usage_frequency": pa.Column(pl.String, pa.Check.isin(list(USAGE_FREQUENCIES))),
+        "engagement_score": pa.Column(pl.Int32, pa.Check.in_range(0, 100), nullable=True),
+        "license_utilization": pa.Column(pl.Float64, _COUNT, nullable=True),
+        "account_age_days": pa.Column(pl.Int32, nullable=True),
+        "days_to_renewal": pa.Column(pl.Int32, nullable=True),
+    },
+    checks=[
+        _ordered("active_users_1d", "active_users_7d", "active_users_14d", "active_users_30d"),
+        _ordered("events_14d", "events_30d"),
+        _ordered("active_days_14d", "active_days_30d", "events_30d"),
+        # engagement is scored for Free/Paying accounts only (SPEC 4.2)
+        _row_check(
+            "engagement_only_for_free_and_paying",
+            pl.col("engagement_score").is_null() != pl.col("status_group").is_in(["Free", "Paying"]),
+        ),
+    ],
+    name="account_metrics",
+)
+
+account_health = pa.DataFrameSchema(
+    {
+        "date": pa.Column(pl.Date),
+        "account_id": pa.Column(pl.String, unique=True),
+        "profile": pa.Column(pl.String),
+        "health": pa.Column(pl.String, pa.Check.isin(HEALTH_LABELS)),
+        "health_score": pa.Column(pl.Int32, pa.Check.in_range(0, 100), nullable=True),
+        "reasons": pa.Column(pl.List(pl.String)),
+        "previous_health": pa.Column(pl.String, pa.Check.isin(HEALTH_LABELS), nullable=True),
+    },
+    checks=[
+        _row_check("no_score_for_no_value", (pl.col("health") != "No value") | pl.col("health_score").is_null()),
+    ],
+    name="account_health",
 )
 
 

@@ -70,8 +70,12 @@ def test_backfill_fills_the_warehouse_and_records_runs(tenant, capsys):
 
     instance = dg.DagsterInstance.get()
     runs = instance.get_runs()
-    assert len(runs) == 2 and all(run.status == dg.DagsterRunStatus.SUCCESS for run in runs)
-    assert {run.tags["dagster/partition"] for run in runs} == {"2025-11-20", "2025-11-21"}
+    assert all(run.status == dg.DagsterRunStatus.SUCCESS for run in runs)
+    # each day: the daily job, then one health run per profile (the tenant has one, default)
+    assert sorted((run.job_name, run.tags["dagster/partition"]) for run in runs) == [
+        ("daily_pipeline", "2025-11-20"), ("daily_pipeline", "2025-11-21"),
+        ("health_pipeline", "2025-11-20|default"), ("health_pipeline", "2025-11-21|default"),
+    ]  # fmt: skip
     assert all(run.tags["cs_pipeline/config_path"] == str(tenant) for run in runs)
     event = instance.get_latest_materialization_event(dg.AssetKey("usage_events"))
     metadata = event.asset_materialization.metadata
@@ -87,7 +91,8 @@ def test_rerunning_a_day_leaves_every_table_identical(tenant):
     args = ["--config", str(tenant), "backfill", "--start", "2025-11-20", "--end", "2025-11-21"]
     assert cli.main(args) == 0
     tables = ["accounts", "hierarchy_issues", "users", "usage_events", "usage_event_copies", "rejected_events",
-              "account_snapshots", "crm_accounts_raw"]  # fmt: skip
+              "account_snapshots", "crm_accounts_raw", "usage_account_days", "usage_user_days", "account_metrics",
+              "account_health"]  # fmt: skip
     before = {name: table(tenant, name) for name in tables}
     assert cli.main(["--config", str(tenant), "materialize", "--date", "2025-11-20"]) == 0
     assert {name: table(tenant, name) for name in tables} == before

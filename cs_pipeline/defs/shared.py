@@ -28,6 +28,20 @@ def daily_partitions(config: PipelineConfig) -> dg.DailyPartitionsDefinition:
     return dg.DailyPartitionsDefinition(start_date=config.start_date.isoformat(), timezone="UTC")
 
 
+def health_partitions(config: PipelineConfig) -> dg.MultiPartitionsDefinition:
+    """Day x health profile, for account_health (dimension names sort date, profile)."""
+    return dg.MultiPartitionsDefinition(
+        {"date": daily_partitions(config), "profile": dg.StaticPartitionsDefinition(config.profile_names())}
+    )
+
+
+def health_partition(context: dg.AssetExecutionContext | dg.AssetCheckExecutionContext) -> tuple[date, str]:
+    """(date, profile) of a partition of account_health."""
+    key = context.partition_key
+    assert isinstance(key, dg.MultiPartitionKey)
+    return date.fromisoformat(key.keys_by_dimension["date"]), key.keys_by_dimension["profile"]
+
+
 def partition_date(context: dg.AssetExecutionContext | dg.AssetCheckExecutionContext) -> date:
     return date.fromisoformat(context.partition_key)
 

@@ -1,7 +1,9 @@
 """Ingesting one day's delivery of usage events into the warehouse (SPEC 3.4).
 
 Python reads the files; everything row-level happens in the SQL files under
-`sql/usage/`, inside one transaction, so a failed run leaves the warehouse unchanged.
+`sql/usage/`, inside one transaction, so a failed run leaves the warehouse unchanged. The
+same transaction rebuilds the daily aggregates (usage_account_days, usage_user_days) of every
+delivery day whose stored events it changed.
 """
 
 from __future__ import annotations
@@ -64,6 +66,7 @@ def ingest_delivery(
                 "SELECT count(*) FILTER (origin <> 'rejected' AND reason IS NOT NULL), "
                 "count(*) FILTER (origin = 'rejected' AND reason IS NULL) FROM limit_judged"
             ).fetchall()
+        con.execute(read_sql("usage/refresh_aggregates.sql"))
         _validate_partition(con, partition_date)
         result = _summarise(con, delivery_files=len(delivery.files), partition_date=partition_date)
         con.commit()

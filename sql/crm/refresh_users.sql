@@ -24,7 +24,6 @@ SELECT account_id, user_id, c.name, e.first_seen, e.last_seen, getvariable('run_
 FROM contact_users c
 FULL JOIN (
     SELECT account_id, user_id, min(event_date) AS first_seen, max(event_date) AS last_seen
-    FROM usage_events
-    WHERE user_id IS NOT NULL
+    FROM usage_user_days
     GROUP BY account_id, user_id
 ) e USING (account_id, user_id);

@@ -2,18 +2,22 @@
 -- a later one, or a re-delivery), every valid copy of each affected event — stored, waiting
 -- as a copy, or rejected for a limit — is judged again and ranked again, so the result is
 -- the one an in-order run gives. Runs only when changed_vocabulary is not empty.
--- Variables: run_id.
+-- Variables: partition_date, run_id.
+-- This delivery's own rows were judged with the new limits already; an event is re-judged
+-- when a copy from another day uses a value whose standing changed.
 CREATE OR REPLACE TEMP TABLE changed_ids AS
 SELECT event_id FROM usage_events
-WHERE module IN (SELECT value FROM changed_vocabulary WHERE kind = 'module')
-   OR action IN (SELECT value FROM changed_vocabulary WHERE kind = 'action')
+WHERE partition_date <> getvariable('partition_date')
+  AND (module IN (SELECT value FROM changed_vocabulary WHERE kind = 'module')
+       OR action IN (SELECT value FROM changed_vocabulary WHERE kind = 'action'))
 UNION
 SELECT event_id FROM usage_event_copies
-WHERE module IN (SELECT value FROM changed_vocabulary WHERE kind = 'module')
-   OR action IN (SELECT value FROM changed_vocabulary WHERE kind = 'action')
+WHERE partition_date <> getvariable('partition_date')
+  AND (module IN (SELECT value FROM changed_vocabulary WHERE kind = 'module')
+       OR action IN (SELECT value FROM changed_vocabulary WHERE kind = 'action'))
 UNION
 SELECT raw ->> 'event_id' FROM rejected_events
-WHERE reason IN ('module_limit', 'action_limit')
+WHERE partition_date <> getvariable('partition_date') AND reason IN ('module_limit', 'action_limit')
   AND (raw ->> 'module' IN (SELECT value FROM changed_vocabulary WHERE kind = 'module')
        OR raw ->> 'action' IN (SELECT value FROM changed_vocabulary WHERE kind = 'action'));
 
@@ -53,3 +57,6 @@ FROM limit_judged WHERE reason IS NULL;
 
 INSERT INTO usage_events SELECT * EXCLUDE (wins), getvariable('run_id') FROM limit_ranked WHERE wins;
 INSERT INTO usage_event_copies SELECT * EXCLUDE (wins), getvariable('run_id') FROM limit_ranked WHERE NOT wins;
+
+INSERT INTO touched_partitions SELECT DISTINCT partition_date FROM limit_pool
+EXCEPT SELECT partition_date FROM touched_partitions;

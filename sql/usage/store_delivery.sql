@@ -78,3 +78,10 @@ FROM contenders WHERE wins AND origin <> 'stored';
 INSERT INTO usage_event_copies
 SELECT * EXCLUDE (stored_rowid, origin, wins), getvariable('run_id')
 FROM contenders WHERE NOT wins;
+
+-- Delivery days whose stored events this run changed (this day; a day whose stored copy lost
+-- to an earlier delivery; a day whose waiting copy took over): their aggregates are rebuilt.
+CREATE OR REPLACE TEMP TABLE touched_partitions AS
+SELECT getvariable('partition_date') AS partition_date
+UNION
+SELECT partition_date FROM contenders WHERE (origin = 'stored') <> wins;

@@ -58,3 +58,32 @@ CREATE TABLE IF NOT EXISTS rejected_events (
 CREATE TABLE IF NOT EXISTS usage_vocabulary (
     partition_date DATE NOT NULL, kind VARCHAR NOT NULL, value VARCHAR NOT NULL,
     first_ts TIMESTAMPTZ NOT NULL);
+
+-- Daily aggregates of usage_events, per delivery day (partition_date) and UTC event day, kept
+-- by the usage_events asset in the same transaction: metrics for D read these instead of
+-- 30 days of raw events. Per account and day (user_id NULL included in `events`):
+CREATE TABLE IF NOT EXISTS usage_account_days (
+    partition_date DATE NOT NULL, event_date DATE NOT NULL, account_id VARCHAR NOT NULL,
+    events BIGINT NOT NULL, modules VARCHAR[] NOT NULL, actions VARCHAR[] NOT NULL, run_id VARCHAR NOT NULL);
+-- Per account, user (non-null) and day:
+CREATE TABLE IF NOT EXISTS usage_user_days (
+    partition_date DATE NOT NULL, event_date DATE NOT NULL, account_id VARCHAR NOT NULL,
+    user_id VARCHAR NOT NULL, events BIGINT NOT NULL, run_id VARCHAR NOT NULL);
+
+-- Usage metrics per day and account (SPEC 4.2), with the account columns rules may use, so
+-- a row holds every input of that day's health. Custom metrics are added as DOUBLE columns
+-- when configured (ALTER TABLE ... ADD COLUMN) and stay when removed from the config.
+CREATE TABLE IF NOT EXISTS account_metrics (
+    date DATE NOT NULL, account_id VARCHAR NOT NULL, snapshot_date DATE, account_type VARCHAR NOT NULL,
+    status VARCHAR, status_group VARCHAR NOT NULL, create_date DATE, renewal_date DATE, licenses DOUBLE,
+    contract_value DOUBLE, attributes MAP(VARCHAR, VARCHAR),
+    active_users_1d BIGINT NOT NULL, active_users_7d BIGINT NOT NULL, active_users_14d BIGINT NOT NULL,
+    active_users_30d BIGINT NOT NULL, events_14d BIGINT NOT NULL, events_30d BIGINT NOT NULL,
+    active_days_14d BIGINT NOT NULL, active_days_30d BIGINT NOT NULL, modules_used_30d BIGINT NOT NULL,
+    actions_used_30d BIGINT NOT NULL, usage_frequency VARCHAR NOT NULL, engagement_score INTEGER,
+    license_utilization DOUBLE, account_age_days INTEGER, days_to_renewal INTEGER, run_id VARCHAR NOT NULL);
+
+CREATE TABLE IF NOT EXISTS account_health (
+    date DATE NOT NULL, account_id VARCHAR NOT NULL, profile VARCHAR NOT NULL, health VARCHAR NOT NULL,
+    health_score INTEGER, dimension_scores MAP(VARCHAR, INTEGER) NOT NULL, reasons VARCHAR[] NOT NULL,
+    previous_health VARCHAR, run_id VARCHAR NOT NULL);

@@ -1,0 +1,31 @@
+"""The benchmarks' tenant: generated once per workdir and size, then reused."""
+
+import shutil
+import time
+from datetime import date, timedelta
+from pathlib import Path
+
+from cs_pipeline.demo.generator import generate_tenant
+
+END_DATE = date(2025, 11, 27)  # a Thursday: the timed day is a full weekday
+
+
+def bench_tenant(workdir: Path, *, accounts: int, events_per_day: int, days: int) -> list[date]:
+    """Generate the tenant (CRM export and parquet deliveries) in workdir unless it is there
+    already; returns its days, oldest first."""
+    marker = workdir / f"generated-{accounts}-{events_per_day}-{days}-{END_DATE}"
+    if not marker.exists():
+        shutil.rmtree(workdir, ignore_errors=True)
+        started = time.monotonic()
+        summary = generate_tenant(
+            workdir,
+            end_date=END_DATE,
+            days=days,
+            accounts=accounts,
+            events_per_day=events_per_day,
+            formats=("parquet",),
+            progress=lambda line: print(f"  generated {line}", flush=True),
+        )
+        print(f"generated {summary.events_written:,} events in {time.monotonic() - started:.0f}s", flush=True)
+        marker.touch()
+    return [END_DATE - timedelta(days=n) for n in reversed(range(days))]

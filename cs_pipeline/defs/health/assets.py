@@ -1,0 +1,43 @@
+"""Health assets: account_health, partitioned by day x health profile."""
+
+import dagster as dg
+
+from cs_pipeline.defs.shared import PipelineSettings, health_partition
+from cs_pipeline.health.account_health import MetricsMissing, compute_account_health
+from cs_pipeline.warehouse import DUCKDB_POOL, WarehouseResource, table_metadata
+
+
+def build_health_assets(partitions: dg.MultiPartitionsDefinition) -> list[dg.AssetsDefinition]:
+    @dg.asset(
+        partitions_def=partitions,
+        pool=DUCKDB_POOL,
+        group_name="health",
+        kinds={"duckdb", "sql"},
+        deps=[dg.AssetKey("account_metrics")],  # the date dimension maps to the daily partition
+        description="Health of the accounts a profile scores on day D (SPEC 4.3): first matching "
+        "profile, scorecard or dimensions, with reasons, dimension_scores and previous_health. "
+        "Each (date, profile) partition replaces exactly its own rows.",
+    )
+    def account_health(
+        context: dg.AssetExecutionContext, settings: PipelineSettings, warehouse: WarehouseResource
+    ) -> dg.MaterializeResult:
+        day, profile = health_partition(context)
+        with warehouse.connection() as con:
+            try:
+                result = compute_account_health(
+                    con, settings.config, as_of=day, profile=profile, run_id=context.run.run_id
+                )
+            except MetricsMissing as exc:
+                raise dg.Failure(str(exc)) from None
+            metadata = table_metadata(con, "account_health", result.rows)
+        return dg.MaterializeResult(
+            metadata={
+                **metadata,
+                "rows_written": result.rows,
+                **{label.lower().replace(" ", "_"): count for label, count in result.health.items()},
+                "turned_poor": result.turned_poor,
+                **({"mean_health_score": result.mean_health_score} if result.mean_health_score is not None else {}),
+            }
+        )
+
+    return [account_health]

@@ -1,0 +1,30 @@
+"""Blocking schema check on the day's account_metrics rows."""
+
+import dagster as dg
+
+from cs_pipeline import schemas
+from cs_pipeline.defs.shared import partition_date, schema_check_result
+from cs_pipeline.warehouse import DUCKDB_POOL, WarehouseResource, query_frame
+
+
+def build_metrics_checks(daily: dg.DailyPartitionsDefinition) -> list[dg.AssetChecksDefinition]:
+    @dg.asset_check(
+        asset="account_metrics",
+        blocking=True,
+        pool=DUCKDB_POOL,
+        partitions_def=daily,
+        description="The day's account_metrics rows match their pandera schema (one row per "
+        "account, counts >= 0, nested windows ordered, engagement 0-100 for Free/Paying only).",
+    )
+    def account_metrics_schema(
+        context: dg.AssetCheckExecutionContext, warehouse: WarehouseResource
+    ) -> dg.AssetCheckResult:
+        with warehouse.connection(read_only=True) as con:
+            rows = query_frame(
+                con,
+                "SELECT * EXCLUDE (attributes, run_id) FROM account_metrics WHERE date = ?",
+                [partition_date(context)],
+            )
+        return schema_check_result(schemas.account_metrics, rows)
+
+    return [account_metrics_schema]

@@ -1,0 +1,96 @@
+"""Health of one profile's accounts for one day (SPEC 4.3), written to `account_health`.
+
+The SQL comes from `lib/health_sql.py` (the set-based form of `lib/rules.py`); this module
+runs it over the day's `account_metrics` rows and replaces exactly the (date, profile) slice.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import date
+
+import duckdb
+
+from cs_pipeline.config import ROLLUP_METRICS, PipelineConfig
+from cs_pipeline.lib.health_sql import health_query
+from cs_pipeline.schemas import HEALTH_LABELS
+from cs_pipeline.warehouse import set_variables
+
+
+class MetricsMissing(LookupError):
+    """account_metrics has no rows for the day the health is asked for."""
+
+
+@dataclass(frozen=True)
+class HealthResult:
+    as_of: date
+    profile: str
+    rows: int
+    health: dict[str, int]  # Good/Average/Poor/No value -> rows
+    turned_poor: int  # Poor today, Good/Average/No value yesterday
+    mean_health_score: float | None  # dimension profiles only
+
+
+def compute_account_health(
+    con: duckdb.DuckDBPyConnection, config: PipelineConfig, *, as_of: date, profile: str, run_id: str
+) -> HealthResult:
+    [(metric_rows,)] = con.execute("SELECT count(*) FROM account_metrics WHERE date = ?", [as_of]).fetchall()
+    if metric_rows == 0:
+        raise MetricsMissing(f"no account_metrics rows for {as_of}: materialise account_metrics for {as_of} first")
+    chosen = next(p for p in config.profiles if p.name == profile)
+    set_variables(con, as_of=as_of, profile=profile, run_id=run_id)
+    # Roll-up metrics (SPEC 4.4) are not computed yet: rules on them are left out.
+    existing = {name for (name, *_rest) in con.execute("DESCRIBE account_metrics").fetchall()}
+    rollups = "".join(f', NULL::DOUBLE AS "{name}"' for name in ROLLUP_METRICS if name not in existing)
+    con.execute(
+        f"CREATE OR REPLACE TEMP VIEW health_input AS SELECT *{rollups} FROM account_metrics "
+        "WHERE date = getvariable('as_of')"
+    )
+    attributes = list(config.crm.mapping.account.attributes)
+    con.begin()
+    try:
+        con.execute(
+            "CREATE OR REPLACE TEMP TABLE health_slice AS "
+            + health_query(chosen, config.profiles, attributes, "health_input")
+        )
+        con.execute("DELETE FROM account_health WHERE date = getvariable('as_of') AND profile = getvariable('profile')")
+        con.execute(
+            """
+            INSERT INTO account_health
+            SELECT getvariable('as_of'), h.account_id, getvariable('profile'), h.health, h.health_score,
+                h.dimension_scores, h.reasons,
+                previous.health, getvariable('run_id')
+            FROM health_slice h
+            LEFT JOIN (
+                -- one row per account and day; should a config change leave two, take one deterministically
+                SELECT account_id, arg_min(health, profile) AS health
+                FROM account_health WHERE date = getvariable('as_of') - 1 GROUP BY account_id
+            ) previous USING (account_id)
+            """
+        )
+        result = _summarise(con, as_of, profile)
+        con.commit()
+    except BaseException:
+        con.rollback()
+        raise
+    return result
+
+
+def _summarise(con: duckdb.DuckDBPyConnection, as_of: date, profile: str) -> HealthResult:
+    where = "WHERE date = ? AND profile = ?"
+    counts = dict(
+        con.execute(f"SELECT health, count(*) FROM account_health {where} GROUP BY ALL", [as_of, profile]).fetchall()
+    )
+    [(rows, turned_poor, mean_score)] = con.execute(
+        "SELECT count(*), count(*) FILTER (health = 'Poor' AND previous_health <> 'Poor'), "
+        f"avg(health_score) FROM account_health {where}",
+        [as_of, profile],
+    ).fetchall()
+    return HealthResult(
+        as_of=as_of,
+        profile=profile,
+        rows=rows,
+        health={label: counts.get(label, 0) for label in HEALTH_LABELS},
+        turned_poor=turned_poor,
+        mean_health_score=mean_score,
+    )

@@ -1,0 +1,161 @@
+"""Usage metrics per account for one day (SPEC 4.2), written to `account_metrics`.
+
+Set-based throughout: the built-in metrics come from the daily aggregates in one SQL file,
+`count_action` / `distinct_users_of_module` metrics from one scan of the window's events, and
+each `sql` metric from its own query file. Everything runs in one transaction that replaces
+the day's rows.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import date
+from pathlib import Path
+
+import duckdb
+
+from cs_pipeline.config import PipelineConfig
+from cs_pipeline.warehouse import read_sql, set_variables
+
+COUNTED_KINDS = ("count_action", "distinct_users_of_module")
+
+
+class MetricQueryError(ValueError):
+    """A custom `sql` metric file that cannot be used; names the metric and the file."""
+
+
+@dataclass(frozen=True)
+class MetricsResult:
+    as_of: date
+    snapshot_date: date | None  # the CRM snapshot the accounts come from (None: no snapshot yet)
+    rows: int
+    rows_by_type: dict[str, int]  # account_type -> rows
+    usage_frequency: dict[str, int]  # Inactive/Monthly/Weekly/Daily -> rows
+    custom_values: dict[str, int]  # custom metric -> rows with a value
+    sql_rows_ignored: dict[str, int]  # sql metric -> rows returned for IDs without a metrics row
+
+
+def compute_account_metrics(
+    con: duckdb.DuckDBPyConnection, config: PipelineConfig, *, as_of: date, run_id: str
+) -> MetricsResult:
+    set_variables(con, as_of=as_of)
+    con.begin()
+    try:
+        for name in config.metrics:
+            con.execute(f'ALTER TABLE account_metrics ADD COLUMN IF NOT EXISTS "{name}" DOUBLE')
+        con.execute(read_sql("metrics/metric_setup.sql"))
+        con.execute(read_sql("metrics/account_metrics.sql"))
+        custom_columns = _counted_metrics(con, config, as_of)
+        ignored = {}
+        for name, metric in config.metrics.items():
+            if metric.kind == "sql":
+                ignored[name] = _sql_metric(con, name, metric.sql_path, as_of)
+                custom_columns.append(f'"{name}".value AS "{name}"')
+        joins = "".join(
+            f' LEFT JOIN "metric_sql_{name}" AS "{name}" USING (account_id)'
+            for name, metric in config.metrics.items()
+            if metric.kind == "sql"
+        )
+        custom_select = "".join(f", {column}" for column in custom_columns)
+        con.execute("DELETE FROM account_metrics WHERE date = ?", [as_of])
+        con.execute(
+            f"INSERT INTO account_metrics BY NAME SELECT ? AS date, r.*{custom_select}, ? AS run_id "
+            f"FROM metric_rows r LEFT JOIN metric_counted c USING (account_id){joins}",
+            [as_of, run_id],
+        )
+        result = _summarise(con, config, as_of, ignored)
+        con.commit()
+    except BaseException:
+        con.rollback()
+        raise
+    return result
+
+
+def _counted_metrics(con: duckdb.DuckDBPyConnection, config: PipelineConfig, as_of: date) -> list[str]:
+    """count_action and distinct_users_of_module metrics in one scan of window 30 (into
+    metric_counted); returns their select expressions, 0 for an account without events."""
+    counted = {name: m for name, m in config.metrics.items() if m.kind in COUNTED_KINDS}
+    if not counted:
+        con.execute("CREATE OR REPLACE TEMP TABLE metric_counted AS SELECT NULL::VARCHAR AS account_id LIMIT 0")
+        return []
+    expressions, parameters = [], []
+    for name, metric in counted.items():
+        if metric.kind == "count_action":
+            column, aggregate = "action", "count(*)"
+        else:
+            column, aggregate = "module", "count(DISTINCT user_id)"
+        expressions.append(f'{aggregate} FILTER ({column} = ? AND event_date > ?::DATE - ?)::DOUBLE AS "{name}"')
+        parameters += [metric.argument, as_of, metric.window]
+    con.execute(
+        f"CREATE OR REPLACE TEMP TABLE metric_counted AS SELECT account_id, {', '.join(expressions)} "
+        "FROM metric_events WHERE event_date BETWEEN ?::DATE - 29 AND ?::DATE "
+        "AND (list_contains(?::VARCHAR[], action) OR list_contains(?::VARCHAR[], module)) GROUP BY account_id",
+        [
+            *parameters,
+            as_of,
+            as_of,
+            [m.argument for m in counted.values() if m.kind == "count_action"],
+            [m.argument for m in counted.values() if m.kind == "distinct_users_of_module"],
+        ],
+    )
+    return [f'coalesce(c."{name}", 0) AS "{name}"' for name in counted]
+
+
+def _sql_metric(con: duckdb.DuckDBPyConnection, name: str, path: Path, as_of: date) -> int:
+    """Run a custom `sql` metric into metric_sql_<name> (account_id, value DOUBLE); returns how
+    many of its rows name an account that has no metrics row for the day (not stored)."""
+    where = f"custom metric {name!r} ({path})"
+    statements = con.extract_statements(path.read_text())
+    if len(statements) != 1 or statements[0].type != duckdb.StatementType.SELECT:
+        raise MetricQueryError(f"{where}: must hold exactly one SELECT query returning (account_id, value)")
+    statement = statements[0]
+    unknown_parameters = statement.named_parameters - {"as_of"}
+    if unknown_parameters:
+        raise MetricQueryError(f"{where}: unknown parameter(s) {sorted(unknown_parameters)}; only $as_of is set")
+    parameters = {"as_of": as_of} if statement.named_parameters else None
+    try:
+        con.execute(f'CREATE OR REPLACE TEMP TABLE "metric_sql_raw_{name}" AS {statement.query}', parameters)
+        columns = [c for (c, *_rest) in con.execute(f'DESCRIBE "metric_sql_raw_{name}"').fetchall()]
+        if len(columns) != 2:
+            raise MetricQueryError(f"{where}: returns the columns {columns}; it must return (account_id, value)")
+        account, value = (f'"{c}"' for c in columns)
+        con.execute(
+            f'CREATE OR REPLACE TEMP TABLE "metric_sql_{name}" AS '
+            f'SELECT {account}::VARCHAR AS account_id, {value}::DOUBLE AS value FROM "metric_sql_raw_{name}"'
+        )
+    except duckdb.Error as exc:
+        raise MetricQueryError(f"{where} failed for {as_of}: {exc}") from exc
+    duplicates = con.execute(
+        f'SELECT account_id, count(*) FROM "metric_sql_{name}" GROUP BY account_id HAVING count(*) > 1 LIMIT 3'
+    ).fetchall()
+    if duplicates:
+        shown = ", ".join(f"{account!r} ({count} rows)" for account, count in duplicates)
+        raise MetricQueryError(f"{where}: returns more than one row per account for {as_of}, e.g. {shown}")
+    [(ignored,)] = con.execute(
+        f'SELECT count(*) FROM "metric_sql_{name}" WHERE account_id IS NULL '
+        "OR account_id NOT IN (SELECT account_id FROM metric_rows)"
+    ).fetchall()
+    return ignored
+
+
+def _summarise(
+    con: duckdb.DuckDBPyConnection, config: PipelineConfig, as_of: date, ignored: dict[str, int]
+) -> MetricsResult:
+    [(rows, snapshot_date)] = con.execute(
+        "SELECT count(*), max(snapshot_date) FROM account_metrics WHERE date = ?", [as_of]
+    ).fetchall()
+    by_type = dict(con.execute("SELECT account_type, count(*) FROM metric_rows GROUP BY ALL").fetchall())
+    frequency = dict(con.execute("SELECT usage_frequency, count(*) FROM metric_rows GROUP BY ALL").fetchall())
+    custom = {}
+    for name in config.metrics:
+        [(with_value,)] = con.execute(f'SELECT count("{name}") FROM account_metrics WHERE date = ?', [as_of]).fetchall()
+        custom[name] = with_value
+    return MetricsResult(
+        as_of=as_of,
+        snapshot_date=snapshot_date,
+        rows=rows,
+        rows_by_type=by_type,
+        usage_frequency=frequency,
+        custom_values=custom,
+        sql_rows_ignored=ignored,
+    )
