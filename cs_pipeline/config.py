@@ -249,7 +249,7 @@ def _scalar(metric: str, kind: MetricKind, value: Any) -> int | float | str:
                 number = float(number)
             except ValueError:
                 pass
-        if isinstance(number, bool) or not isinstance(number, int | float) or not math.isfinite(number):
+        if isinstance(number, bool) or not isinstance(number, int | float) or not _finite(number):
             raise _fail(f"{_short(value)} is not a number ({metric} is numeric)")
         return int(number) if isinstance(number, float) and number.is_integer() else number
     if isinstance(value, bool) or not isinstance(value, str | int):
@@ -263,6 +263,14 @@ def _scalar(metric: str, kind: MetricKind, value: Any) -> int | float | str:
     elif metric in TEXT_VALUES and text not in TEXT_VALUES[metric]:
         raise _fail(f"{text!r} is not a valid {metric} (use one of {', '.join(TEXT_VALUES[metric])})")
     return text
+
+
+def _finite(number: int | float) -> bool:
+    """A float that is not inf/nan, or an int a float can hold (metrics are compared as DOUBLE)."""
+    try:
+        return math.isfinite(number)
+    except OverflowError:  # an int beyond the float range, e.g. 10**400
+        return False
 
 
 def _check_value(metric: str, op: str, value: Any, ctx: _Context) -> RuleValue:

@@ -354,6 +354,7 @@ def test_ordering_op_on_text_attribute(tmp_path: Path) -> None:
         ({"metric": "csm_risk", "op": "==", "value": ["a"]}, "'==' takes one value; use in / not_in"),
         ({"metric": "engagement_score", "op": ">="}, "is required for op '>='"),
         ({"metric": "engagement_score", "op": ">=", "value": True}, "True is not a number"),
+        ({"metric": "engagement_score", "op": ">=", "value": 10**400}, "1" + "0" * 56 + "... is not a number"),
     ],
 )
 def test_rule_values(tmp_path: Path, rule: dict, expected: str) -> None:
