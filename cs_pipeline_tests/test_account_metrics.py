@@ -371,20 +371,25 @@ def test_a_bad_sql_metric_is_a_clear_error_naming_the_file(wh, tmp_path, text, m
 
 def aggregates_match_events(con) -> bool:
     """The daily aggregates equal a rebuild from usage_events (every delivery day)."""
-    rebuilt = (
-        "SELECT partition_date, event_date, account_id, count(*) AS events, "
-        "list_sort(coalesce(list(DISTINCT module) FILTER (module IS NOT NULL), [])) AS modules, "
-        "list_sort(list(DISTINCT action)) AS actions FROM usage_events GROUP BY ALL"
-    )
-    kept = (
-        "SELECT * EXCLUDE (run_id) REPLACE (list_sort(modules) AS modules, list_sort(actions) AS actions) "
-        "FROM usage_account_days"
-    )
-    users = (
-        "SELECT partition_date, event_date, account_id, user_id, count(*) FROM usage_events "
-        "WHERE user_id IS NOT NULL GROUP BY ALL"
-    )
-    pairs = [(rebuilt, kept), (users, "SELECT * EXCLUDE (run_id) FROM usage_user_days")]
+    modules = "list_sort(coalesce(list(DISTINCT module) FILTER (module IS NOT NULL), []))"
+    pairs = [
+        (
+            f"SELECT partition_date, event_date, account_id, count(*), {modules} FROM usage_events GROUP BY ALL",
+            "SELECT partition_date, event_date, account_id, events, list_sort(modules) FROM usage_account_days",
+        ),
+        (
+            "SELECT partition_date, event_date, account_id, list_sort(list({'key': action, 'value': n})) "
+            "FROM (SELECT partition_date, event_date, account_id, action, count(*) AS n FROM usage_events "
+            "GROUP BY ALL) GROUP BY ALL",
+            "SELECT partition_date, event_date, account_id, list_sort(map_entries(action_events)) "
+            "FROM usage_account_days",
+        ),
+        (
+            f"SELECT partition_date, event_date, account_id, user_id, count(*), {modules} FROM usage_events "
+            "WHERE user_id IS NOT NULL GROUP BY ALL",
+            "SELECT partition_date, event_date, account_id, user_id, events, list_sort(modules) FROM usage_user_days",
+        ),
+    ]
     differences = " + ".join(
         f"(SELECT count(*) FROM (({a}) EXCEPT ALL ({b}))) + (SELECT count(*) FROM (({b}) EXCEPT ALL ({a})))"
         for a, b in pairs

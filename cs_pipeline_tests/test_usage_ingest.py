@@ -824,10 +824,10 @@ def test_failure_inside_the_transaction_rolls_everything_back(con, landing, monk
     write_csv(landing, D, "a.csv", "event_id,ts,account_id,action\nW,2025-11-21T10:00:00Z,,view\n")
 
     def fail(*_args, **_kwargs):
-        raise RuntimeError("validation exploded")
+        raise RuntimeError("summary exploded")
 
-    monkeypatch.setattr(ingest_module, "_validate_partition", fail)
-    with pytest.raises(RuntimeError, match="validation exploded"):
+    monkeypatch.setattr(ingest_module, "_summarise", fail)  # the last step before commit
+    with pytest.raises(RuntimeError, match="summary exploded"):
         ingest(con, landing, D, run_id="run-2")
 
     assert warehouse_state(con) == before

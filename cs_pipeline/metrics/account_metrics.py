@@ -1,9 +1,9 @@
 """Usage metrics per account for one day (SPEC 4.2), written to `account_metrics`.
 
 Set-based throughout: the built-in metrics come from the daily aggregates in one SQL file,
-`count_action` / `distinct_users_of_module` metrics from one scan of the window's events, and
-each `sql` metric from its own query file. Everything runs in one transaction that replaces
-the day's rows.
+`count_action` / `distinct_users_of_module` metrics from the same aggregates (events per
+action, modules per user), and each `sql` metric from its own query file over raw events.
+Everything runs in one transaction that replaces the day's rows.
 """
 
 from __future__ import annotations
@@ -16,8 +16,6 @@ import duckdb
 
 from cs_pipeline.config import PipelineConfig
 from cs_pipeline.warehouse import read_sql, set_variables
-
-COUNTED_KINDS = ("count_action", "distinct_users_of_module")
 
 
 class MetricQueryError(ValueError):
@@ -72,33 +70,40 @@ def compute_account_metrics(
 
 
 def _counted_metrics(con: duckdb.DuckDBPyConnection, config: PipelineConfig, as_of: date) -> list[str]:
-    """count_action and distinct_users_of_module metrics in one scan of window 30 (into
-    metric_counted); returns their select expressions, 0 for an account without events."""
-    counted = {name: m for name, m in config.metrics.items() if m.kind in COUNTED_KINDS}
-    if not counted:
+    """count_action metrics from usage_account_days (events per action) and
+    distinct_users_of_module metrics from usage_user_days (modules per user), both over the
+    metric's window of the events known at the end of as_of, into metric_counted; returns
+    their select expressions, 0 for an account without such events."""
+    known = "partition_date <= ?::DATE AND event_date BETWEEN ?::DATE - 29 AND ?::DATE"
+    action_counts = {n: m for n, m in config.metrics.items() if m.kind == "count_action"}
+    module_users = {n: m for n, m in config.metrics.items() if m.kind == "distinct_users_of_module"}
+    sources, parameters = [], []
+    if action_counts:
+        columns = [f'sum(action_events[?]) FILTER (event_date > ?::DATE - ?) AS "{n}"' for n in action_counts]
+        sources.append(
+            f"SELECT account_id, {', '.join(columns)} FROM usage_account_days WHERE {known} GROUP BY account_id"
+        )
+        parameters += [p for m in action_counts.values() for p in (m.argument, as_of, m.window)] + [as_of] * 3
+    if module_users:
+        # a user counts for a module when its last day with that module is within the window
+        last_days = [f'max(event_date) FILTER (list_contains(modules, ?)) AS "{n}"' for n in module_users]
+        counts = [f'count("{n}") FILTER ("{n}" > ?::DATE - ?) AS "{n}"' for n in module_users]
+        sources.append(
+            f"SELECT account_id, {', '.join(counts)} FROM (SELECT account_id, user_id, {', '.join(last_days)} "
+            f"FROM usage_user_days WHERE {known} AND list_has_any(modules, ?::VARCHAR[]) "
+            "GROUP BY account_id, user_id) GROUP BY account_id"
+        )
+        parameters += [p for m in module_users.values() for p in (as_of, m.window)]
+        parameters += [m.argument for m in module_users.values()] + [as_of] * 3
+        parameters += [[m.argument for m in module_users.values()]]
+    if not sources:
         con.execute("CREATE OR REPLACE TEMP TABLE metric_counted AS SELECT NULL::VARCHAR AS account_id LIMIT 0")
         return []
-    expressions, parameters = [], []
-    for name, metric in counted.items():
-        if metric.kind == "count_action":
-            column, aggregate = "action", "count(*)"
-        else:
-            column, aggregate = "module", "count(DISTINCT user_id)"
-        expressions.append(f'{aggregate} FILTER ({column} = ? AND event_date > ?::DATE - ?)::DOUBLE AS "{name}"')
-        parameters += [metric.argument, as_of, metric.window]
-    con.execute(
-        f"CREATE OR REPLACE TEMP TABLE metric_counted AS SELECT account_id, {', '.join(expressions)} "
-        "FROM metric_events WHERE event_date BETWEEN ?::DATE - 29 AND ?::DATE "
-        "AND (list_contains(?::VARCHAR[], action) OR list_contains(?::VARCHAR[], module)) GROUP BY account_id",
-        [
-            *parameters,
-            as_of,
-            as_of,
-            [m.argument for m in counted.values() if m.kind == "count_action"],
-            [m.argument for m in counted.values() if m.kind == "distinct_users_of_module"],
-        ],
-    )
-    return [f'coalesce(c."{name}", 0) AS "{name}"' for name in counted]
+    joined = " FULL JOIN ".join(f"({source}) AS s{i}" for i, source in enumerate(sources))
+    if len(sources) > 1:
+        joined += " USING (account_id)"
+    con.execute(f"CREATE OR REPLACE TEMP TABLE metric_counted AS SELECT * FROM {joined}", parameters)
+    return [f'coalesce(c."{name}", 0)::DOUBLE AS "{name}"' for name in [*action_counts, *module_users]]
 
 
 def _sql_metric(con: duckdb.DuckDBPyConnection, name: str, path: Path, as_of: date) -> int:

@@ -67,7 +67,6 @@ def ingest_delivery(
                 "count(*) FILTER (origin = 'rejected' AND reason IS NULL) FROM limit_judged"
             ).fetchall()
         con.execute(read_sql("usage/refresh_aggregates.sql"))
-        _validate_partition(con, partition_date)
         result = _summarise(con, delivery_files=len(delivery.files), partition_date=partition_date)
         con.commit()
     except BaseException:  # a Polars panic is not an Exception, and must not leave a half-written day
@@ -92,13 +91,6 @@ def stored_partition(con: duckdb.DuckDBPyConnection, partition_date: date) -> tu
         [partition_date],
     )
     return events, rejected
-
-
-def _validate_partition(con: duckdb.DuckDBPyConnection, partition_date: date) -> None:
-    """The partition's rows as they would be committed must fit the table schemas."""
-    events, rejected = stored_partition(con, partition_date)
-    schemas.validate(schemas.usage_events, events)
-    schemas.validate(schemas.rejected_events, rejected)
 
 
 def _summarise(con: duckdb.DuckDBPyConnection, *, delivery_files: int, partition_date: date) -> dict:

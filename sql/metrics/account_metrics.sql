@@ -40,7 +40,7 @@ GROUP BY account_id;
 CREATE OR REPLACE TEMP TABLE metric_actions AS
 SELECT account_id, count(DISTINCT action) AS actions_used_30d
 FROM (
-    SELECT account_id, unnest(actions) AS action
+    SELECT account_id, unnest(map_keys(action_events)) AS action
     FROM usage_account_days
     WHERE partition_date <= getvariable('as_of')
       AND event_date BETWEEN getvariable('as_of') - 29 AND getvariable('as_of')

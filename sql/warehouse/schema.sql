@@ -61,14 +61,15 @@ CREATE TABLE IF NOT EXISTS usage_vocabulary (
 
 -- Daily aggregates of usage_events, per delivery day (partition_date) and UTC event day, kept
 -- by the usage_events asset in the same transaction: metrics for D read these instead of
--- 30 days of raw events. Per account and day (user_id NULL included in `events`):
+-- 30 days of raw events. Per account and day (events without a user included):
 CREATE TABLE IF NOT EXISTS usage_account_days (
     partition_date DATE NOT NULL, event_date DATE NOT NULL, account_id VARCHAR NOT NULL,
-    events BIGINT NOT NULL, modules VARCHAR[] NOT NULL, actions VARCHAR[] NOT NULL, run_id VARCHAR NOT NULL);
--- Per account, user (non-null) and day:
+    events BIGINT NOT NULL, modules VARCHAR[] NOT NULL, action_events MAP(VARCHAR, BIGINT) NOT NULL,
+    run_id VARCHAR NOT NULL);
+-- Per account, user (non-null) and day, with the modules the user touched:
 CREATE TABLE IF NOT EXISTS usage_user_days (
     partition_date DATE NOT NULL, event_date DATE NOT NULL, account_id VARCHAR NOT NULL,
-    user_id VARCHAR NOT NULL, events BIGINT NOT NULL, run_id VARCHAR NOT NULL);
+    user_id VARCHAR NOT NULL, events BIGINT NOT NULL, modules VARCHAR[] NOT NULL, run_id VARCHAR NOT NULL);
 
 -- Usage metrics per day and account (SPEC 4.2), with the account columns rules may use, so
 -- a row holds every input of that day's health. Custom metrics are added as DOUBLE columns
