@@ -5,7 +5,7 @@ VENV := .venv
 # (PostgreSQL) instance: everything here uses the embedded SQLite instance instead.
 EMBEDDED_HOME := $(CURDIR)/.dagster_home
 
-.PHONY: demo test bench ui
+.PHONY: demo test bench bench-ingest ui
 
 demo: $(VENV)/.installed
 	$(VENV)/bin/cs-pipeline demo
@@ -21,6 +21,9 @@ ui: $(VENV)/.installed
 	DAGSTER_HOME=$(EMBEDDED_HOME) $(VENV)/bin/dagster dev -w workspace.yaml
 
 bench: $(VENV)/.installed
+	$(VENV)/bin/python bench/daily_run.py
+
+bench-ingest: $(VENV)/.installed
 	$(VENV)/bin/python bench/ingest.py
 
 $(VENV)/.installed: pyproject.toml
