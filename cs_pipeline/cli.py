@@ -61,6 +61,7 @@ def run_days(config: PipelineConfig, days: list[date], instance: dg.DagsterInsta
     """For each day in order: one run of the daily job, then one health run per profile,
     with a progress line per day."""
     from cs_pipeline.definitions import DAILY_JOB, HEALTH_JOB, build_definitions
+    from cs_pipeline.health.account_health import HEALTH_COUNT_KEYS
 
     defs = build_definitions(config)
     daily_job, health_job = defs.resolve_job_def(DAILY_JOB), defs.resolve_job_def(HEALTH_JOB)
@@ -81,14 +82,11 @@ def run_days(config: PipelineConfig, days: list[date], instance: dg.DagsterInsta
             result = _execute(health_job, key, config, instance, what=f"{day}, profile {profile}")
             for materialization in result.get_asset_materialization_events():
                 metadata = materialization.materialization.metadata
-                health.update({label: metadata[label].value for label in HEALTH_COUNTS})
+                health.update({key: metadata[key].value for key in HEALTH_COUNT_KEYS.values()})
         elapsed = time.monotonic() - day_started
-        counts = ", ".join(f"{health[label]} {label.replace('_', ' ')}" for label in HEALTH_COUNTS)
+        counts = ", ".join(f"{health[key]} {label.lower()}" for label, key in HEALTH_COUNT_KEYS.items())
         print(f"[{number}/{len(days)}] {day} done in {elapsed:.1f}s: {counts}", flush=True)
     print(f"{len(days)} day(s) in {time.monotonic() - started:.1f}s; warehouse: {config.warehouse}", flush=True)
-
-
-HEALTH_COUNTS = ("good", "average", "poor", "no_value")  # account_health materialization metadata
 
 
 def _execute(

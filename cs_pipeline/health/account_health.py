@@ -16,6 +16,9 @@ from cs_pipeline.lib.health_sql import health_query
 from cs_pipeline.schemas import HEALTH_LABELS
 from cs_pipeline.warehouse import set_variables
 
+# account_health's metadata key for each health label (Good -> good, No value -> no_value)
+HEALTH_COUNT_KEYS = {label: label.lower().replace(" ", "_") for label in HEALTH_LABELS}
+
 
 class MetricsMissing(LookupError):
     """account_metrics has no rows for the day the health is asked for."""

@@ -15,6 +15,7 @@ from pathlib import Path
 import duckdb
 
 from cs_pipeline.config import PipelineConfig
+from cs_pipeline.lib.health_sql import quote_identifier
 from cs_pipeline.warehouse import read_sql, set_variables
 
 
@@ -123,7 +124,7 @@ def _sql_metric(con: duckdb.DuckDBPyConnection, name: str, path: Path, as_of: da
         columns = [c for (c, *_rest) in con.execute(f'DESCRIBE "metric_sql_raw_{name}"').fetchall()]
         if len(columns) != 2:
             raise MetricQueryError(f"{where}: returns the columns {columns}; it must return (account_id, value)")
-        account, value = (f'"{c}"' for c in columns)
+        account, value = (quote_identifier(c) for c in columns)
         con.execute(
             f'CREATE OR REPLACE TEMP TABLE "metric_sql_{name}" AS '
             f'SELECT {account}::VARCHAR AS account_id, {value}::DOUBLE AS value FROM "metric_sql_raw_{name}"'
@@ -152,9 +153,10 @@ def _summarise(
     by_type = dict(con.execute("SELECT account_type, count(*) FROM metric_rows GROUP BY ALL").fetchall())
     frequency = dict(con.execute("SELECT usage_frequency, count(*) FROM metric_rows GROUP BY ALL").fetchall())
     custom = {}
-    for name in config.metrics:
-        [(with_value,)] = con.execute(f'SELECT count("{name}") FROM account_metrics WHERE date = ?', [as_of]).fetchall()
-        custom[name] = with_value
+    if config.metrics:
+        counts = ", ".join(f"count({quote_identifier(name)})" for name in config.metrics)
+        [values] = con.execute(f"SELECT {counts} FROM account_metrics WHERE date = ?", [as_of]).fetchall()
+        custom = dict(zip(config.metrics, values))
     return MetricsResult(
         as_of=as_of,
         snapshot_date=snapshot_date,

@@ -3,7 +3,7 @@
 import dagster as dg
 
 from cs_pipeline.defs.shared import PipelineSettings, health_partition
-from cs_pipeline.health.account_health import MetricsMissing, compute_account_health
+from cs_pipeline.health.account_health import HEALTH_COUNT_KEYS, MetricsMissing, compute_account_health
 from cs_pipeline.warehouse import DUCKDB_POOL, WarehouseResource, table_metadata
 
 
@@ -34,7 +34,7 @@ def build_health_assets(partitions: dg.MultiPartitionsDefinition) -> list[dg.Ass
             metadata={
                 **metadata,
                 "rows_written": result.rows,
-                **{label.lower().replace(" ", "_"): count for label, count in result.health.items()},
+                **{HEALTH_COUNT_KEYS[label]: count for label, count in result.health.items()},
                 "turned_poor": result.turned_poor,
                 **({"mean_health_score": result.mean_health_score} if result.mean_health_score is not None else {}),
             }
