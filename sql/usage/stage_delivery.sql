@@ -1,7 +1,7 @@
 -- Normalise one day's delivery (the registered frame `delivery`) into `staged`: trimmed
 -- text, blanks as NULL, timestamps as UTC instants, an event_id for every row, the first
--- validation failure as `reason` (NULL = valid so far), and what was delivered (raw_json,
--- delivered_fields) as evidence should the row be rejected.
+-- validation failure as `reason` (NULL = valid so far). What was delivered is read back
+-- from `delivery` (by source_file, source_row) for the rejected rows only.
 -- Variables: partition_date.
 -- Trimmed text, a blank as NULL; trims only when an end is whitespace (most values are clean).
 CREATE OR REPLACE TEMP MACRO clean_text(s) AS
@@ -21,7 +21,7 @@ WITH json_rows AS (
 ),
 delivered AS (
     -- the fields as delivered, from the columns or from the JSON line
-    SELECT source_file, source_row, raw_json, ts_value,
+    SELECT source_file, source_row, ts_value,
         raw_json IS NOT NULL AND obj IS NULL AS malformed,
         CASE WHEN raw_json IS NULL THEN event_id ELSE obj ->> 'event_id' END AS event_id,
         CASE WHEN raw_json IS NULL THEN ts_text ELSE obj ->> 'ts' END AS ts_text,
@@ -44,11 +44,7 @@ normalised AS (
         clean_text(account_id) AS account_id,
         clean_text(user_id) AS user_id,
         clean_text(module) AS module,
-        clean_text(action) AS action,
-        raw_json,
-        -- the row's fields as delivered, kept as evidence should the row be rejected
-        {'event_id': event_id, 'ts': coalesce(ts_text, strftime(ts_value, '%Y-%m-%dT%H:%M:%S.%fZ')),
-         'account_id': account_id, 'user_id': user_id, 'module': module, 'action': action} AS delivered_fields
+        clean_text(action) AS action
     FROM timestamps
 ),
 validated AS (
@@ -73,7 +69,5 @@ SELECT
     action,
     source_file,
     source_row,
-    reason,
-    raw_json,
-    delivered_fields
+    reason
 FROM validated;

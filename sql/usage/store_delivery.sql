@@ -12,17 +12,20 @@ DELETE FROM usage_events WHERE partition_date = getvariable('partition_date');
 DELETE FROM usage_event_copies WHERE partition_date = getvariable('partition_date');
 DELETE FROM rejected_events WHERE partition_date = getvariable('partition_date');
 
+-- Evidence: a limit-rejected row's normalised fields; otherwise the row as delivered.
 INSERT INTO rejected_events
-SELECT getvariable('partition_date'), source_file, source_row, reason,
+SELECT getvariable('partition_date'), s.source_file, s.source_row, s.reason,
     CASE
-        WHEN reason IN ('module_limit', 'action_limit') THEN event_evidence(event_id, ts, account_id, user_id, module, action)
-        WHEN reason = 'malformed_row' THEN to_json(raw_json)
-        WHEN raw_json IS NOT NULL THEN raw_json::JSON
-        ELSE to_json(delivered_fields)
+        WHEN s.reason IN ('module_limit', 'action_limit')
+            THEN event_evidence(s.event_id, s.ts, s.account_id, s.user_id, s.module, s.action)
+        WHEN s.reason = 'malformed_row' THEN to_json(d.raw_json)
+        WHEN d.raw_json IS NOT NULL THEN d.raw_json::JSON
+        ELSE to_json({'event_id': d.event_id, 'ts': coalesce(d.ts_text, strftime(d.ts_value, '%Y-%m-%dT%H:%M:%S.%fZ')),
+                      'account_id': d.account_id, 'user_id': d.user_id, 'module': d.module, 'action': d.action})
     END,
     getvariable('run_id')
-FROM staged
-WHERE reason IS NOT NULL;
+FROM (SELECT * FROM staged WHERE reason IS NOT NULL) s
+JOIN delivery d USING (source_file, source_row);
 
 CREATE OR REPLACE TEMP VIEW delivered AS
 SELECT event_id, ts, event_date, account_id, user_id, module, action,

@@ -118,16 +118,13 @@ def build_crm_assets(daily: dg.DailyPartitionsDefinition) -> list[dg.AssetsDefin
             _set_variables(con, context)
             con.begin()
             con.execute(read_sql("crm/refresh_users.sql"))
-            current = query_frame(con, "SELECT * EXCLUDE (run_id) FROM users")
-            schemas.validate(schemas.users, current)  # in the transaction: a violation writes nothing
-            con.commit()
-            metadata = table_metadata(con, "users", current.height)
+            con.commit()  # the blocking check users_schema validates what was written
+            [(rows, from_contacts, seen_in_events)] = con.execute(
+                "SELECT count(*), count(name), count(first_seen) FROM users"
+            ).fetchall()
+            metadata = table_metadata(con, "users", rows)
         return dg.MaterializeResult(
-            metadata={
-                **metadata,
-                "users_from_contacts": current.filter(pl.col("name").is_not_null()).height,
-                "users_seen_in_events": current.filter(pl.col("first_seen").is_not_null()).height,
-            }
+            metadata={**metadata, "users_from_contacts": from_contacts, "users_seen_in_events": seen_in_events}
         )
 
     return [crm_snapshot, accounts, users]
