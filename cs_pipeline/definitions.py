@@ -7,6 +7,7 @@ import warnings
 import dagster as dg
 
 from cs_pipeline.config import PipelineConfig, load_config
+from cs_pipeline.crm.salesforce import salesforce_resource
 from cs_pipeline.defs.crm.assets import build_crm_assets
 from cs_pipeline.defs.crm.checks import build_crm_checks
 from cs_pipeline.defs.crm.resources import crm_source
@@ -14,6 +15,7 @@ from cs_pipeline.defs.health.assets import build_health_assets
 from cs_pipeline.defs.health.checks import build_health_checks
 from cs_pipeline.defs.metrics.assets import build_metrics_assets
 from cs_pipeline.defs.metrics.checks import build_metrics_checks
+from cs_pipeline.defs.salesforce.assets import build_salesforce_assets
 from cs_pipeline.defs.shared import PipelineSettings, daily_partitions, health_partitions
 from cs_pipeline.defs.usage.assets import build_usage_assets
 from cs_pipeline.defs.usage.checks import build_usage_checks
@@ -31,10 +33,20 @@ HEALTH_JOB = "health_pipeline"
 def build_definitions(config: PipelineConfig) -> dg.Definitions:
     daily = daily_partitions(config)
     health = health_partitions(config)
-    assets = [*build_crm_assets(daily), *build_usage_assets(daily), *build_metrics_assets(daily)]
+    extraction = build_salesforce_assets() if config.crm.source == "salesforce" else []
+    crm = build_crm_assets(daily, [asset.key for asset in extraction])
+    assets = [*extraction, *crm, *build_usage_assets(daily), *build_metrics_assets(daily)]
     health_assets = build_health_assets(health)
     checks = [*build_crm_checks(daily), *build_usage_checks(daily), *build_metrics_checks(daily)]
     health_checks = build_health_checks(health)
+    resources = {
+        "settings": PipelineSettings(config_path=str(config.source_path)),
+        "warehouse": WarehouseResource(path=str(config.warehouse)),
+        "crm": crm_source(config),
+    }
+    if extraction:
+        sf = config.crm.salesforce
+        resources["salesforce"] = salesforce_resource(sf.api_version, sf.bulk_threshold, sf.overlap_minutes)
     return dg.Definitions(
         assets=[*assets, *health_assets],
         asset_checks=[*checks, *health_checks],
@@ -42,11 +54,7 @@ def build_definitions(config: PipelineConfig) -> dg.Definitions:
             dg.define_asset_job(DAILY_JOB, selection=dg.AssetSelection.assets(*assets)),
             dg.define_asset_job(HEALTH_JOB, selection=dg.AssetSelection.assets(*health_assets)),
         ],
-        resources={
-            "settings": PipelineSettings(config_path=str(config.source_path)),
-            "warehouse": WarehouseResource(path=str(config.warehouse)),
-            "crm": crm_source(config),
-        },
+        resources=resources,
     )
 
 

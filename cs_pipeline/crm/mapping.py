@@ -36,16 +36,34 @@ def _fields(*mapped: list[str] | str) -> list[str]:
     return list(dict.fromkeys(names))
 
 
+def mapped_fields(config: PipelineConfig) -> dict[str, tuple[list[str], list[str]]]:
+    """Per Salesforce object, the fields the mapping reads (required) and the optional ones."""
+    mapping = config.crm.mapping
+    account, asset, contact = mapping.account, mapping.asset, mapping.contact
+    account_fields = _fields(
+        ["Id"], account.account_id, account.name, account.parent_id, account.status, account.create_date,
+        account.contract_value, account.renewal_date, account.licenses, list(account.attributes.values()),
+    )  # fmt: skip
+    asset_fields = _fields(
+        ["Id"], asset.account_id, asset.product_code, asset.product_name, asset.status, asset.licenses,
+        asset.contract_value, asset.create_date,
+    )  # fmt: skip
+    contact_fields = _fields(["Id"], contact.account_id, contact.user_id, contact.name)
+    optional = ["SystemModstamp"]  # duplicate records are told apart by it when present
+    return {
+        "Account": (account_fields, optional),
+        "Asset": (asset_fields, optional),
+        "Contact": (contact_fields, optional),
+    }
+
+
 def extract_snapshot(source: CrmSource, config: PipelineConfig) -> dict[str, pl.DataFrame]:
     """The canonical account, asset and contact records the source holds now."""
     mapping = config.crm.mapping
     account, asset, contact = mapping.account, mapping.asset, mapping.contact
+    fields = mapped_fields(config)
 
-    account_fields = _fields(
-        account.account_id, account.name, account.parent_id, account.status, account.create_date,
-        account.contract_value, account.renewal_date, account.licenses, list(account.attributes.values()),
-    )  # fmt: skip
-    accounts = source.fetch("Account", _fields(["Id"], account_fields), ["SystemModstamp"])
+    accounts = source.fetch("Account", *fields["Account"])
     attributes = (
         pl.concat_list(
             [pl.struct(key=pl.lit(name), value=_clean(field)) for name, field in sorted(account.attributes.items())]
@@ -67,12 +85,8 @@ def extract_snapshot(source: CrmSource, config: PipelineConfig) -> dict[str, pl.
         system_modstamp=_clean("SystemModstamp"),
     ).cast(RAW_ACCOUNT_SCHEMA)
 
-    asset_fields = _fields(
-        asset.account_id, asset.product_code, asset.product_name, asset.status, asset.licenses,
-        asset.contract_value, asset.create_date,
-    )  # fmt: skip
     assets = (
-        source.fetch("Asset", _fields(["Id"], asset_fields), ["SystemModstamp"])
+        source.fetch("Asset", *fields["Asset"])
         .select(
             salesforce_id=_clean("Id"),
             account_salesforce_id=_first_present(asset.account_id),
@@ -87,9 +101,8 @@ def extract_snapshot(source: CrmSource, config: PipelineConfig) -> dict[str, pl.
         .cast(RAW_ASSET_SCHEMA)
     )
 
-    contact_fields = _fields(contact.account_id, contact.user_id, contact.name)
     contacts = (
-        source.fetch("Contact", _fields(["Id"], contact_fields), ["SystemModstamp"])
+        source.fetch("Contact", *fields["Contact"])
         .select(
             salesforce_id=_clean("Id"),
             account_salesforce_id=_first_present(contact.account_id),

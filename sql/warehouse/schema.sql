@@ -88,3 +88,10 @@ CREATE TABLE IF NOT EXISTS account_health (
     date DATE NOT NULL, account_id VARCHAR NOT NULL, profile VARCHAR NOT NULL, health VARCHAR NOT NULL,
     health_score INTEGER, dimension_scores MAP(VARCHAR, INTEGER) NOT NULL, reasons VARCHAR[] NOT NULL,
     previous_health VARCHAR, run_id VARCHAR NOT NULL);
+
+-- Salesforce extraction (crm.source: salesforce): one bookmark per mirrored object, moved in
+-- the transaction that updates its mirror table (salesforce_account, ...). fields is the
+-- field list the mirror holds: another list means a full refresh.
+CREATE TABLE IF NOT EXISTS salesforce_sync (
+    object VARCHAR NOT NULL, fields VARCHAR[] NOT NULL, bookmark TIMESTAMPTZ, synced_at TIMESTAMPTZ NOT NULL,
+    mode VARCHAR NOT NULL, run_id VARCHAR NOT NULL);

@@ -15,9 +15,14 @@ def _set_variables(con, context: dg.AssetExecutionContext) -> None:
     set_variables(con, partition_date=partition_date(context), run_id=context.run.run_id)
 
 
-def build_crm_assets(daily: dg.DailyPartitionsDefinition) -> list[dg.AssetsDefinition]:
+def build_crm_assets(
+    daily: dg.DailyPartitionsDefinition, extracted: list[dg.AssetKey]
+) -> list[dg.AssetsDefinition]:
+    """extracted: the assets crm_snapshot reads through the crm resource (Salesforce mirrors)."""
+
     @dg.asset(
         partitions_def=daily,
+        deps=extracted,
         pool=DUCKDB_POOL,
         group_name="crm",
         kinds={"duckdb", "salesforce"},

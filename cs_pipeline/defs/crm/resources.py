@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-from cs_pipeline.config import ConfigError, PipelineConfig
+from cs_pipeline.config import PipelineConfig
+from cs_pipeline.crm.salesforce import SalesforceMirror
 from cs_pipeline.crm.sources import CrmFilesSource, CrmSource
 
 
 def crm_source(config: PipelineConfig) -> CrmSource:
+    """The CSV exports, or the Salesforce mirror tables the salesforce_* assets keep."""
     if config.crm.source == "files":
         return CrmFilesSource(files_dir=str(config.crm.files_dir))
-    raise ConfigError(
-        config.source_path, [f"crm.source: {config.crm.source!r} is not available in this version yet (use files)"]
-    )
+    return SalesforceMirror(warehouse_path=str(config.warehouse))
