@@ -1,6 +1,7 @@
 """`cs-pipeline`: run the pipeline through the Dagster instance, so every run is in the UI.
 
 cs-pipeline demo                           synthetic tenant, 60 days end to end
+cs-pipeline demo --crm salesforce          the same, its CRM read from a local Salesforce server
 cs-pipeline materialize --date D           every asset for day D
 cs-pipeline backfill --start D1 --end D2   the same for each day of the range
 """
@@ -12,6 +13,8 @@ import os
 import sys
 import time
 from collections import Counter
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import date, datetime, timedelta, timezone
 from pathlib import Path
 
@@ -156,7 +159,11 @@ def cmd_demo(args: argparse.Namespace) -> None:
         flush=True,
     )
     instance = dagster_instance()
-    run_days(config, summary.days, instance)
+    if args.crm == "salesforce":
+        with local_salesforce(config.source_path, summary.crm_dir) as salesforce_config:
+            run_days(load_config(salesforce_config), summary.days, instance)
+    else:
+        run_days(config, summary.days, instance)
     print(
         f"\nWarehouse: {config.warehouse}\nDagster instance: {os.environ['DAGSTER_HOME']}\n"
         f"Open the UI with: make ui (or DAGSTER_HOME={os.environ['DAGSTER_HOME']} dagster dev -w workspace.yaml)\n"
@@ -164,6 +171,33 @@ def cmd_demo(args: argparse.Namespace) -> None:
         flush=True,
     )
     show_examples(config.warehouse)
+
+
+@contextmanager
+def local_salesforce(demo_config: Path, crm_dir: Path) -> Iterator[Path]:
+    """The demo's CRM export served by the local Salesforce-compatible server; yields a copy
+    of the demo config with crm.source: salesforce, and points the SF_* variables at the
+    server (its throwaway credentials) for this process."""
+    import yaml
+
+    from cs_pipeline.salesforce.local_server import LocalSalesforceServer
+
+    data = yaml.safe_load(demo_config.read_text())
+    data["crm"]["source"] = "salesforce"
+    salesforce_config = demo_config.with_name("cs_pipeline.salesforce.yaml")
+    salesforce_config.write_text(yaml.safe_dump(data, sort_keys=False))
+    with LocalSalesforceServer() as server:
+        loaded = server.store.load_csv_exports(crm_dir)
+        os.environ.update(
+            SF_USERNAME=server.username,
+            SF_PASSWORD=server.password,
+            SF_SECURITY_TOKEN=server.security_token,
+            SF_CA_BUNDLE=server.ca_path,
+            SF_PROXY=server.proxy_url,
+        )
+        records = ", ".join(f"{count} {name}" for name, count in loaded.items())
+        print(f"  local Salesforce at {server.instance_url} (login through {server.proxy_url}): {records}", flush=True)
+        yield salesforce_config
 
 
 def show_examples(warehouse: Path) -> None:
@@ -190,6 +224,13 @@ def main(argv: list[str] | None = None) -> int:
     commands = parser.add_subparsers(dest="command", required=True)
     demo = commands.add_parser("demo", help="generate the demo tenant and run it end to end")
     demo.add_argument("--days", type=int, default=60)
+    demo.add_argument(
+        "--crm",
+        choices=["files", "salesforce"],
+        default="files",
+        help="read the CRM from the CSV export (default) or from that export served by a local "
+        "Salesforce-compatible server through simple-salesforce",
+    )
     demo.set_defaults(handler=cmd_demo)
     materialize = commands.add_parser("materialize", help="every asset for one day")
     materialize.add_argument("--date", type=_date, required=True)
