@@ -28,13 +28,24 @@ from simple_salesforce.exceptions import (
 )
 from urllib3.util.retry import Retry
 
+from cs_pipeline.demo.generator import generate_tenant
 from cs_pipeline.salesforce.endpoints import ApiConfig
 from cs_pipeline.salesforce.local_server import LocalSalesforceServer
 from cs_pipeline.salesforce.schema import DEFAULT_SCHEMAS, FieldSpec, FieldType, ObjectSchema
 from cs_pipeline.salesforce.soql import INVALID_FIELD, INVALID_TYPE, MALFORMED_QUERY, SoqlError, bind, execute, parse
 from cs_pipeline.salesforce.store import Clock, SalesforceStore, salesforce_id
 
-DEMO_CRM = Path(__file__).resolve().parents[1] / "demo" / "crm"
+
+@pytest.fixture(scope="module")
+def demo_export(tmp_path_factory) -> Path:
+    """The demo generator's CRM export (demo/crm is generated, not part of the repository)."""
+    root = tmp_path_factory.mktemp("export")
+    return generate_tenant(root, end_date=date(2025, 11, 20), days=1, progress=None).crm_dir
+
+
+def exported(crm_dir: Path, object_name: str) -> list[dict[str, str]]:
+    with (crm_dir / f"{object_name}.csv").open() as handle:
+        return list(csv.DictReader(handle))
 T0 = datetime(2025, 11, 21, 8, 15, tzinfo=timezone.utc)
 ACCOUNT_FIELDS = "Id, Name, Licenses__c, Customer_Since__c, Status__c, CreatedDate, SystemModstamp, IsDeleted"
 
@@ -507,26 +518,29 @@ def test_store_rejects_what_salesforce_would():
         store.update("Account", record_id, {"Name": "B"})
 
 
-def test_loading_the_demo_exports_keeps_ids_and_stamps_and_creates_products():
+def test_loading_the_demo_exports_keeps_ids_and_stamps_and_creates_products(demo_export):
     store = SalesforceStore(clock=Clock(T0))
-    assert store.load_csv_exports(DEMO_CRM) == {"Account": 60, "Contact": 276, "Asset": 22}
+    accounts, contacts, assets = (exported(demo_export, name) for name in ("Account", "Contact", "Asset"))
+    counts = {"Account": len(accounts), "Contact": len(contacts), "Asset": len(assets)}
+    assert store.load_csv_exports(demo_export) == counts
 
-    account = store.get("Account", "0015LbgEZf0wjNkQMI")
+    row = next(row for row in accounts if row["ParentId"] and row["Renewal_Date__c"] and row["Licenses__c"])
+    account = store.get("Account", row["Id"])
     assert account is not None
-    assert account["ParentId"] == "0015DASa7ob13twQDA"
-    assert account["SystemModstamp"] == datetime(2026, 9, 10, 5, 1, 35, tzinfo=timezone.utc)
-    assert account["Renewal_Date__c"] == date(2027, 7, 13)
-    assert (account["Licenses__c"], account.get("Customer_Since__c"), account["IsDeleted"]) == (1.0, None, False)
+    assert account["ParentId"] == row["ParentId"]
+    assert account["SystemModstamp"] == datetime.strptime(row["SystemModstamp"], "%Y-%m-%dT%H:%M:%S.%f%z")
+    assert account["Renewal_Date__c"] == date.fromisoformat(row["Renewal_Date__c"])
+    assert (account["Licenses__c"], account["IsDeleted"]) == (float(row["Licenses__c"]), row["IsDeleted"] == "true")
     products = store.records("Product2")
-    assert sorted((product["ProductCode"], product["Name"]) for product in products) == [
-        ("Analytics", "Analytics"), ("Widget1", "Widget 1"), ("Widget2", "Widget 2"),
-    ]  # fmt: skip
-    asset = store.get("Asset", "02i54gqMBdaeuEyAMI")
-    assert asset is not None and store.get("Product2", asset["Product2Id"])["ProductCode"] == "Widget1"
+    assert sorted((product["ProductCode"], product["Name"]) for product in products) == sorted(
+        {(asset["Product2.ProductCode"], asset["Product2.Name"]) for asset in assets}
+    )
+    asset = store.get("Asset", assets[0]["Id"])
+    assert store.get("Product2", asset["Product2Id"])["ProductCode"] == assets[0]["Product2.ProductCode"]
     # later writes stamp after the newest exported stamp, so a watermark never misses them
     newest = max(record["SystemModstamp"] for name in ("Account", "Contact", "Asset") for record in store.records(name))
-    store.update("Account", "0015LbgEZf0wjNkQMI", {"Name": "Renamed"})
-    assert store.get("Account", "0015LbgEZf0wjNkQMI")["SystemModstamp"] > newest
+    store.update("Account", row["Id"], {"Name": "Renamed"})
+    assert store.get("Account", row["Id"])["SystemModstamp"] > newest
 
 
 def test_loader_names_the_bad_cell(tmp_path):
@@ -538,9 +552,10 @@ def test_loader_names_the_bad_cell(tmp_path):
         SalesforceStore().load_csv_exports(tmp_path)
 
 
-def test_command_line_serves_the_demo_exports():
+def test_command_line_serves_the_demo_exports(demo_export):
+    accounts, contacts, assets = (exported(demo_export, name) for name in ("Account", "Contact", "Asset"))
     process = subprocess.Popen(
-        [sys.executable, "-m", "cs_pipeline.salesforce.local_server", "--crm-dir", str(DEMO_CRM)],
+        [sys.executable, "-m", "cs_pipeline.salesforce.local_server", "--crm-dir", str(demo_export)],
         stdout=subprocess.PIPE,
         text=True,
     )
@@ -548,13 +563,13 @@ def test_command_line_serves_the_demo_exports():
         assert process.stdout is not None
         lines = [process.stdout.readline() for _ in range(8)]
         printed = dict(line.strip().split(": ", 1) for line in lines[1:7])
-        assert "(Account: 60, Contact: 276, Asset: 22)" in lines[0]
+        assert f"(Account: {len(accounts)}, Contact: {len(contacts)}, Asset: {len(assets)})" in lines[0]
         session = requests.Session()
         session.trust_env = False
         session.verify = printed["CA certificate"].strip()
         instance_url = re.search(r"https://\S+", lines[0]).group()
         sf = Salesforce(instance_url=instance_url, session_id=printed["session id"].strip(), session=session)
-        assert sf.query("SELECT Id FROM Account WHERE Id = '0015LbgEZf0wjNkQMI'")["totalSize"] == 1
+        assert sf.query(f"SELECT Id FROM Account WHERE Id = '{accounts[0]['Id']}'")["totalSize"] == 1
     finally:
         process.send_signal(signal.SIGINT)  # Ctrl-C: the server stops and removes its CA directory
         assert process.wait(timeout=10) == 0
