@@ -5,7 +5,7 @@ VENV := .venv
 # (PostgreSQL) instance: everything here uses the embedded SQLite instance instead.
 EMBEDDED_HOME := $(CURDIR)/.dagster_home
 
-.PHONY: demo test bench bench-ingest ui
+.PHONY: demo test bench bench-ingest bench-salesforce ui
 
 demo: $(VENV)/.installed
 	$(VENV)/bin/cs-pipeline demo
@@ -25,6 +25,9 @@ bench: $(VENV)/.installed
 
 bench-ingest: $(VENV)/.installed
 	$(VENV)/bin/python bench/ingest.py
+
+bench-salesforce: $(VENV)/.installed
+	$(VENV)/bin/python bench/salesforce_extract.py
 
 $(VENV)/.installed: pyproject.toml
 	python3 -m venv $(VENV)
