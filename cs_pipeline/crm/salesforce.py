@@ -133,6 +133,7 @@ class SalesforceConnection:
             for value in (resource.session_id, resource.password, resource.security_token)
             if value
         ]
+        self._described: dict[str, dict[str, dict[str, Any]]] = {}
         self._client = self._login()
 
     def _session(self) -> requests.Session:
@@ -235,8 +236,12 @@ class SalesforceConnection:
         return types
 
     def _describe(self, object_name: str) -> dict[str, dict[str, Any]]:
-        described = self.call(f"describe {object_name}", lambda sf: getattr(sf, object_name).describe())
-        return {field["name"]: field for field in described["fields"]}
+        """The object's fields by name, asked once per connection (several paths may cross
+        the same relationship, e.g. Product2.ProductCode and Product2.Name)."""
+        if object_name not in self._described:
+            described = self.call(f"describe {object_name}", lambda sf: getattr(sf, object_name).describe())
+            self._described[object_name] = {field["name"]: field for field in described["fields"]}
+        return self._described[object_name]
 
     def _field_type(self, object_name: str, own: dict[str, dict[str, Any]], path: str) -> str | None:
         if "." not in path:
@@ -293,7 +298,7 @@ def _salesforce_message(exc: SalesforceError) -> str:
     content = exc.content
     if isinstance(content, list) and content and isinstance(content[0], dict):
         return "; ".join(f"{item.get('errorCode', '')}: {item.get('message', '')}" for item in content)
-    if isinstance(exc, SalesforceError) and not content:
+    if not content:
         return f"HTTP {exc.status}"
     text = str(content)
     return re.sub(r"\s+", " ", text)[:500]
