@@ -21,6 +21,7 @@ from pathlib import Path
 import dagster as dg
 
 from cs_pipeline.config import ConfigError, PipelineConfig, default_config_path, load_config
+from cs_pipeline.defs.shared import audit_tags
 from cs_pipeline.warehouse import SQL_DIR, connect
 
 EMBEDDED_INSTANCE_YAML = """\
@@ -61,13 +62,14 @@ def days_between(start: date, end: date) -> list[date]:
 
 
 def run_days(config: PipelineConfig, days: list[date], instance: dg.DagsterInstance) -> None:
-    """For each day in order: one run of the daily job, then one health run per profile,
-    with a progress line per day."""
-    from cs_pipeline.definitions import DAILY_JOB, HEALTH_JOB, build_definitions
+    """For each day in order: one run of the daily job, one health run per profile, then the
+    subaccount health run, with a progress line per day."""
+    from cs_pipeline.definitions import DAILY_JOB, HEALTH_JOB, SUBACCOUNT_JOB, build_definitions
     from cs_pipeline.health.account_health import HEALTH_COUNT_KEYS
 
     defs = build_definitions(config)
     daily_job, health_job = defs.resolve_job_def(DAILY_JOB), defs.resolve_job_def(HEALTH_JOB)
+    subaccount_job = defs.resolve_job_def(SUBACCOUNT_JOB)
     valid = set(daily_job.partitions_def.get_partition_keys())
     for day in days:
         if day.isoformat() not in valid:
@@ -86,6 +88,7 @@ def run_days(config: PipelineConfig, days: list[date], instance: dg.DagsterInsta
             for materialization in result.get_asset_materialization_events():
                 metadata = materialization.materialization.metadata
                 health.update({key: metadata[key].value for key in HEALTH_COUNT_KEYS.values()})
+        _execute(subaccount_job, day.isoformat(), config, instance, what=f"{day}, subaccount health")
         elapsed = time.monotonic() - day_started
         counts = ", ".join(f"{health[key]} {label.lower()}" for label, key in HEALTH_COUNT_KEYS.items())
         print(f"[{number}/{len(days)}] {day} done in {elapsed:.1f}s: {counts}", flush=True)
@@ -106,16 +109,6 @@ def _execute(
     if not result.success:
         raise CliError(f"run {result.run_id} ({job.name}) for {what} failed:\n{_failure_summary(result)}")
     return result
-
-
-def audit_tags(config: PipelineConfig) -> dict[str, str]:
-    from cs_pipeline import __version__
-
-    return {
-        "cs_pipeline/config_path": str(config.source_path),
-        "cs_pipeline/config_sha256": config.config_hash(),
-        "cs_pipeline/version": __version__,
-    }
 
 
 def _failure_summary(result: dg.ExecuteInProcessResult) -> str:

@@ -8,13 +8,17 @@ import dagster as dg
 
 from cs_pipeline.config import PipelineConfig, load_config
 from cs_pipeline.crm.salesforce import salesforce_resource
+from cs_pipeline.defs.automation.schedules import build_daily_schedule
+from cs_pipeline.defs.automation.sensors import build_sensors
 from cs_pipeline.defs.crm.assets import build_crm_assets
 from cs_pipeline.defs.crm.checks import build_crm_checks
 from cs_pipeline.defs.crm.resources import crm_source
 from cs_pipeline.defs.health.assets import build_health_assets
 from cs_pipeline.defs.health.checks import build_health_checks
+from cs_pipeline.defs.lifecycle.assets import build_lifecycle_assets
 from cs_pipeline.defs.metrics.assets import build_metrics_assets
 from cs_pipeline.defs.metrics.checks import build_metrics_checks
+from cs_pipeline.defs.rollups.assets import build_rollup_assets
 from cs_pipeline.defs.salesforce.assets import build_salesforce_assets
 from cs_pipeline.defs.shared import PipelineSettings, daily_partitions, health_partitions
 from cs_pipeline.defs.usage.assets import build_usage_assets
@@ -24,10 +28,11 @@ from cs_pipeline.warehouse import WarehouseResource
 # Partitioned asset checks are marked preview in Dagster 1.13; the checks rely on them on purpose.
 warnings.filterwarnings("ignore", "Specifying a partitions_def on an AssetCheckSpec", dg.PreviewWarning)
 
-# A job runs one partition key, so the daily assets and the date x profile account_health
-# are two jobs: a day is one daily_pipeline run, then one health_pipeline run per profile.
+# A job runs one partition key, so a day is three jobs: the daily assets (one run), the
+# date x profile account_health (one run per profile), then subaccount_health (one run).
 DAILY_JOB = "daily_pipeline"
 HEALTH_JOB = "health_pipeline"
+SUBACCOUNT_JOB = "subaccount_health_pipeline"
 
 
 def build_definitions(config: PipelineConfig) -> dg.Definitions:
@@ -35,7 +40,15 @@ def build_definitions(config: PipelineConfig) -> dg.Definitions:
     health = health_partitions(config)
     extraction = build_salesforce_assets() if config.crm.source == "salesforce" else []
     crm = build_crm_assets(daily, [asset.key for asset in extraction])
-    assets = [*extraction, *crm, *build_usage_assets(daily), *build_metrics_assets(daily)]
+    account_rollups, subaccount_health = build_rollup_assets(daily)
+    assets = [
+        *extraction,
+        *crm,
+        *build_usage_assets(daily),
+        *build_metrics_assets(daily),
+        *build_lifecycle_assets(daily),
+        account_rollups,
+    ]
     health_assets = build_health_assets(health)
     checks = [*build_crm_checks(daily), *build_usage_checks(daily), *build_metrics_checks(daily)]
     health_checks = build_health_checks(health)
@@ -47,13 +60,15 @@ def build_definitions(config: PipelineConfig) -> dg.Definitions:
     if extraction:
         sf = config.crm.salesforce
         resources["salesforce"] = salesforce_resource(sf.api_version, sf.bulk_threshold, sf.overlap_minutes)
+    daily_job = dg.define_asset_job(DAILY_JOB, selection=dg.AssetSelection.assets(*assets))
+    health_job = dg.define_asset_job(HEALTH_JOB, selection=dg.AssetSelection.assets(*health_assets))
+    subaccount_job = dg.define_asset_job(SUBACCOUNT_JOB, selection=dg.AssetSelection.assets(subaccount_health))
     return dg.Definitions(
-        assets=[*assets, *health_assets],
+        assets=[*assets, *health_assets, subaccount_health],
         asset_checks=[*checks, *health_checks],
-        jobs=[
-            dg.define_asset_job(DAILY_JOB, selection=dg.AssetSelection.assets(*assets)),
-            dg.define_asset_job(HEALTH_JOB, selection=dg.AssetSelection.assets(*health_assets)),
-        ],
+        jobs=[daily_job, health_job, subaccount_job],
+        schedules=[build_daily_schedule(daily_job)],
+        sensors=build_sensors(daily, daily_job, health_job, subaccount_job),
         resources=resources,
     )
 

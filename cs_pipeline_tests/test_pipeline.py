@@ -71,10 +71,12 @@ def test_backfill_fills_the_warehouse_and_records_runs(tenant, capsys):
     instance = dg.DagsterInstance.get()
     runs = instance.get_runs()
     assert all(run.status == dg.DagsterRunStatus.SUCCESS for run in runs)
-    # each day: the daily job, then one health run per profile (the tenant has one, default)
+    # each day: the daily job, one health run per profile (the tenant has one, default), then
+    # the subaccount health
     assert sorted((run.job_name, run.tags["dagster/partition"]) for run in runs) == [
         ("daily_pipeline", "2025-11-20"), ("daily_pipeline", "2025-11-21"),
         ("health_pipeline", "2025-11-20|default"), ("health_pipeline", "2025-11-21|default"),
+        ("subaccount_health_pipeline", "2025-11-20"), ("subaccount_health_pipeline", "2025-11-21"),
     ]  # fmt: skip
     assert all(run.tags["cs_pipeline/config_path"] == str(tenant) for run in runs)
     event = instance.get_latest_materialization_event(dg.AssetKey("usage_events"))

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import date
+from typing import Any
 
 import dagster as dg
 import pandera.polars as pa
@@ -10,6 +11,9 @@ import polars as pl
 
 from cs_pipeline import schemas
 from cs_pipeline.config import PipelineConfig, load_config
+
+# What dg.define_asset_job returns; Dagster does not export its class.
+AssetJob = Any
 
 
 class PipelineSettings(dg.ConfigurableResource):
@@ -21,6 +25,18 @@ class PipelineSettings(dg.ConfigurableResource):
     def config(self) -> PipelineConfig:
         # read at each use: a long-lived code server sees edits without a restart
         return load_config(self.config_path)
+
+
+def audit_tags(config: PipelineConfig) -> dict[str, str]:
+    """Tags of every run cs_pipeline launches (CLI, schedule, sensors): which config file,
+    with which content, and which cs_pipeline version produced it."""
+    from cs_pipeline import __version__
+
+    return {
+        "cs_pipeline/config_path": str(config.source_path),
+        "cs_pipeline/config_sha256": config.config_hash(),
+        "cs_pipeline/version": __version__,
+    }
 
 
 def daily_partitions(config: PipelineConfig) -> dg.DailyPartitionsDefinition:

@@ -42,12 +42,12 @@ def compute_account_health(
         raise MetricsMissing(f"no account_metrics rows for {as_of}: materialise account_metrics for {as_of} first")
     chosen = next(p for p in config.profiles if p.name == profile)
     set_variables(con, as_of=as_of, profile=profile, run_id=run_id)
-    # Roll-up metrics (SPEC 4.4) are not computed yet: rules on them are left out.
-    existing = {name for (name, *_rest) in con.execute("DESCRIBE account_metrics").fetchall()}
-    rollups = "".join(f', NULL::DOUBLE AS "{name}"' for name in ROLLUP_METRICS if name not in existing)
+    # Roll-up metrics (SPEC 4.4) of accounts with descendants; other accounts have no value.
+    rollups = ", ".join(f"r.{name}" for name in ROLLUP_METRICS)
     con.execute(
-        f"CREATE OR REPLACE TEMP VIEW health_input AS SELECT *{rollups} FROM account_metrics "
-        "WHERE date = getvariable('as_of')"
+        f"CREATE OR REPLACE TEMP VIEW health_input AS SELECT m.*, {rollups} FROM account_metrics m "
+        "LEFT JOIN account_rollups r ON r.date = m.date AND r.account_id = m.account_id "
+        "WHERE m.date = getvariable('as_of')"
     )
     attributes = list(config.crm.mapping.account.attributes)
     con.begin()

@@ -95,3 +95,23 @@ CREATE TABLE IF NOT EXISTS account_health (
 CREATE TABLE IF NOT EXISTS salesforce_sync (
     object VARCHAR NOT NULL, fields VARCHAR[] NOT NULL, bookmark TIMESTAMPTZ, synced_at TIMESTAMPTZ NOT NULL,
     mode VARCHAR NOT NULL, run_id VARCHAR NOT NULL);
+
+-- Status of every account of each CRM snapshot date, and the changes from the previous
+-- snapshot date (SPEC 4.4). kind: new, conversion, churn, reactivation, downgrade,
+-- plan_change, unclassified (to or from a missing or uncatalogued status).
+CREATE TABLE IF NOT EXISTS status_history (
+    date DATE NOT NULL, account_id VARCHAR NOT NULL, account_type VARCHAR NOT NULL, status VARCHAR,
+    status_group VARCHAR NOT NULL, run_id VARCHAR NOT NULL);
+CREATE TABLE IF NOT EXISTS status_changes (
+    date DATE NOT NULL, account_id VARCHAR NOT NULL, account_type VARCHAR NOT NULL, kind VARCHAR NOT NULL,
+    previous_date DATE, previous_status VARCHAR, previous_status_group VARCHAR, status VARCHAR,
+    status_group VARCHAR NOT NULL, run_id VARCHAR NOT NULL);
+
+-- Roll-ups over each subtree (the account and all its descendants) of every account with
+-- descendants (SPEC 4.4). The roll-up metrics are written before health (rules may use
+-- them); the descendant health counts and subaccount_health after it, null until then.
+CREATE TABLE IF NOT EXISTS account_rollups (
+    date DATE NOT NULL, account_id VARCHAR NOT NULL, descendants BIGINT NOT NULL,
+    rollup_events_30d BIGINT NOT NULL, rollup_active_users_30d BIGINT NOT NULL, rollup_licenses DOUBLE,
+    rollup_contract_value DOUBLE, rollup_license_utilization DOUBLE, descendants_good BIGINT,
+    descendants_average BIGINT, descendants_poor BIGINT, subaccount_health VARCHAR, run_id VARCHAR NOT NULL);

@@ -13,7 +13,8 @@ def build_health_assets(partitions: dg.MultiPartitionsDefinition) -> list[dg.Ass
         pool=DUCKDB_POOL,
         group_name="health",
         kinds={"duckdb", "sql"},
-        deps=[dg.AssetKey("account_metrics")],  # the date dimension maps to the daily partition
+        # the date dimension maps to the daily partitions
+        deps=[dg.AssetKey("account_metrics"), dg.AssetKey("account_rollups")],
         description="Health of the accounts a profile scores on day D (SPEC 4.3): first matching "
         "profile, scorecard or dimensions, with reasons, dimension_scores and previous_health. "
         "Each (date, profile) partition replaces exactly its own rows.",

@@ -1,0 +1,65 @@
+"""Roll-up assets: hierarchy roll-ups before health, descendant health after it."""
+
+import dagster as dg
+
+from cs_pipeline.defs.shared import PipelineSettings, partition_date
+from cs_pipeline.rollups.account_rollups import InputsMissing, compute_account_rollups, compute_subaccount_health
+from cs_pipeline.warehouse import DUCKDB_POOL, WarehouseResource, table_metadata
+
+
+def build_rollup_assets(daily: dg.DailyPartitionsDefinition) -> list[dg.AssetsDefinition]:
+    @dg.asset(
+        partitions_def=daily,
+        pool=DUCKDB_POOL,
+        group_name="rollups",
+        kinds={"duckdb", "sql"},
+        deps=[dg.AssetKey("account_metrics")],
+        description="Roll-up metrics of D for every account with descendants, over its subtree "
+        "(rollup_events_30d, rollup_active_users_30d counting a user once per subtree, "
+        "rollup_licenses, rollup_contract_value, rollup_license_utilization): profile rules may use them.",
+    )
+    def account_rollups(context: dg.AssetExecutionContext, warehouse: WarehouseResource) -> dg.MaterializeResult:
+        day = partition_date(context)
+        with warehouse.connection() as con:
+            try:
+                result = compute_account_rollups(con, as_of=day, run_id=context.run.run_id)
+            except InputsMissing as exc:
+                raise dg.Failure(str(exc)) from None
+            metadata = table_metadata(con, "account_rollups", result.rows)
+        return dg.MaterializeResult(
+            metadata={**metadata, "rows_written": result.rows, "max_descendants": result.max_descendants}
+        )
+
+    @dg.asset(
+        partitions_def=daily,
+        pool=DUCKDB_POOL,
+        group_name="rollups",
+        kinds={"duckdb", "sql"},
+        # day D maps to every profile's account_health partition of D
+        deps=[dg.AssetKey("account_health"), account_rollups],
+        description="Adds to D's account_rollups rows the health counts of each account's "
+        "descendants (descendants_good/_average/_poor) and subaccount_health, by count or by "
+        "contract value (config rollups.subaccount_health).",
+    )
+    def subaccount_health(
+        context: dg.AssetExecutionContext, settings: PipelineSettings, warehouse: WarehouseResource
+    ) -> dg.MaterializeResult:
+        day = partition_date(context)
+        with warehouse.connection() as con:
+            try:
+                labels = compute_subaccount_health(con, settings.config, as_of=day, run_id=context.run.run_id)
+            except InputsMissing as exc:
+                raise dg.Failure(str(exc)) from None
+            rows = sum(labels.values())
+            metadata = table_metadata(con, "account_rollups", rows)
+        return dg.MaterializeResult(
+            metadata={
+                **metadata,
+                "subaccount_good": labels["Good"],
+                "subaccount_average": labels["Average"],
+                "subaccount_poor": labels["Poor"],
+                "without_scored_descendants": labels[None],
+            }
+        )
+
+    return [account_rollups, subaccount_health]

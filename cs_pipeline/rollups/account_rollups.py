@@ -1,0 +1,80 @@
+"""Roll-ups over the account hierarchy for one day (SPEC 4.4), written to `account_rollups`.
+
+Two steps around health: the roll-up metrics before it (so profile rules can use them), the
+descendant health counts and subaccount_health after every profile's health of the day.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import date
+
+import duckdb
+
+from cs_pipeline.config import PipelineConfig
+from cs_pipeline.warehouse import read_sql, set_variables
+
+SUBACCOUNT_HEALTH_LABELS = ("Good", "Average", "Poor")
+
+
+class InputsMissing(LookupError):
+    """The rows a roll-up step reads are not there for the day."""
+
+
+@dataclass(frozen=True)
+class RollupResult:
+    rows: int  # accounts with descendants
+    max_descendants: int
+
+
+def compute_account_rollups(con: duckdb.DuckDBPyConnection, *, as_of: date, run_id: str) -> RollupResult:
+    """Replaces the day's account_rollups rows with the roll-up metrics (descendant health
+    columns null until compute_subaccount_health)."""
+    _require(con, "account_metrics", as_of)
+    set_variables(con, as_of=as_of, run_id=run_id)
+    _run(con, "rollups/subtrees.sql", "rollups/account_rollups.sql")
+    [(rows, max_descendants)] = con.execute(
+        "SELECT count(*), coalesce(max(descendants), 0) FROM account_rollups WHERE date = ?", [as_of]
+    ).fetchall()
+    return RollupResult(rows=rows, max_descendants=max_descendants)
+
+
+def compute_subaccount_health(
+    con: duckdb.DuckDBPyConnection, config: PipelineConfig, *, as_of: date, run_id: str
+) -> dict[str, int]:
+    """Fills the day's descendant health counts and subaccount_health; returns the accounts
+    per subaccount_health (Good/Average/Poor, and None for those without scored descendants)."""
+    _require(con, "account_health", as_of)
+    rule = config.rollups.subaccount_health
+    set_variables(
+        con,
+        as_of=as_of,
+        run_id=run_id,
+        by_contract_value=rule.by == "contract_value",
+        poor_share=rule.poor_share,
+        good_share=rule.good_share,
+    )
+    _run(con, "rollups/subtrees.sql", "rollups/subaccount_health.sql")
+    counts = dict(
+        con.execute(
+            "SELECT subaccount_health, count(*) FROM account_rollups WHERE date = ? GROUP BY ALL", [as_of]
+        ).fetchall()
+    )
+    return {label: counts.get(label, 0) for label in (*SUBACCOUNT_HEALTH_LABELS, None)}
+
+
+def _require(con: duckdb.DuckDBPyConnection, table: str, as_of: date) -> None:
+    [(rows,)] = con.execute(f"SELECT count(*) FROM {table} WHERE date = ?", [as_of]).fetchall()
+    if rows == 0:
+        raise InputsMissing(f"no {table} rows for {as_of}: materialise {table} for {as_of} first")
+
+
+def _run(con: duckdb.DuckDBPyConnection, *sql_files: str) -> None:
+    con.begin()
+    try:
+        for sql_file in sql_files:
+            con.execute(read_sql(sql_file))
+        con.commit()
+    except BaseException:
+        con.rollback()
+        raise
