@@ -1,0 +1,124 @@
+"""The daily schedule and the sensors of the daily chain, on a real instance and warehouse:
+a tick asks for yesterday; the daily run it starts is followed by one health run per
+profile, and those by the subaccount health run."""
+
+from datetime import datetime, timezone
+
+import dagster as dg
+import pytest
+
+from cs_pipeline.config import load_config
+from cs_pipeline.definitions import DAILY_JOB, HEALTH_JOB, build_definitions
+from cs_pipeline.defs.automation.sensors import DAILY_RUN_TAG, landing_run_requests
+from cs_pipeline.defs.shared import PipelineSettings, daily_partitions
+from cs_pipeline_tests.tenant import CONFIG, write_events_csv, write_tenant
+
+TWO_PROFILES = CONFIG.replace(
+    "profiles:\n",
+    "profiles:\n  - name: onboarding\n    when: [{metric: account_age_days, op: '<', value: 30}]\n"
+    "    good: [{metric: active_users_7d, op: '>=', value: 1}]\n",
+)
+
+
+@pytest.fixture
+def config_path(tmp_path):
+    path = write_tenant(tmp_path)
+    path.write_text(TWO_PROFILES)
+    write_events_csv(tmp_path / "landing", "2025-11-20", "a.csv", [
+        {"event_id": "e1", "ts": "2025-11-20T10:00:00Z", "account_id": "XYZ", "user_id": "ann@acme.com",
+         "action": "Login"},
+    ])  # fmt: skip
+    return path
+
+
+def test_a_tick_asks_for_yesterday_in_utc(config_path):
+    defs = build_definitions(load_config(config_path))
+    schedule = defs.resolve_schedule_def("daily_schedule")
+    assert (schedule.cron_schedule, schedule.execution_timezone) == ("0 1 * * *", "UTC")
+    # 01:00 UTC on the 21st is still the 20th in New York: the day is the UTC one before the tick
+    tick = datetime(2025, 11, 21, 1, 0, tzinfo=timezone.utc)
+    with dg.build_schedule_context(
+        scheduled_execution_time=tick,
+        resources={"settings": PipelineSettings(config_path=str(config_path))},
+        repository_def=defs.get_repository_def(),
+    ) as context:
+        [request] = schedule.evaluate_tick(context).run_requests
+    assert (request.job_name or schedule.job_name, request.partition_key) == (DAILY_JOB, "2025-11-20")
+    assert request.run_key == "daily:2025-11-20"
+    assert request.tags["cs_pipeline/config_sha256"] == load_config(config_path).config_hash()
+
+
+def run_success_event(instance: dg.DagsterInstance, run_id: str) -> dg.DagsterEvent:
+    [record] = instance.get_records_for_run(run_id, of_type=dg.DagsterEventType.RUN_SUCCESS).records
+    return record.event_log_entry.dagster_event
+
+
+def test_the_daily_run_is_followed_by_one_health_run_per_profile_then_the_subaccount_run(config_path):
+    config = load_config(config_path)
+    defs = build_definitions(config)
+    resources = {"settings": PipelineSettings(config_path=str(config_path))}
+    with dg.instance_for_test() as instance:
+        daily = defs.resolve_job_def(DAILY_JOB).execute_in_process(
+            partition_key="2025-11-20", instance=instance, tags={"dagster/schedule_name": "daily_schedule"}
+        )
+        health_after_daily = defs.resolve_sensor_def("health_after_daily")
+        context = dg.build_run_status_sensor_context(
+            sensor_name="health_after_daily",
+            dagster_event=run_success_event(instance, daily.run_id),
+            dagster_instance=instance,
+            dagster_run=daily.dagster_run,
+            resources=resources,
+        )
+        requests = health_after_daily(context)
+        assert [(r.partition_key.keys_by_dimension, r.tags[DAILY_RUN_TAG]) for r in requests] == [
+            ({"date": "2025-11-20", "profile": "onboarding"}, daily.run_id),
+            ({"date": "2025-11-20", "profile": "default"}, daily.run_id),
+        ]
+
+        subaccount_after_health = defs.resolve_sensor_def("subaccount_after_health")
+        verdicts = []
+        for request in requests:
+            run = defs.resolve_job_def(HEALTH_JOB).execute_in_process(
+                partition_key=request.partition_key, instance=instance, tags=request.tags
+            )
+            context = dg.build_run_status_sensor_context(
+                sensor_name="subaccount_after_health",
+                dagster_event=run_success_event(instance, run.run_id),
+                dagster_instance=instance,
+                dagster_run=run.dagster_run,
+                resources=resources,
+            )
+            verdicts.append(subaccount_after_health(context))
+        assert isinstance(verdicts[0], dg.SkipReason) and "1 of 2 health runs done" in verdicts[0].skip_message
+        assert (verdicts[1].partition_key, verdicts[1].run_key) == ("2025-11-20", f"subaccount:{daily.run_id}")
+
+
+def test_a_daily_run_launched_by_hand_is_not_followed_up(config_path):
+    defs = build_definitions(load_config(config_path))
+    with dg.instance_for_test() as instance:
+        daily = defs.resolve_job_def(DAILY_JOB).execute_in_process(partition_key="2025-11-20", instance=instance)
+        context = dg.build_run_status_sensor_context(
+            sensor_name="health_after_daily",
+            dagster_event=run_success_event(instance, daily.run_id),
+            dagster_instance=instance,
+            dagster_run=daily.dagster_run,
+            resources={"settings": PipelineSettings(config_path=str(config_path))},
+        )
+        assert isinstance(defs.resolve_sensor_def("health_after_daily")(context), dg.SkipReason)
+
+
+def test_landing_sensor_runs_each_new_or_changed_delivery_of_the_last_days(config_path):
+    config = load_config(config_path)
+    daily = daily_partitions(config)
+    landing = config_path.parent / "landing"
+    write_events_csv(landing, "2025-11-05", "old.csv", [])  # beyond the 7 days looked at
+    write_events_csv(landing, "2025-11-21", "a.csv", [])
+    (landing / "usage" / "date=2025-11-19").mkdir()  # a folder without files: nothing delivered yet
+    now = datetime(2025, 11, 22, 6, 0, tzinfo=timezone.utc)
+
+    first = landing_run_requests(config, daily, now)
+    assert [r.partition_key for r in first] == ["2025-11-20", "2025-11-21"]
+    assert landing_run_requests(config, daily, now) == first  # same files, same run keys: no new run
+    write_events_csv(landing, "2025-11-21", "b.csv", [])
+    second = landing_run_requests(config, daily, now)
+    assert second[0].run_key == first[0].run_key and second[1].run_key != first[1].run_key
