@@ -46,8 +46,8 @@ def build_definitions(config: PipelineConfig) -> dg.Definitions:
         *crm,
         *build_usage_assets(daily),
         *build_metrics_assets(daily),
-        *build_lifecycle_assets(daily),
         account_rollups,
+        *build_lifecycle_assets(daily),
     ]
     health_assets = build_health_assets(health)
     checks = [*build_crm_checks(daily), *build_usage_checks(daily), *build_metrics_checks(daily)]

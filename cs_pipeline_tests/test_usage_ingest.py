@@ -236,7 +236,7 @@ def test_all_four_formats_are_read_with_file_and_row_and_normalised_values(con, 
     assert rejected_rows(con) == []
     assert result == IngestResult(
         partition_date=D, files=4, files_ignored=[], rows_read=7, events_stored=7, duplicates=0,
-        late_events=0, rejected=NO_REJECTS, moved_beyond_limits=0,
+        purged_by_retention=0, late_events=0, rejected=NO_REJECTS, moved_beyond_limits=0,
     )  # fmt: skip
 
 
@@ -749,7 +749,7 @@ def test_day_without_files_ingests_nothing(con, landing, folder_exists):
 
     assert result == IngestResult(
         partition_date=D, files=0, files_ignored=[], rows_read=0, events_stored=0, duplicates=0,
-        late_events=0, rejected=NO_REJECTS, moved_beyond_limits=0,
+        purged_by_retention=0, late_events=0, rejected=NO_REJECTS, moved_beyond_limits=0,
     )  # fmt: skip
     assert stored_events(con) == []
     assert rejected_rows(con) == []

@@ -28,6 +28,7 @@ class IngestResult:
     rows_read: int
     events_stored: int  # rows of this delivery that are now the stored copy of their event
     duplicates: int  # accepted rows whose event_id an earlier delivery already holds
+    purged_by_retention: int  # accepted rows of accounts whose events retention purged through their day
     late_events: int  # stored rows of this delivery dated before the partition date
     rejected: dict[str, int] = field(default_factory=dict)
     moved_beyond_limits: int = 0  # stored events that this delivery's values pushed beyond the limits
@@ -99,6 +100,10 @@ def _summarise(con: duckdb.DuckDBPyConnection, *, delivery_files: int, partition
         "SELECT count(*), count(*) FILTER (event_date < ?) FROM usage_events WHERE partition_date = ?",
         [partition_date, partition_date],
     ).fetchall()
+    [(purged,)] = con.execute(
+        "SELECT count(*) FROM staged s WHERE reason IS NULL AND EXISTS "
+        "(SELECT 1 FROM retention_log r WHERE r.account_id = s.account_id AND s.event_date <= r.purged_through)"
+    ).fetchall()
     rejected = dict(
         con.execute(
             "SELECT reason, count(*) FROM staged WHERE reason IS NOT NULL GROUP BY reason ORDER BY reason"
@@ -109,7 +114,8 @@ def _summarise(con: duckdb.DuckDBPyConnection, *, delivery_files: int, partition
         "files": delivery_files,
         "rows_read": rows_read,
         "events_stored": stored,
-        "duplicates": accepted - stored,
+        "duplicates": accepted - stored - purged,
+        "purged_by_retention": purged,
         "late_events": late,
         "rejected": {reason: rejected.get(reason, 0) for reason in schemas.REJECT_REASONS},
     }

@@ -27,11 +27,13 @@ SELECT getvariable('partition_date'), s.source_file, s.source_row, s.reason,
 FROM (SELECT * FROM staged WHERE reason IS NOT NULL) s
 JOIN delivery d USING (source_file, source_row);
 
+-- An account's events that retention purged stay out, up to the day it was purged through.
 CREATE OR REPLACE TEMP VIEW delivered AS
 SELECT event_id, ts, event_date, account_id, user_id, module, action,
     getvariable('partition_date') AS partition_date, source_file, source_row
-FROM staged
-WHERE reason IS NULL;
+FROM staged s
+WHERE reason IS NULL
+  AND NOT EXISTS (SELECT 1 FROM retention_log r WHERE r.account_id = s.account_id AND s.event_date <= r.purged_through);
 
 -- The stored copies (from other days) of this delivery's events. The probe reads only
 -- event_id of the whole table; the few matches are then fetched whole by rowid.

@@ -115,3 +115,9 @@ CREATE TABLE IF NOT EXISTS account_rollups (
     rollup_events_30d BIGINT NOT NULL, rollup_active_users_30d BIGINT NOT NULL, rollup_licenses DOUBLE,
     rollup_contract_value DOUBLE, rollup_license_utilization DOUBLE, descendants_good BIGINT,
     descendants_average BIGINT, descendants_poor BIGINT, subaccount_health VARCHAR, run_id VARCHAR NOT NULL);
+
+-- Retention (SPEC 4.4): one row per purge of an inactive Free account's events. Deliveries
+-- ingested later skip the account's events dated on or before purged_through.
+CREATE TABLE IF NOT EXISTS retention_log (
+    account_id VARCHAR NOT NULL, purged_on DATE NOT NULL, purged_through DATE NOT NULL, rows BIGINT NOT NULL,
+    run_id VARCHAR NOT NULL);

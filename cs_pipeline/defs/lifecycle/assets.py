@@ -1,8 +1,9 @@
-"""Lifecycle assets: status history of the CRM snapshots."""
+"""Lifecycle assets: status history of the CRM snapshots, and retention of usage events."""
 
 import dagster as dg
 
-from cs_pipeline.defs.shared import partition_date
+from cs_pipeline.defs.shared import PipelineSettings, partition_date
+from cs_pipeline.lifecycle.retention import purge_inactive_free_accounts
 from cs_pipeline.lifecycle.status_history import record_status_history
 from cs_pipeline.warehouse import DUCKDB_POOL, WarehouseResource, table_metadata
 
@@ -33,4 +34,36 @@ def build_lifecycle_assets(daily: dg.DailyPartitionsDefinition) -> list[dg.Asset
             }
         )
 
-    return [status_history]
+    @dg.asset(
+        partitions_def=daily,
+        pool=DUCKDB_POOL,
+        group_name="lifecycle",
+        kinds={"duckdb", "sql"},
+        # after everything that reads D's events: D's metrics, roll-ups and users see them all
+        deps=[dg.AssetKey("account_metrics"), dg.AssetKey("account_rollups"), dg.AssetKey("users")],
+        description="Purges the events of accounts of group Free on D with no event in their last "
+        "retention.free_inactive_days days (events dated up to D), logged in retention_log; "
+        "later deliveries of those events are not ingested again.",
+    )
+    def retention(
+        context: dg.AssetExecutionContext, settings: PipelineSettings, warehouse: WarehouseResource
+    ) -> dg.MaterializeResult:
+        inactive_days = settings.config.retention.free_inactive_days
+        day = partition_date(context)
+        with warehouse.connection() as con:
+            if inactive_days is None:
+                context.log.info("retention.free_inactive_days is null: nothing is purged")
+                accounts = rows = 0
+            else:
+                try:
+                    result = purge_inactive_free_accounts(
+                        con, as_of=day, inactive_days=inactive_days, run_id=context.run.run_id
+                    )
+                except LookupError as exc:
+                    raise dg.Failure(str(exc)) from None
+                accounts, rows = result.accounts_purged, result.rows_purged
+            [(log_rows,)] = con.execute("SELECT count(*) FROM retention_log").fetchall()
+            metadata = table_metadata(con, "retention_log", log_rows)
+        return dg.MaterializeResult(metadata={**metadata, "accounts_purged": accounts, "rows_purged": rows})
+
+    return [status_history, retention]

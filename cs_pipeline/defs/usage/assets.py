@@ -48,6 +48,7 @@ def build_usage_assets(daily: dg.DailyPartitionsDefinition) -> list[dg.AssetsDef
                 "rows_rejected": result.rows_rejected,
                 **{f"rejected_{reason}": count for reason, count in result.rejected.items()},
                 "duplicates": result.duplicates,
+                "purged_by_retention": result.purged_by_retention,
                 "late_events": result.late_events,
                 "moved_beyond_limits": result.moved_beyond_limits,
                 "readmitted_within_limits": result.readmitted_within_limits,

@@ -1,0 +1,36 @@
+"""Retention (SPEC 4.4): purging the events of inactive Free accounts, logged in retention_log."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import date
+
+import duckdb
+
+from cs_pipeline.warehouse import read_sql, set_variables
+
+
+@dataclass(frozen=True)
+class RetentionResult:
+    accounts_purged: int
+    rows_purged: int
+
+
+def purge_inactive_free_accounts(
+    con: duckdb.DuckDBPyConnection, *, as_of: date, inactive_days: int, run_id: str
+) -> RetentionResult:
+    """Purges, as of `as_of`, the events of Free accounts without an event in their last
+    `inactive_days` days; needs the day's account_metrics (the status group in force)."""
+    [(metric_rows,)] = con.execute("SELECT count(*) FROM account_metrics WHERE date = ?", [as_of]).fetchall()
+    if metric_rows == 0:
+        raise LookupError(f"no account_metrics rows for {as_of}: materialise account_metrics for {as_of} first")
+    set_variables(con, as_of=as_of, inactive_days=inactive_days, run_id=run_id)
+    con.begin()
+    try:
+        con.execute(read_sql("lifecycle/retention.sql"))
+        [(accounts, rows)] = con.execute("SELECT count(*), coalesce(sum(rows), 0) FROM retention_purged").fetchall()
+        con.commit()
+    except BaseException:
+        con.rollback()
+        raise
+    return RetentionResult(accounts_purged=accounts, rows_purged=rows)

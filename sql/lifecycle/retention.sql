@@ -1,0 +1,32 @@
+-- Retention for day `as_of` (SPEC 4.4): the events of every account of group Free on as_of
+-- with no event in its last `inactive_days` days (of the events known at the end of as_of)
+-- are purged, those dated up to as_of, with their later copies and daily aggregates; each
+-- purge is logged in retention_log. A re-run finds nothing more to purge and logs nothing.
+-- Variables: as_of, inactive_days, run_id.
+CREATE OR REPLACE TEMP TABLE retention_candidates AS
+SELECT a.account_id
+FROM usage_account_days a
+WHERE a.partition_date <= getvariable('as_of') AND a.event_date <= getvariable('as_of')
+  AND a.account_id IN (
+      SELECT account_id FROM account_metrics WHERE date = getvariable('as_of') AND status_group = 'Free')
+GROUP BY a.account_id
+HAVING max(a.event_date) <= getvariable('as_of') - getvariable('inactive_days');
+
+CREATE OR REPLACE TEMP TABLE retention_purged AS
+SELECT account_id, count(*) AS rows
+FROM usage_events
+WHERE event_date <= getvariable('as_of') AND account_id IN (SELECT account_id FROM retention_candidates)
+GROUP BY account_id;
+
+DELETE FROM usage_events
+WHERE event_date <= getvariable('as_of') AND account_id IN (SELECT account_id FROM retention_purged);
+DELETE FROM usage_event_copies
+WHERE event_date <= getvariable('as_of') AND account_id IN (SELECT account_id FROM retention_candidates);
+DELETE FROM usage_account_days
+WHERE event_date <= getvariable('as_of') AND account_id IN (SELECT account_id FROM retention_candidates);
+DELETE FROM usage_user_days
+WHERE event_date <= getvariable('as_of') AND account_id IN (SELECT account_id FROM retention_candidates);
+
+INSERT INTO retention_log
+SELECT account_id, getvariable('as_of'), getvariable('as_of'), rows, getvariable('run_id')
+FROM retention_purged;
