@@ -84,3 +84,15 @@ def table_metadata(con: duckdb.DuckDBPyConnection, table: str, rows: int) -> dic
         "dagster/table_name": f"main.{table}",
         "dagster/column_schema": table_schema(con, table),
     }
+
+
+def slice_version(
+    con: duckdb.DuckDBPyConnection, table: str, where: str = "TRUE", params: list | None = None
+) -> dg.DataVersion:
+    """The data version of the rows of `table` an asset (partition) wrote: a digest of their
+    content (run_id aside), so a re-run that writes the same rows keeps the same version."""
+    [(rows, digest)] = con.execute(
+        f"SELECT count(*), coalesce(sum(hash(t)), 0) FROM (SELECT * EXCLUDE (run_id) FROM {table} WHERE {where}) t",
+        params or [],
+    ).fetchall()
+    return dg.DataVersion(f"{rows}:{digest:x}")

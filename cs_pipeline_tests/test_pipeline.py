@@ -6,7 +6,9 @@ import polars as pl
 import pytest
 
 from cs_pipeline import cli, schemas
-from cs_pipeline.defs.shared import schema_check_result
+from cs_pipeline.config import load_config
+from cs_pipeline.definitions import build_definitions
+from cs_pipeline.defs.shared import CODE_VERSION, schema_check_result
 from cs_pipeline_tests.tenant import write_events_csv, write_tenant
 
 
@@ -94,10 +96,43 @@ def test_rerunning_a_day_leaves_every_table_identical(tenant):
     assert cli.main(args) == 0
     tables = ["accounts", "hierarchy_issues", "users", "usage_events", "usage_event_copies", "rejected_events",
               "account_snapshots", "crm_accounts_raw", "usage_account_days", "usage_user_days", "account_metrics",
-              "account_health"]  # fmt: skip
+              "account_health", "account_rollups", "status_history", "status_changes", "retention_log"]  # fmt: skip
     before = {name: table(tenant, name) for name in tables}
     assert cli.main(["--config", str(tenant), "materialize", "--date", "2025-11-20"]) == 0
     assert {name: table(tenant, name) for name in tables} == before
+    # users holds the newest state, which the 21st changed since the 20th first ran; from now
+    # on, re-runs write the same rows, and every asset keeps its data version
+    versions = data_versions(tenant, "2025-11-20")
+    assert cli.main(["--config", str(tenant), "materialize", "--date", "2025-11-20"]) == 0
+    assert data_versions(tenant, "2025-11-20") == versions
+
+
+def data_versions(config, day: str) -> dict[str, tuple[str, str]]:
+    """(data version, code version) of each asset's latest materialisation of `day`."""
+    instance = dg.DagsterInstance.get()
+    found = {}
+    for node in build_definitions(load_config(config)).resolve_asset_graph().asset_nodes:
+        partition = day if node.key.path[0] != "account_health" else f"{day}|default"
+        [record] = instance.fetch_materializations(
+            dg.AssetRecordsFilter(asset_key=node.key, asset_partitions=[partition]), limit=1
+        ).records
+        tags = record.asset_materialization.tags
+        found[node.key.path[0]] = (tags["dagster/data_version"], tags["dagster/code_version"])
+    assert all(code == CODE_VERSION for _data, code in found.values())
+    return found
+
+
+def test_each_run_records_the_config_hash_and_each_materialisation_the_code_and_data_version(tenant):
+    assert cli.main(["--config", str(tenant), "materialize", "--date", "2025-11-20"]) == 0
+    [run] = dg.DagsterInstance.get().get_runs(filters=dg.RunsFilter(job_name="health_pipeline"))
+    assert run.tags["cs_pipeline/config_sha256"] == load_config(tenant).config_hash()
+    versions = data_versions(tenant, "2025-11-20")
+    assert set(versions) == {
+        "crm_snapshot", "accounts", "users", "usage_events", "account_metrics", "account_rollups", "status_history",
+        "retention", "account_health", "subaccount_health",
+    }  # fmt: skip
+    # account_health of the 20th: the rows' count, then a digest of their content
+    assert versions["account_health"][0].startswith("5:")
 
 
 def test_date_outside_the_partitions_is_a_clear_error(tenant, capsys):

@@ -6,9 +6,17 @@ import polars as pl
 from cs_pipeline import schemas
 from cs_pipeline.crm.mapping import extract_snapshot
 from cs_pipeline.crm.sources import CrmSource
-from cs_pipeline.defs.shared import PipelineSettings, partition_date
+from cs_pipeline.defs.shared import CODE_VERSION, PipelineSettings, partition_date
 from cs_pipeline.lib.hierarchy import RAW_ACCOUNT_SCHEMA, RAW_ASSET_SCHEMA, resolve_accounts
-from cs_pipeline.warehouse import DUCKDB_POOL, WarehouseResource, query_frame, read_sql, set_variables, table_metadata
+from cs_pipeline.warehouse import (
+    DUCKDB_POOL,
+    WarehouseResource,
+    query_frame,
+    read_sql,
+    set_variables,
+    slice_version,
+    table_metadata,
+)
 
 
 def _set_variables(con, context: dg.AssetExecutionContext) -> None:
@@ -24,6 +32,7 @@ def build_crm_assets(
         partitions_def=daily,
         deps=extracted,
         pool=DUCKDB_POOL,
+        code_version=CODE_VERSION,
         group_name="crm",
         kinds={"duckdb", "salesforce"},
         retry_policy=dg.RetryPolicy(max_retries=2, delay=30, backoff=dg.Backoff.EXPONENTIAL),
@@ -42,7 +51,9 @@ def build_crm_assets(
             con.execute(read_sql("crm/store_snapshot.sql"))
             con.commit()
             metadata = table_metadata(con, "crm_accounts_raw", frames["crm_accounts_raw"].height)
+            version = slice_version(con, "crm_accounts_raw", "snapshot_date = ?", [partition_date(context)])
         return dg.MaterializeResult(
+            data_version=version,
             metadata={
                 **metadata,
                 "accounts": frames["crm_accounts_raw"].height,
@@ -54,6 +65,7 @@ def build_crm_assets(
     @dg.asset(
         partitions_def=daily,
         pool=DUCKDB_POOL,
+        code_version=CODE_VERSION,
         group_name="crm",
         kinds={"duckdb", "polars"},
         deps=[crm_snapshot, dg.AssetKey("usage_events")],
@@ -92,12 +104,14 @@ def build_crm_assets(
             con.commit()
             [(current_rows,)] = con.execute("SELECT count(*) FROM accounts").fetchall()
             metadata = table_metadata(con, "accounts", current_rows)
+            version = slice_version(con, "account_snapshots", "snapshot_date = ?", [day])
         counts = resolution.accounts.group_by("account_type").len()
         groups = resolution.accounts.group_by("status_group").len()
         issue_counts = resolution.issues.group_by("issue").len()
         for issue in resolution.issues.filter(pl.col("issue") != "invalid_value").head(20).iter_rows(named=True):
             context.log.warning(f"hierarchy issue {issue['issue']} for {issue['account_id']}: {issue['detail']}")
         return dg.MaterializeResult(
+            data_version=version,
             metadata={
                 **metadata,
                 "snapshot_accounts": resolution.accounts.height,
@@ -112,6 +126,7 @@ def build_crm_assets(
     @dg.asset(
         partitions_def=daily,
         pool=DUCKDB_POOL,
+        code_version=CODE_VERSION,
         group_name="crm",
         kinds={"duckdb"},
         deps=[crm_snapshot, accounts, dg.AssetKey("usage_events")],
@@ -128,7 +143,9 @@ def build_crm_assets(
                 "SELECT count(*), count(name), count(first_seen) FROM users"
             ).fetchall()
             metadata = table_metadata(con, "users", rows)
+            version = slice_version(con, "users")
         return dg.MaterializeResult(
+            data_version=version,
             metadata={**metadata, "users_from_contacts": from_contacts, "users_seen_in_events": seen_in_events}
         )
 

@@ -2,15 +2,16 @@
 
 import dagster as dg
 
-from cs_pipeline.defs.shared import PipelineSettings, health_partition
+from cs_pipeline.defs.shared import CODE_VERSION, PipelineSettings, health_partition
 from cs_pipeline.health.account_health import HEALTH_COUNT_KEYS, MetricsMissing, compute_account_health
-from cs_pipeline.warehouse import DUCKDB_POOL, WarehouseResource, table_metadata
+from cs_pipeline.warehouse import DUCKDB_POOL, WarehouseResource, slice_version, table_metadata
 
 
 def build_health_assets(partitions: dg.MultiPartitionsDefinition) -> list[dg.AssetsDefinition]:
     @dg.asset(
         partitions_def=partitions,
         pool=DUCKDB_POOL,
+        code_version=CODE_VERSION,
         group_name="health",
         kinds={"duckdb", "sql"},
         # the date dimension maps to the daily partitions
@@ -31,7 +32,9 @@ def build_health_assets(partitions: dg.MultiPartitionsDefinition) -> list[dg.Ass
             except MetricsMissing as exc:
                 raise dg.Failure(str(exc)) from None
             metadata = table_metadata(con, "account_health", result.rows)
+            version = slice_version(con, "account_health", "date = ? AND profile = ?", [day, profile])
         return dg.MaterializeResult(
+            data_version=version,
             metadata={
                 **metadata,
                 "rows_written": result.rows,

@@ -2,16 +2,17 @@
 
 import dagster as dg
 
-from cs_pipeline.defs.shared import PipelineSettings, partition_date
+from cs_pipeline.defs.shared import CODE_VERSION, PipelineSettings, partition_date
 from cs_pipeline.lifecycle.retention import purge_inactive_free_accounts
 from cs_pipeline.lifecycle.status_history import record_status_history
-from cs_pipeline.warehouse import DUCKDB_POOL, WarehouseResource, table_metadata
+from cs_pipeline.warehouse import DUCKDB_POOL, WarehouseResource, slice_version, table_metadata
 
 
 def build_lifecycle_assets(daily: dg.DailyPartitionsDefinition) -> list[dg.AssetsDefinition]:
     @dg.asset(
         partitions_def=daily,
         pool=DUCKDB_POOL,
+        code_version=CODE_VERSION,
         group_name="lifecycle",
         kinds={"duckdb", "sql"},
         deps=[dg.AssetKey("accounts")],
@@ -25,7 +26,9 @@ def build_lifecycle_assets(daily: dg.DailyPartitionsDefinition) -> list[dg.Asset
             changes = record_status_history(con, snapshot_date=day, run_id=context.run.run_id)
             [(rows,)] = con.execute("SELECT count(*) FROM status_history WHERE date = ?", [day]).fetchall()
             metadata = table_metadata(con, "status_history", rows)
+            version = slice_version(con, "status_history", "date = ?", [day])
         return dg.MaterializeResult(
+            data_version=version,
             metadata={
                 **metadata,
                 "rows_written": rows,
@@ -37,6 +40,7 @@ def build_lifecycle_assets(daily: dg.DailyPartitionsDefinition) -> list[dg.Asset
     @dg.asset(
         partitions_def=daily,
         pool=DUCKDB_POOL,
+        code_version=CODE_VERSION,
         group_name="lifecycle",
         kinds={"duckdb", "sql"},
         # after everything that reads D's events: D's metrics, roll-ups and users see them all
@@ -64,6 +68,9 @@ def build_lifecycle_assets(daily: dg.DailyPartitionsDefinition) -> list[dg.Asset
                 accounts, rows = result.accounts_purged, result.rows_purged
             [(log_rows,)] = con.execute("SELECT count(*) FROM retention_log").fetchall()
             metadata = table_metadata(con, "retention_log", log_rows)
-        return dg.MaterializeResult(metadata={**metadata, "accounts_purged": accounts, "rows_purged": rows})
+            version = slice_version(con, "retention_log", "purged_on = ?", [day])
+        return dg.MaterializeResult(
+            data_version=version, metadata={**metadata, "accounts_purged": accounts, "rows_purged": rows}
+        )
 
     return [status_history, retention]

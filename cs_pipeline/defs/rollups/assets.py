@@ -2,15 +2,16 @@
 
 import dagster as dg
 
-from cs_pipeline.defs.shared import PipelineSettings, partition_date
+from cs_pipeline.defs.shared import CODE_VERSION, PipelineSettings, partition_date
 from cs_pipeline.rollups.account_rollups import InputsMissing, compute_account_rollups, compute_subaccount_health
-from cs_pipeline.warehouse import DUCKDB_POOL, WarehouseResource, table_metadata
+from cs_pipeline.warehouse import DUCKDB_POOL, WarehouseResource, slice_version, table_metadata
 
 
 def build_rollup_assets(daily: dg.DailyPartitionsDefinition) -> list[dg.AssetsDefinition]:
     @dg.asset(
         partitions_def=daily,
         pool=DUCKDB_POOL,
+        code_version=CODE_VERSION,
         group_name="rollups",
         kinds={"duckdb", "sql"},
         deps=[dg.AssetKey("account_metrics")],
@@ -26,13 +27,16 @@ def build_rollup_assets(daily: dg.DailyPartitionsDefinition) -> list[dg.AssetsDe
             except InputsMissing as exc:
                 raise dg.Failure(str(exc)) from None
             metadata = table_metadata(con, "account_rollups", result.rows)
+            version = slice_version(con, "account_rollups", "date = ?", [day])
         return dg.MaterializeResult(
+            data_version=version,
             metadata={**metadata, "rows_written": result.rows, "max_descendants": result.max_descendants}
         )
 
     @dg.asset(
         partitions_def=daily,
         pool=DUCKDB_POOL,
+        code_version=CODE_VERSION,
         group_name="rollups",
         kinds={"duckdb", "sql"},
         # day D maps to every profile's account_health partition of D
@@ -52,7 +56,9 @@ def build_rollup_assets(daily: dg.DailyPartitionsDefinition) -> list[dg.AssetsDe
                 raise dg.Failure(str(exc)) from None
             rows = sum(labels.values())
             metadata = table_metadata(con, "account_rollups", rows)
+            version = slice_version(con, "account_rollups", "date = ?", [day])
         return dg.MaterializeResult(
+            data_version=version,
             metadata={
                 **metadata,
                 "subaccount_good": labels["Good"],

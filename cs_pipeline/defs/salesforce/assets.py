@@ -11,8 +11,8 @@ from cs_pipeline.crm.salesforce import (
     mirror_table,
     sync_object,
 )
-from cs_pipeline.defs.shared import PipelineSettings
-from cs_pipeline.warehouse import DUCKDB_POOL, WarehouseResource, table_metadata
+from cs_pipeline.defs.shared import CODE_VERSION, PipelineSettings
+from cs_pipeline.warehouse import DUCKDB_POOL, WarehouseResource, slice_version, table_metadata
 
 
 class SalesforceSyncConfig(dg.Config):
@@ -25,6 +25,7 @@ def _build_sync_asset(object_name: str) -> dg.AssetsDefinition:
     @dg.asset(
         name=table,
         pool=DUCKDB_POOL,
+        code_version=CODE_VERSION,
         group_name="salesforce",
         kinds={"salesforce", "duckdb"},
         retry_policy=dg.RetryPolicy(max_retries=2, delay=30, backoff=dg.Backoff.EXPONENTIAL),
@@ -53,6 +54,7 @@ def _build_sync_asset(object_name: str) -> dg.AssetsDefinition:
                     run_id=context.run.run_id,
                 )
                 metadata = table_metadata(con, table, result.rows)
+                version = slice_version(con, table)
         except RequestLimitExceeded as exc:
             raise dg.Failure(str(exc), allow_retries=False) from None  # retrying now fails the same way
         except SalesforceSourceError as exc:
@@ -62,6 +64,7 @@ def _build_sync_asset(object_name: str) -> dg.AssetsDefinition:
             f"{result.upserted} upserted, {result.deleted} deleted, {result.rows} mirrored"
         )
         return dg.MaterializeResult(
+            data_version=version,
             metadata={
                 **metadata,
                 "records_fetched": result.fetched,

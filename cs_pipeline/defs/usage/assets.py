@@ -2,15 +2,16 @@
 
 import dagster as dg
 
-from cs_pipeline.defs.shared import PipelineSettings, partition_date
+from cs_pipeline.defs.shared import CODE_VERSION, PipelineSettings, partition_date
 from cs_pipeline.usage.ingest import ingest_delivery
-from cs_pipeline.warehouse import DUCKDB_POOL, WarehouseResource, table_metadata
+from cs_pipeline.warehouse import DUCKDB_POOL, WarehouseResource, slice_version, table_metadata
 
 
 def build_usage_assets(daily: dg.DailyPartitionsDefinition) -> list[dg.AssetsDefinition]:
     @dg.asset(
         partitions_def=daily,
         pool=DUCKDB_POOL,
+        code_version=CODE_VERSION,
         group_name="usage",
         kinds={"duckdb", "parquet"},
         description="The events delivered to <landing>/usage/date=D/ (parquet, jsonl, jsonl.gz, "
@@ -32,6 +33,7 @@ def build_usage_assets(daily: dg.DailyPartitionsDefinition) -> list[dg.AssetsDef
                 run_id=context.run.run_id,
             )
             metadata = table_metadata(con, "usage_events", result.events_stored)
+            version = slice_version(con, "usage_events", "partition_date = ?", [day])
         if result.files == 0:
             context.log.warning(f"no usage files delivered for {day} (looked in {config.landing}/usage/date={day})")
         if result.files_ignored:
@@ -39,6 +41,7 @@ def build_usage_assets(daily: dg.DailyPartitionsDefinition) -> list[dg.AssetsDef
         if result.rows_rejected:
             context.log.warning(f"{result.rows_rejected} rows of {day} rejected: {result.rejected}")
         return dg.MaterializeResult(
+            data_version=version,
             metadata={
                 **metadata,
                 "files": result.files,
