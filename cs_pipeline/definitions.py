@@ -20,7 +20,7 @@ from cs_pipeline.defs.metrics.assets import build_metrics_assets
 from cs_pipeline.defs.metrics.checks import build_metrics_checks
 from cs_pipeline.defs.rollups.assets import build_rollup_assets
 from cs_pipeline.defs.salesforce.assets import build_salesforce_assets
-from cs_pipeline.defs.shared import PipelineSettings, daily_partitions, health_partitions
+from cs_pipeline.defs.shared import PipelineSettings, audit_tags, daily_partitions, health_partitions
 from cs_pipeline.defs.usage.assets import build_usage_assets
 from cs_pipeline.defs.usage.checks import build_usage_checks
 from cs_pipeline.warehouse import WarehouseResource
@@ -60,9 +60,13 @@ def build_definitions(config: PipelineConfig) -> dg.Definitions:
     if extraction:
         sf = config.crm.salesforce
         resources["salesforce"] = salesforce_resource(sf.api_version, sf.bulk_threshold, sf.overlap_minutes)
-    daily_job = dg.define_asset_job(DAILY_JOB, selection=dg.AssetSelection.assets(*assets))
-    health_job = dg.define_asset_job(HEALTH_JOB, selection=dg.AssetSelection.assets(*health_assets))
-    subaccount_job = dg.define_asset_job(SUBACCOUNT_JOB, selection=dg.AssetSelection.assets(subaccount_health))
+    # however a run of these jobs starts (UI, schedule, sensor, CLI), it records the config's hash
+    tags = audit_tags(config)
+    daily_job = dg.define_asset_job(DAILY_JOB, selection=dg.AssetSelection.assets(*assets), tags=tags)
+    health_job = dg.define_asset_job(HEALTH_JOB, selection=dg.AssetSelection.assets(*health_assets), tags=tags)
+    subaccount_job = dg.define_asset_job(
+        SUBACCOUNT_JOB, selection=dg.AssetSelection.assets(subaccount_health), tags=tags
+    )
     return dg.Definitions(
         assets=[*assets, *health_assets, subaccount_health],
         asset_checks=[*checks, *health_checks],
