@@ -27,6 +27,8 @@ from cs_pipeline.warehouse import WarehouseResource
 
 # Partitioned asset checks are marked preview in Dagster 1.13; the checks rely on them on purpose.
 warnings.filterwarnings("ignore", "Specifying a partitions_def on an AssetCheckSpec", dg.PreviewWarning)
+# account_health depends on its day before through a MultiPartitionMapping, beta in Dagster 1.13.
+warnings.filterwarnings("ignore", "Class `MultiPartitionMapping` is currently in beta", dg.BetaWarning)
 
 # A job runs one partition key, so a day is three jobs: the daily assets (one run), the
 # date x profile account_health (one run per profile), then subaccount_health (one run).

@@ -8,14 +8,27 @@ from cs_pipeline.warehouse import DUCKDB_POOL, WarehouseResource, slice_version,
 
 
 def build_health_assets(partitions: dg.MultiPartitionsDefinition) -> list[dg.AssetsDefinition]:
+    previous_day_all_profiles = dg.AssetDep(
+        "account_health",
+        partition_mapping=dg.MultiPartitionMapping(
+            {
+                "date": dg.DimensionPartitionMapping(
+                    "date", dg.TimeWindowPartitionMapping(start_offset=-1, end_offset=-1)
+                ),
+                "profile": dg.DimensionPartitionMapping("profile", dg.AllPartitionMapping()),
+            }
+        ),
+    )
+
     @dg.asset(
         partitions_def=partitions,
         pool=DUCKDB_POOL,
         code_version=CODE_VERSION,
         group_name="health",
         kinds={"duckdb", "sql"},
-        # the date dimension maps to the daily partitions
-        deps=[dg.AssetKey("account_metrics"), dg.AssetKey("account_rollups")],
+        # the date dimension maps to the daily partitions; the day before, every profile, comes
+        # first (previous_health), so a backfill from the UI runs the days in order
+        deps=[dg.AssetKey("account_metrics"), dg.AssetKey("account_rollups"), previous_day_all_profiles],
         description="Health of the accounts a profile scores on day D (SPEC 4.3): first matching "
         "profile, scorecard or dimensions, with reasons, dimension_scores and previous_health. "
         "Each (date, profile) partition replaces exactly its own rows.",
@@ -41,7 +54,7 @@ def build_health_assets(partitions: dg.MultiPartitionsDefinition) -> list[dg.Ass
                 **{HEALTH_COUNT_KEYS[label]: count for label, count in result.health.items()},
                 "turned_poor": result.turned_poor,
                 **({"mean_health_score": result.mean_health_score} if result.mean_health_score is not None else {}),
-            }
+            },
         )
 
     return [account_health]
