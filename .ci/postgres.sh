@@ -41,19 +41,20 @@ as_superuser() {  # psql as the cluster's superuser `postgres`, SQL on stdin (ne
     runuser -u postgres -- psql --no-psqlrc -X -q -v ON_ERROR_STOP=1 -p "$1" -d postgres
 }
 
-check_login() {  # the server accepts DAGSTER_PG_* over TCP
-    local attempt
+check_login() {  # the server accepts DAGSTER_PG_* over TCP (a few tries: it may be starting)
+    local attempt errors
+    errors="$(mktemp)"
     for attempt in 1 2 3 4 5; do
         if PGPASSWORD="$DAGSTER_PG_PASSWORD" PGCONNECT_TIMEOUT=5 psql --no-psqlrc -X -q -At \
             -h "$DAGSTER_PG_HOST" -p "$DAGSTER_PG_PORT" -U "$DAGSTER_PG_USERNAME" -d "$DAGSTER_PG_DB" \
-            -c "SELECT 1" >/dev/null 2>"$ROOT/.postgres-login.err"; then
-            rm -f "$ROOT/.postgres-login.err"
+            -c "SELECT 1" >/dev/null 2>"$errors"; then
+            rm -f "$errors"
             return 0
         fi
         sleep 1
     done
-    cat "$ROOT/.postgres-login.err" >&2
-    rm -f "$ROOT/.postgres-login.err"
+    cat "$errors" >&2
+    rm -f "$errors"
     return 1
 }
 
