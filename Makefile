@@ -14,7 +14,9 @@ test: $(VENV)/.installed
 	$(VENV)/bin/ruff check cs_pipeline cs_pipeline_tests bench
 	mkdir -p $(EMBEDDED_HOME)
 	DAGSTER_HOME=$(EMBEDDED_HOME) $(VENV)/bin/dagster definitions validate -w workspace.yaml
-	$(VENV)/bin/python -m pytest
+	# the production-instance test needs PostgreSQL: .ci/postgres.sh makes one ready (as root
+	# it installs and starts a local server) and runs pytest with DAGSTER_PG_* exported
+	.ci/postgres.sh $(VENV)/bin/python -m pytest
 
 ui: $(VENV)/.installed
 	mkdir -p $(EMBEDDED_HOME)

@@ -88,3 +88,18 @@ def write_tenant(root: Path) -> Path:
     config = root / "cs_pipeline.yaml"
     config.write_text(CONFIG)
     return config
+
+
+def write_generated_tenant(root: Path, end_date, days: int = 2, accounts: int = 8) -> Path:
+    """A small generated tenant (cs_pipeline.demo.generator) under the bundled demo config
+    (its four profiles and custom metrics), partitions from 2025-11-01; returns the config path."""
+    import shutil
+
+    from cs_pipeline.demo.generator import generate_tenant
+
+    demo = Path(__file__).resolve().parents[1] / "demo"
+    generate_tenant(root, end_date=end_date, days=days, accounts=accounts, events_per_day=120, progress=None)
+    shutil.copytree(demo / "sql", root / "sql")
+    config = root / "cs_pipeline.yaml"
+    config.write_text((demo / "cs_pipeline.yaml").read_text() + 'start_date: "2025-11-01"\n')
+    return config
