@@ -109,6 +109,7 @@ def test_production_instance_records_a_cli_backfill(tmp_path, pg_database, monke
         assert sorted((run.job_name, run.tags["dagster/partition"]) for run in runs) == sorted(
             [("daily_pipeline", day) for day in DAYS]
             + [("health_pipeline", f"{day}|{profile}") for day in DAYS for profile in profiles]
+            + [("subaccount_health_pipeline", day) for day in DAYS]
         )
         assert {run.tags["cs_pipeline/config_path"] for run in runs} == {str(config)}
 

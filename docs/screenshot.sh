@@ -26,7 +26,7 @@ defs = build_definitions(load_config())
 names = sorted({spec.group_name for spec in defs.resolve_all_asset_specs()})
 print(quote(','.join('global@global:' + name for name in names)))")"
 chromium --headless --no-sandbox --disable-gpu --disable-quic --no-first-run --disable-background-networking \
-    --disable-component-update --disable-sync --user-data-dir="$work/chromium" --window-size=2000,1300 \
+    --disable-component-update --disable-sync --user-data-dir="$work/chromium" --window-size=2000,1500 \
     --virtual-time-budget=15000 --screenshot=docs/asset-graph.png \
     "http://127.0.0.1:$port/asset-groups?expanded=$groups" 2>/dev/null
 echo "docs/asset-graph.png written"
