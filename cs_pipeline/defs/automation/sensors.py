@@ -70,6 +70,7 @@ def build_sensors(
 
     @dg.run_status_sensor(
         run_status=dg.DagsterRunStatus.SUCCESS,
+        default_status=dg.DefaultSensorStatus.RUNNING,  # they only follow the schedule's and landing_sensor's runs
         monitored_jobs=[daily_job],
         request_job=health_job,
         description="After a daily run of the daily schedule or the landing sensor: one health "
@@ -86,6 +87,7 @@ def build_sensors(
 
     @dg.run_status_sensor(
         run_status=dg.DagsterRunStatus.SUCCESS,
+        default_status=dg.DefaultSensorStatus.RUNNING,  # they only follow the schedule's and landing_sensor's runs
         monitored_jobs=[health_job],
         request_job=subaccount_job,
         description="When every profile's health run that followed a daily run has succeeded: "
