@@ -93,6 +93,16 @@ def stored_partition(con: duckdb.DuckDBPyConnection, partition_date: date) -> tu
     return events, rejected
 
 
+def duplicate_event_ids(con: duckdb.DuckDBPyConnection, partition_date: date, *, shown: int = 5) -> list[str]:
+    """Up to `shown` event_ids stored more than once in the partition (none: the ingest's promise)."""
+    rows = con.execute(
+        "SELECT event_id FROM usage_events WHERE partition_date = ? "
+        "GROUP BY event_id HAVING count(*) > 1 ORDER BY event_id LIMIT ?",
+        [partition_date, shown],
+    ).fetchall()
+    return [event_id for (event_id,) in rows]
+
+
 def _summarise(con: duckdb.DuckDBPyConnection, *, delivery_files: int, partition_date: date) -> dict:
     [(rows_read, accepted)] = con.execute("SELECT count(*), count(*) FILTER (reason IS NULL) FROM staged").fetchall()
     [(stored, late)] = con.execute(
