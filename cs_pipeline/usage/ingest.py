@@ -54,7 +54,8 @@ def ingest_delivery(
     )
     con.begin()
     try:
-        _stage(con, read_delivery(delivery).to_arrow())  # the Polars frame is freed here
+        # string views: Arrow shares the frame's buffers (the default large strings are a copy)
+        _stage(con, read_delivery(delivery).to_arrow(compat_level=pl.CompatLevel.newest()))
         con.execute(read_sql("usage/apply_limits.sql"))
         con.execute(read_sql("usage/store_delivery.sql"))
         moved = readmitted = 0
