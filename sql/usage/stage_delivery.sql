@@ -4,13 +4,9 @@
 -- from `delivery` (by source_file, source_row) for the rejected rows only, into
 -- `rejected_as_delivered`: the caller then releases the delivery's memory.
 -- Variables: partition_date.
--- Trimmed text, a blank as NULL; trims only when an end is whitespace (most values are
--- clean). starts_with / ends_with compare bytes: cheaper than s[1], which splits graphemes.
+-- Trimmed text, a blank as NULL; trims only when an end is whitespace (most values are clean).
 CREATE OR REPLACE TEMP MACRO clean_text(s) AS
-    CASE WHEN s = '' OR starts_with(s, ' ') OR starts_with(s, E'\t') OR starts_with(s, E'\r')
-              OR starts_with(s, E'\n') OR ends_with(s, ' ') OR ends_with(s, E'\t')
-              OR ends_with(s, E'\r') OR ends_with(s, E'\n')
-         THEN nullif(trim(s, E' \t\r\n'), '') ELSE s END;
+    CASE WHEN s[1] <= ' ' OR s[-1] <= ' ' THEN nullif(trim(s, E' \t\r\n'), '') ELSE s END;
 
 -- A valid event as rejected_events evidence (a limit rejection): its normalised fields,
 -- from which the event is re-admitted exactly if the limits change.
