@@ -1,16 +1,19 @@
 """Benchmark: the daily run and a 30-day backfill, as a user runs them (the `cs-pipeline` CLI).
 
 Generates a tenant (default: 100,000 accounts with hierarchy and products, 2 million events a
-day over 30 days, parquet) with the bundled config's profiles and custom metrics, then times
-two commands, each a fresh process (process start included):
+day over 30 days D1..D30, parquet) with the bundled config's profiles and custom metrics, then
+times, each command a fresh process (process start included):
 
-  1. `cs-pipeline backfill --start D1 --end D30` on an empty warehouse and Dagster instance
-     (every asset and every profile for 30 days), and
-  2. `cs-pipeline materialize --date D30` with the 29 days before loaded (the daily run:
-     CRM snapshot, ingest, metrics and health for every profile).
+  1. the 30-day backfill: `cs-pipeline backfill --start D1 --end D30` on an empty warehouse
+     and Dagster instance (every asset and every profile for 30 days);
+  2. the daily run: `cs-pipeline materialize --date D30` on a warehouse holding D1..D29 only
+     (the CRM snapshot, ingest of a day never seen, metrics and health for every profile),
+     as the daily schedule meets it. D1..D29 are loaded once by an untimed backfill; each
+     repeat starts from a copy of that state.
 
 Peak memory is the largest resident set of the command's process (wait4's rusage).
 Usage: python bench/daily_run.py [--accounts N] [--events-per-day N] [--days N] [--workdir DIR]
+       [--daily-repeats N] [--skip-backfill]
 The workdir keeps the generated files, so a second run skips the generation.
 """
 
@@ -38,12 +41,39 @@ def timed(command: list[str], env: dict[str, str]) -> tuple[float, float]:
     return seconds, usage.ru_maxrss / 2**20
 
 
+class Site:
+    """A warehouse and Dagster instance in a folder of their own; the folder's config is the
+    shared one and its crm/ and landing/ link to the shared tenant files."""
+
+    def __init__(self, workdir: Path, name: str) -> None:
+        self.workdir = workdir
+        self.folder = workdir / name
+
+    def reset(self, from_site: "Site | None" = None) -> None:
+        """Empty, or a copy of another site's warehouse and instance."""
+        shutil.rmtree(self.folder, ignore_errors=True)
+        if from_site is not None:
+            shutil.copytree(from_site.folder, self.folder, symlinks=True)
+            return
+        self.folder.mkdir(parents=True)
+        shutil.copy(self.workdir / "cs_pipeline.yaml", self.folder)
+        shutil.copytree(self.workdir / "sql", self.folder / "sql")
+        for shared in ("crm", "landing"):
+            (self.folder / shared).symlink_to(self.workdir / shared)
+
+    def cli(self, *arguments: str) -> tuple[list[str], dict[str, str]]:
+        command = [sys.executable, "-m", "cs_pipeline.cli", "--config", str(self.folder / "cs_pipeline.yaml")]
+        return [*command, *arguments], {**os.environ, "DAGSTER_HOME": str(self.folder / "dagster_home")}
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--accounts", type=int, default=100_000)
     parser.add_argument("--events-per-day", type=int, default=2_000_000)
     parser.add_argument("--days", type=int, default=30)
     parser.add_argument("--workdir", type=Path, default=Path("bench/out/daily_run"))
+    parser.add_argument("--daily-repeats", type=int, default=3, help="timed daily runs, each on a fresh copy")
+    parser.add_argument("--skip-backfill", action="store_true", help="time the daily run only")
     args = parser.parse_args()
 
     workdir = args.workdir.resolve()
@@ -52,19 +82,28 @@ def main() -> None:
     config = workdir / "cs_pipeline.yaml"
     config.write_text(DEMO.joinpath("cs_pipeline.yaml").read_text() + f'start_date: "{days[0]}"\n')
     shutil.copytree(DEMO / "sql", workdir / "sql", dirs_exist_ok=True)
-    for stale in [workdir / "warehouse.duckdb", workdir / "warehouse.duckdb.wal", workdir / "dagster_home"]:
-        shutil.rmtree(stale, ignore_errors=True) if stale.is_dir() else stale.unlink(missing_ok=True)
+    first, before_last, last = (str(day) for day in (days[0], days[-2], days[-1]))
+    results = []
 
-    cli = [sys.executable, "-m", "cs_pipeline.cli", "--config", str(config)]
-    env = {**os.environ, "DAGSTER_HOME": str(workdir / "dagster_home")}
-    backfill = timed([*cli, "backfill", "--start", str(days[0]), "--end", str(days[-1])], env)
-    daily = timed([*cli, "materialize", "--date", str(days[-1])], env)
-    print(
-        f"\n{args.accounts:,} accounts, {args.events_per_day:,} events a day, {args.days} days\n"
-        f"backfill of {args.days} days: {backfill[0]:.0f}s, peak RSS {backfill[1]:.2f} GiB\n"
-        f"daily run of {days[-1]} with {args.days - 1} days loaded: {daily[0]:.1f}s, peak RSS {daily[1]:.2f} GiB",
-        flush=True,
-    )
+    if not args.skip_backfill:
+        backfill = Site(workdir, "backfill")
+        backfill.reset()
+        seconds, peak = timed(*backfill.cli("backfill", "--start", first, "--end", last))
+        results.append(f"backfill of {args.days} days on an empty warehouse: {seconds:.0f}s, peak RSS {peak:.2f} GiB")
+
+    loaded = Site(workdir, "loaded")
+    loaded.reset()
+    print(f"loading {first}..{before_last} for the daily run (not timed)", flush=True)
+    timed(*loaded.cli("backfill", "--start", first, "--end", before_last))
+    daily = Site(workdir, "daily")
+    for repeat in range(1, args.daily_repeats + 1):
+        daily.reset(from_site=loaded)
+        seconds, peak = timed(*daily.cli("materialize", "--date", last))
+        results.append(
+            f"daily run of {last} with {args.days - 1} days loaded (#{repeat}): {seconds:.1f}s, peak RSS {peak:.2f} GiB"
+        )
+    print(f"\n{args.accounts:,} accounts, {args.events_per_day:,} events a day, {args.days} days", flush=True)
+    print("\n".join(results), flush=True)
 
 
 if __name__ == "__main__":

@@ -20,7 +20,7 @@ import polars as pl
 import pytest
 
 import cs_pipeline.usage.ingest as ingest_module
-from cs_pipeline.usage.ingest import IngestResult, ingest_delivery
+from cs_pipeline.usage.ingest import IngestResult, duplicate_event_ids, ingest_delivery
 from cs_pipeline.usage.landing import LandingFileError
 from cs_pipeline.warehouse import connect
 
@@ -834,3 +834,13 @@ def test_failure_inside_the_transaction_rolls_everything_back(con, landing, monk
     monkeypatch.undo()
     ingest(con, landing, D, run_id="run-3")  # the connection is usable again
     assert [(row[0], row[7], row[9]) for row in stored_events(con)] == [("Y", D_NEXT, 1), ("X", D_NEXT, 2)]
+
+
+def test_duplicate_event_ids_finds_only_ids_stored_twice_in_the_partition(con, landing):
+    write_two_days_with_a_shared_event(landing)
+    ingest(con, landing, D)
+    ingest(con, landing, D_NEXT)
+    assert duplicate_event_ids(con, D) == [] and duplicate_event_ids(con, D_NEXT) == []
+    # what the blocking check guards against: a second stored copy of an event
+    con.execute("INSERT INTO usage_events SELECT * FROM usage_events WHERE event_id = 'X'")
+    assert duplicate_event_ids(con, D) == ["X"] and duplicate_event_ids(con, D_NEXT) == []

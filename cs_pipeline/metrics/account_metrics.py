@@ -14,7 +14,7 @@ from pathlib import Path
 
 import duckdb
 
-from cs_pipeline.config import PipelineConfig
+from cs_pipeline.config import CustomMetric, PipelineConfig
 from cs_pipeline.lib.health_sql import quote_identifier
 from cs_pipeline.warehouse import read_sql, set_variables
 
@@ -43,6 +43,7 @@ def compute_account_metrics(
         for name in config.metrics:
             con.execute(f'ALTER TABLE account_metrics ADD COLUMN IF NOT EXISTS "{name}" DOUBLE')
         con.execute(read_sql("metrics/metric_setup.sql"))
+        _user_last_days(con, config, as_of)
         con.execute(read_sql("metrics/account_metrics.sql"))
         custom_columns = _counted_metrics(con, config, as_of)
         ignored = {}
@@ -70,14 +71,40 @@ def compute_account_metrics(
     return result
 
 
+def _module_user_metrics(config: PipelineConfig) -> dict[str, CustomMetric]:
+    return {n: m for n, m in config.metrics.items() if m.kind == "distinct_users_of_module"}
+
+
+def _user_last_days(con: duckdb.DuckDBPyConnection, config: PipelineConfig, as_of: date) -> None:
+    """metric_user_last_days: per account and user seen in window 30 of the events known at the
+    end of as_of, its last day there and, per distinct_users_of_module metric, its last day
+    with that module. One pass over usage_user_days, the largest input of the metrics, serves
+    the active_users windows and those custom metrics."""
+    module_users = _module_user_metrics(config)
+    last_days = "".join(
+        f', max(event_date) FILTER (list_contains(modules, ?)) AS "{_last_day_column(n)}"' for n in module_users
+    )
+    con.execute(
+        f"CREATE OR REPLACE TEMP TABLE metric_user_last_days AS "
+        f"SELECT account_id, user_id, max(event_date) AS last_day{last_days} FROM usage_user_days "
+        "WHERE partition_date <= ?::DATE AND event_date BETWEEN ?::DATE - 29 AND ?::DATE "
+        "GROUP BY account_id, user_id",
+        [m.argument for m in module_users.values()] + [as_of] * 3,
+    )
+
+
+def _last_day_column(metric_name: str) -> str:
+    return f"last_day_{metric_name}"
+
+
 def _counted_metrics(con: duckdb.DuckDBPyConnection, config: PipelineConfig, as_of: date) -> list[str]:
-    """count_action metrics from usage_account_days (events per action) and
-    distinct_users_of_module metrics from usage_user_days (modules per user), both over the
-    metric's window of the events known at the end of as_of, into metric_counted; returns
-    their select expressions, 0 for an account without such events."""
+    """count_action metrics from usage_account_days (events per action) over the metric's
+    window of the events known at the end of as_of, and distinct_users_of_module metrics from
+    metric_user_last_days, into metric_counted; returns their select expressions, 0 for an
+    account without such events."""
     known = "partition_date <= ?::DATE AND event_date BETWEEN ?::DATE - 29 AND ?::DATE"
     action_counts = {n: m for n, m in config.metrics.items() if m.kind == "count_action"}
-    module_users = {n: m for n, m in config.metrics.items() if m.kind == "distinct_users_of_module"}
+    module_users = _module_user_metrics(config)
     sources, parameters = [], []
     if action_counts:
         columns = [f'sum(action_events[?]) FILTER (event_date > ?::DATE - ?) AS "{n}"' for n in action_counts]
@@ -87,16 +114,9 @@ def _counted_metrics(con: duckdb.DuckDBPyConnection, config: PipelineConfig, as_
         parameters += [p for m in action_counts.values() for p in (m.argument, as_of, m.window)] + [as_of] * 3
     if module_users:
         # a user counts for a module when its last day with that module is within the window
-        last_days = [f'max(event_date) FILTER (list_contains(modules, ?)) AS "{n}"' for n in module_users]
-        counts = [f'count("{n}") FILTER ("{n}" > ?::DATE - ?) AS "{n}"' for n in module_users]
-        sources.append(
-            f"SELECT account_id, {', '.join(counts)} FROM (SELECT account_id, user_id, {', '.join(last_days)} "
-            f"FROM usage_user_days WHERE {known} AND list_has_any(modules, ?::VARCHAR[]) "
-            "GROUP BY account_id, user_id) GROUP BY account_id"
-        )
+        counts = [f'count(*) FILTER ("{_last_day_column(n)}" > ?::DATE - ?) AS "{n}"' for n in module_users]
+        sources.append(f"SELECT account_id, {', '.join(counts)} FROM metric_user_last_days GROUP BY account_id")
         parameters += [p for m in module_users.values() for p in (as_of, m.window)]
-        parameters += [m.argument for m in module_users.values()] + [as_of] * 3
-        parameters += [[m.argument for m in module_users.values()]]
     if not sources:
         con.execute("CREATE OR REPLACE TEMP TABLE metric_counted AS SELECT NULL::VARCHAR AS account_id LIMIT 0")
         return []

@@ -1,7 +1,7 @@
 -- Usage metrics of every account for day `as_of` (SPEC 4.2) into the temp table
 -- metric_rows (without custom metrics). Known at the end of as_of = the events delivered in
 -- partitions up to as_of, read from the daily aggregates; windows by UTC event day.
--- Needs metric_accounts (metric_setup.sql). Variables: as_of.
+-- Needs metric_accounts (metric_setup.sql) and metric_user_last_days. Variables: as_of.
 
 -- Events per account and event day of window 30.
 CREATE OR REPLACE TEMP TABLE metric_days AS
@@ -11,20 +11,15 @@ WHERE partition_date <= getvariable('as_of')
   AND event_date BETWEEN getvariable('as_of') - 29 AND getvariable('as_of')
 GROUP BY account_id, event_date;
 
--- Distinct users per window: a user is active in window N when its last day in window 30 is in it.
+-- Distinct users per window: a user is active in window N when its last day in window 30 is
+-- in it (metric_user_last_days, built by account_metrics.py).
 CREATE OR REPLACE TEMP TABLE metric_users AS
 SELECT account_id,
     count(*) FILTER (last_day >= getvariable('as_of')) AS active_users_1d,
     count(*) FILTER (last_day >= getvariable('as_of') - 6) AS active_users_7d,
     count(*) FILTER (last_day >= getvariable('as_of') - 13) AS active_users_14d,
     count(*) AS active_users_30d
-FROM (
-    SELECT account_id, user_id, max(event_date) AS last_day
-    FROM usage_user_days
-    WHERE partition_date <= getvariable('as_of')
-      AND event_date BETWEEN getvariable('as_of') - 29 AND getvariable('as_of')
-    GROUP BY account_id, user_id
-)
+FROM metric_user_last_days
 GROUP BY account_id;
 
 CREATE OR REPLACE TEMP TABLE metric_modules AS

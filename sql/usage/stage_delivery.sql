@@ -1,7 +1,8 @@
 -- Normalise one day's delivery (the registered frame `delivery`) into `staged`: trimmed
 -- text, blanks as NULL, timestamps as UTC instants, an event_id for every row, the first
 -- validation failure as `reason` (NULL = valid so far). What was delivered is read back
--- from `delivery` (by source_file, source_row) for the rejected rows only.
+-- from `delivery` (by source_file, source_row) for the rejected rows only, into
+-- `rejected_as_delivered`: the caller then releases the delivery's memory.
 -- Variables: partition_date.
 -- Trimmed text, a blank as NULL; trims only when an end is whitespace (most values are clean).
 CREATE OR REPLACE TEMP MACRO clean_text(s) AS
@@ -71,3 +72,15 @@ SELECT
     source_row,
     reason
 FROM validated;
+
+-- The evidence of a row rejected here (rejected_events.raw): the row as delivered.
+CREATE OR REPLACE TEMP TABLE rejected_as_delivered AS
+SELECT source_file, source_row,
+    CASE
+        WHEN s.reason = 'malformed_row' THEN to_json(d.raw_json)
+        WHEN d.raw_json IS NOT NULL THEN d.raw_json::JSON
+        ELSE to_json({'event_id': d.event_id, 'ts': coalesce(d.ts_text, strftime(d.ts_value, '%Y-%m-%dT%H:%M:%S.%fZ')),
+                      'account_id': d.account_id, 'user_id': d.user_id, 'module': d.module, 'action': d.action})
+    END AS raw
+FROM (SELECT source_file, source_row, reason FROM staged WHERE reason IS NOT NULL) s
+JOIN delivery d USING (source_file, source_row);

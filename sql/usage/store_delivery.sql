@@ -18,14 +18,11 @@ SELECT getvariable('partition_date'), s.source_file, s.source_row, s.reason,
     CASE
         WHEN s.reason IN ('module_limit', 'action_limit')
             THEN event_evidence(s.event_id, s.ts, s.account_id, s.user_id, s.module, s.action)
-        WHEN s.reason = 'malformed_row' THEN to_json(d.raw_json)
-        WHEN d.raw_json IS NOT NULL THEN d.raw_json::JSON
-        ELSE to_json({'event_id': d.event_id, 'ts': coalesce(d.ts_text, strftime(d.ts_value, '%Y-%m-%dT%H:%M:%S.%fZ')),
-                      'account_id': d.account_id, 'user_id': d.user_id, 'module': d.module, 'action': d.action})
+        ELSE r.raw
     END,
     getvariable('run_id')
 FROM (SELECT * FROM staged WHERE reason IS NOT NULL) s
-JOIN delivery d USING (source_file, source_row);
+LEFT JOIN rejected_as_delivered r USING (source_file, source_row);
 
 -- An account's events that retention purged stay out, up to the day it was purged through.
 CREATE OR REPLACE TEMP VIEW delivered AS
