@@ -42,13 +42,12 @@ def build_definitions(config: PipelineConfig) -> dg.Definitions:
     health = health_partitions(config)
     extraction = build_salesforce_assets() if config.crm.source == "salesforce" else []
     crm = build_crm_assets(daily, [asset.key for asset in extraction])
-    account_rollups, subaccount_health = build_rollup_assets(daily)
+    [subaccount_health] = build_rollup_assets(daily)
     assets = [
         *extraction,
         *crm,
         *build_usage_assets(daily),
         *build_metrics_assets(daily),
-        account_rollups,
         *build_lifecycle_assets(daily),
     ]
     health_assets = build_health_assets(health)

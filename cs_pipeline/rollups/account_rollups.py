@@ -29,7 +29,9 @@ class RollupResult:
 
 def compute_account_rollups(con: duckdb.DuckDBPyConnection, *, as_of: date, run_id: str) -> RollupResult:
     """Replaces the day's account_rollups rows with the roll-up metrics (descendant health
-    columns null until compute_subaccount_health)."""
+    columns null until compute_subaccount_health). Runs on the connection that has just
+    computed the day's account_metrics, whose (account, user) pairs of window 30 it reuses:
+    they are the costliest input of both."""
     _require(con, "account_metrics", as_of)
     set_variables(con, as_of=as_of, run_id=run_id)
     _run(con, "rollups/subtrees.sql", "rollups/account_rollups.sql")

@@ -1,47 +1,81 @@
-"""Metrics assets: every account's usage metrics for day D."""
+"""Metrics assets: every account's usage metrics for day D, and the roll-ups over the hierarchy."""
+
+from collections.abc import Iterator
 
 import dagster as dg
 
 from cs_pipeline.defs.shared import CODE_VERSION, PipelineSettings, partition_date
 from cs_pipeline.metrics.account_metrics import compute_account_metrics
+from cs_pipeline.rollups.account_rollups import InputsMissing, compute_account_rollups
 from cs_pipeline.warehouse import DUCKDB_POOL, WarehouseResource, slice_version, table_metadata
 
 
 def build_metrics_assets(daily: dg.DailyPartitionsDefinition) -> list[dg.AssetsDefinition]:
-    @dg.asset(
+    # One step for both: the roll-ups reuse the metrics' (account, user) pairs of window 30,
+    # the costliest input of each.
+    @dg.multi_asset(
+        name="account_metrics_and_rollups",
         partitions_def=daily,
         pool=DUCKDB_POOL,
-        code_version=CODE_VERSION,
-        group_name="metrics",
-        kinds={"duckdb", "sql"},
-        deps=[dg.AssetKey("accounts"), dg.AssetKey("usage_events")],
-        description="Usage metrics of every account for D (SPEC 4.2) from the events known at the "
-        "end of D and the CRM snapshot in force, with the account columns rules may use.",
+        specs=[
+            dg.AssetSpec(
+                "account_metrics",
+                group_name="metrics",
+                kinds={"duckdb", "sql"},
+                code_version=CODE_VERSION,
+                deps=[dg.AssetKey("accounts"), dg.AssetKey("usage_events")],
+                description="Usage metrics of every account for D (SPEC 4.2) from the events known at "
+                "the end of D and the CRM snapshot in force, with the account columns rules may use.",
+            ),
+            dg.AssetSpec(
+                "account_rollups",
+                group_name="rollups",
+                kinds={"duckdb", "sql"},
+                code_version=CODE_VERSION,
+                deps=[dg.AssetKey("account_metrics")],
+                description="Roll-up metrics of D for every account with descendants, over its subtree "
+                "(rollup_events_30d, rollup_active_users_30d counting a user once per subtree, "
+                "rollup_licenses, rollup_contract_value, rollup_license_utilization): profile rules may "
+                "use them.",
+            ),
+        ],
     )
-    def account_metrics(
+    def account_metrics_and_rollups(
         context: dg.AssetExecutionContext, settings: PipelineSettings, warehouse: WarehouseResource
-    ) -> dg.MaterializeResult:
+    ) -> Iterator[dg.MaterializeResult]:
         config = settings.config
         day = partition_date(context)
         with warehouse.connection() as con:
             result = compute_account_metrics(con, config, as_of=day, run_id=context.run.run_id)
-            metadata = table_metadata(con, "account_metrics", result.rows)
-            version = slice_version(con, "account_metrics", "date = ?", [day])
+            metrics_metadata = table_metadata(con, "account_metrics", result.rows)
+            metrics_version = slice_version(con, "account_metrics", "date = ?", [day])
+            try:
+                rollups = compute_account_rollups(con, as_of=day, run_id=context.run.run_id)
+            except InputsMissing as exc:
+                raise dg.Failure(str(exc)) from None
+            rollups_metadata = table_metadata(con, "account_rollups", rollups.rows)
+            rollups_version = slice_version(con, "account_rollups", "date = ?", [day])
         if result.snapshot_date is None:
             context.log.warning(f"no CRM snapshot on or before {day}: only unknown accounts have metrics")
         for name, ignored in result.sql_rows_ignored.items():
             if ignored:
                 context.log.warning(f"custom metric {name} returned {ignored} row(s) for IDs without a metrics row")
-        return dg.MaterializeResult(
-            data_version=version,
+        yield dg.MaterializeResult(
+            asset_key="account_metrics",
+            data_version=metrics_version,
             metadata={
-                **metadata,
+                **metrics_metadata,
                 "rows_written": result.rows,
                 "snapshot_date": str(result.snapshot_date),
                 **{f"accounts_{kind}": result.rows_by_type.get(kind, 0) for kind in ("account", "product", "unknown")},
                 **{f"usage_{label.lower()}": count for label, count in sorted(result.usage_frequency.items())},
                 **{f"with_value_{name}": count for name, count in result.custom_values.items()},
-            }
+            },
+        )
+        yield dg.MaterializeResult(
+            asset_key="account_rollups",
+            data_version=rollups_version,
+            metadata={**rollups_metadata, "rows_written": rollups.rows, "max_descendants": rollups.max_descendants},
         )
 
-    return [account_metrics]
+    return [account_metrics_and_rollups]

@@ -1,9 +1,9 @@
-"""Roll-up assets: hierarchy roll-ups before health, descendant health after it."""
+"""Roll-up assets after health: the descendants' health (the roll-up metrics come with account_metrics)."""
 
 import dagster as dg
 
 from cs_pipeline.defs.shared import CODE_VERSION, PipelineSettings, partition_date
-from cs_pipeline.rollups.account_rollups import InputsMissing, compute_account_rollups, compute_subaccount_health
+from cs_pipeline.rollups.account_rollups import InputsMissing, compute_subaccount_health
 from cs_pipeline.warehouse import DUCKDB_POOL, WarehouseResource, slice_version, table_metadata
 
 
@@ -14,33 +14,8 @@ def build_rollup_assets(daily: dg.DailyPartitionsDefinition) -> list[dg.AssetsDe
         code_version=CODE_VERSION,
         group_name="rollups",
         kinds={"duckdb", "sql"},
-        deps=[dg.AssetKey("account_metrics")],
-        description="Roll-up metrics of D for every account with descendants, over its subtree "
-        "(rollup_events_30d, rollup_active_users_30d counting a user once per subtree, "
-        "rollup_licenses, rollup_contract_value, rollup_license_utilization): profile rules may use them.",
-    )
-    def account_rollups(context: dg.AssetExecutionContext, warehouse: WarehouseResource) -> dg.MaterializeResult:
-        day = partition_date(context)
-        with warehouse.connection() as con:
-            try:
-                result = compute_account_rollups(con, as_of=day, run_id=context.run.run_id)
-            except InputsMissing as exc:
-                raise dg.Failure(str(exc)) from None
-            metadata = table_metadata(con, "account_rollups", result.rows)
-            version = slice_version(con, "account_rollups", "date = ?", [day])
-        return dg.MaterializeResult(
-            data_version=version,
-            metadata={**metadata, "rows_written": result.rows, "max_descendants": result.max_descendants}
-        )
-
-    @dg.asset(
-        partitions_def=daily,
-        pool=DUCKDB_POOL,
-        code_version=CODE_VERSION,
-        group_name="rollups",
-        kinds={"duckdb", "sql"},
         # day D maps to every profile's account_health partition of D
-        deps=[dg.AssetKey("account_health"), account_rollups],
+        deps=[dg.AssetKey("account_health"), dg.AssetKey("account_rollups")],
         description="Adds to D's account_rollups rows the health counts of each account's "
         "descendants (descendants_good/_average/_poor) and subaccount_health, by count or by "
         "contract value (config rollups.subaccount_health).",
@@ -68,4 +43,4 @@ def build_rollup_assets(daily: dg.DailyPartitionsDefinition) -> list[dg.AssetsDe
             }
         )
 
-    return [account_rollups, subaccount_health]
+    return [subaccount_health]
