@@ -119,8 +119,8 @@ def _summarise(con: duckdb.DuckDBPyConnection, *, delivery_files: int, partition
         [partition_date, partition_date],
     ).fetchall()
     [(purged,)] = con.execute(
-        "SELECT count(*) FROM staged s WHERE reason IS NULL AND EXISTS "
-        "(SELECT 1 FROM retention_log r WHERE r.account_id = s.account_id AND s.event_date <= r.purged_through)"
+        "SELECT count(*) FROM staged s SEMI JOIN retention_log r "
+        "ON r.account_id = s.account_id AND s.event_date <= r.purged_through WHERE s.reason IS NULL"
     ).fetchall()
     rejected = dict(
         con.execute(

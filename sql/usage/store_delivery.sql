@@ -26,11 +26,11 @@ LEFT JOIN rejected_as_delivered r USING (source_file, source_row);
 
 -- An account's events that retention purged stay out, up to the day it was purged through.
 CREATE OR REPLACE TEMP VIEW delivered AS
-SELECT event_id, ts, event_date, account_id, user_id, module, action,
-    getvariable('partition_date') AS partition_date, source_file, source_row
+SELECT s.event_id, s.ts, s.event_date, s.account_id, s.user_id, s.module, s.action,
+    getvariable('partition_date') AS partition_date, s.source_file, s.source_row
 FROM staged s
-WHERE reason IS NULL
-  AND NOT EXISTS (SELECT 1 FROM retention_log r WHERE r.account_id = s.account_id AND s.event_date <= r.purged_through);
+ANTI JOIN retention_log r ON r.account_id = s.account_id AND s.event_date <= r.purged_through
+WHERE s.reason IS NULL;
 
 -- The stored copies (from other days) of this delivery's events. The probe reads only
 -- event_id of the whole table; the few matches are then fetched whole by rowid.
