@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import contextmanager
+from datetime import date
 from pathlib import Path
 
 import dagster as dg
@@ -66,6 +67,17 @@ def query_frame(con: duckdb.DuckDBPyConnection, query: str, parameters: list | N
 
 
 DUCKDB_POOL = "duckdb"
+
+
+class InputsMissing(LookupError):
+    """A step's input rows are not in the warehouse for its day."""
+
+
+def require_rows(con: duckdb.DuckDBPyConnection, table: str, day: date) -> None:
+    """Fails with InputsMissing, naming the table and the day, when `table` has no rows dated `day`."""
+    [(rows,)] = con.execute(f"SELECT count(*) FROM {table} WHERE date = ?", [day]).fetchall()
+    if rows == 0:
+        raise InputsMissing(f"no {table} rows for {day}: materialise {table} for {day} first")
 
 
 def table_schema(con: duckdb.DuckDBPyConnection, table: str) -> dg.TableSchema:

@@ -1,11 +1,16 @@
-"""Status history and changes (SPEC 4.4) on a real warehouse file."""
+"""Status history and changes (SPEC 4.4) on a real warehouse file; the lifecycle and roll-up
+steps' clear error when their input day is missing."""
 
 from datetime import date
 
 import pytest
 
+from cs_pipeline.config import load_config
+from cs_pipeline.lifecycle.retention import purge_inactive_free_accounts
 from cs_pipeline.lifecycle.status_history import record_status_history
-from cs_pipeline.warehouse import connect
+from cs_pipeline.rollups.account_rollups import compute_account_rollups, compute_subaccount_health
+from cs_pipeline.warehouse import InputsMissing, connect
+from cs_pipeline_tests.tenant import write_tenant
 
 GROUPS = {"Trial": "Free", "Pro": "Paying", "Enterprise": "Paying", "Cancelled": "Canceled", None: "Unknown"}
 
@@ -81,3 +86,13 @@ def test_rerunning_a_snapshot_date_leaves_the_tables_identical(con):
     record_status_history(con, snapshot_date=date(2025, 11, 2), run_id="r")
     after = [con.execute(f"SELECT * FROM {t} ORDER BY ALL").fetchall() for t in ("status_history", "status_changes")]
     assert after == before
+
+
+def test_a_step_whose_inputs_are_missing_names_the_table_and_the_day(con, tmp_path):
+    day = date(2025, 11, 20)
+    with pytest.raises(InputsMissing, match="no account_metrics rows for 2025-11-20: materialise account_metrics"):
+        purge_inactive_free_accounts(con, as_of=day, inactive_days=90, run_id="r")
+    with pytest.raises(InputsMissing, match="no account_metrics rows for 2025-11-20"):
+        compute_account_rollups(con, as_of=day, run_id="r")
+    with pytest.raises(InputsMissing, match="no account_health rows for 2025-11-20: materialise account_health"):
+        compute_subaccount_health(con, load_config(write_tenant(tmp_path / "t")), as_of=day, run_id="r")

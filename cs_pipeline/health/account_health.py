@@ -14,14 +14,10 @@ import duckdb
 from cs_pipeline.config import ROLLUP_METRICS, PipelineConfig
 from cs_pipeline.lib.health_sql import health_query
 from cs_pipeline.schemas import HEALTH_LABELS
-from cs_pipeline.warehouse import set_variables
+from cs_pipeline.warehouse import require_rows, set_variables
 
 # account_health's metadata key for each health label (Good -> good, No value -> no_value)
 HEALTH_COUNT_KEYS = {label: label.lower().replace(" ", "_") for label in HEALTH_LABELS}
-
-
-class MetricsMissing(LookupError):
-    """account_metrics has no rows for the day the health is asked for."""
 
 
 @dataclass(frozen=True)
@@ -37,9 +33,7 @@ class HealthResult:
 def compute_account_health(
     con: duckdb.DuckDBPyConnection, config: PipelineConfig, *, as_of: date, profile: str, run_id: str
 ) -> HealthResult:
-    [(metric_rows,)] = con.execute("SELECT count(*) FROM account_metrics WHERE date = ?", [as_of]).fetchall()
-    if metric_rows == 0:
-        raise MetricsMissing(f"no account_metrics rows for {as_of}: materialise account_metrics for {as_of} first")
+    require_rows(con, "account_metrics", as_of)
     chosen = next(p for p in config.profiles if p.name == profile)
     set_variables(con, as_of=as_of, profile=profile, run_id=run_id)
     # Roll-up metrics (SPEC 4.4) of accounts with descendants; other accounts have no value.

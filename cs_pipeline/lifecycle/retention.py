@@ -7,7 +7,7 @@ from datetime import date
 
 import duckdb
 
-from cs_pipeline.warehouse import read_sql, set_variables
+from cs_pipeline.warehouse import read_sql, require_rows, set_variables
 
 
 @dataclass(frozen=True)
@@ -21,9 +21,7 @@ def purge_inactive_free_accounts(
 ) -> RetentionResult:
     """Purges, as of `as_of`, the events of Free accounts without an event in their last
     `inactive_days` days; needs the day's account_metrics (the status group in force)."""
-    [(metric_rows,)] = con.execute("SELECT count(*) FROM account_metrics WHERE date = ?", [as_of]).fetchall()
-    if metric_rows == 0:
-        raise LookupError(f"no account_metrics rows for {as_of}: materialise account_metrics for {as_of} first")
+    require_rows(con, "account_metrics", as_of)
     set_variables(con, as_of=as_of, inactive_days=inactive_days, run_id=run_id)
     con.begin()
     try:

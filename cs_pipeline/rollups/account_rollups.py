@@ -12,13 +12,9 @@ from datetime import date
 import duckdb
 
 from cs_pipeline.config import PipelineConfig
-from cs_pipeline.warehouse import read_sql, set_variables
+from cs_pipeline.warehouse import read_sql, require_rows, set_variables
 
 SUBACCOUNT_HEALTH_LABELS = ("Good", "Average", "Poor")
-
-
-class InputsMissing(LookupError):
-    """The rows a roll-up step reads are not there for the day."""
 
 
 @dataclass(frozen=True)
@@ -32,7 +28,7 @@ def compute_account_rollups(con: duckdb.DuckDBPyConnection, *, as_of: date, run_
     columns null until compute_subaccount_health). Runs on the connection that has just
     computed the day's account_metrics, whose (account, user) pairs of window 30 it reuses:
     they are the costliest input of both."""
-    _require(con, "account_metrics", as_of)
+    require_rows(con, "account_metrics", as_of)
     set_variables(con, as_of=as_of, run_id=run_id)
     _run(con, "rollups/subtrees.sql", "rollups/account_rollups.sql")
     [(rows, max_descendants)] = con.execute(
@@ -46,7 +42,7 @@ def compute_subaccount_health(
 ) -> dict[str, int]:
     """Fills the day's descendant health counts and subaccount_health; returns the accounts
     per subaccount_health (Good/Average/Poor, and None for those without scored descendants)."""
-    _require(con, "account_health", as_of)
+    require_rows(con, "account_health", as_of)
     rule = config.rollups.subaccount_health
     set_variables(
         con,
@@ -63,12 +59,6 @@ def compute_subaccount_health(
         ).fetchall()
     )
     return {label: counts.get(label, 0) for label in (*SUBACCOUNT_HEALTH_LABELS, None)}
-
-
-def _require(con: duckdb.DuckDBPyConnection, table: str, as_of: date) -> None:
-    [(rows,)] = con.execute(f"SELECT count(*) FROM {table} WHERE date = ?", [as_of]).fetchall()
-    if rows == 0:
-        raise InputsMissing(f"no {table} rows for {as_of}: materialise {table} for {as_of} first")
 
 
 def _run(con: duckdb.DuckDBPyConnection, *sql_files: str) -> None:

@@ -3,8 +3,8 @@
 import dagster as dg
 
 from cs_pipeline.defs.shared import CODE_VERSION, PipelineSettings, health_partition
-from cs_pipeline.health.account_health import HEALTH_COUNT_KEYS, MetricsMissing, compute_account_health
-from cs_pipeline.warehouse import DUCKDB_POOL, WarehouseResource, slice_version, table_metadata
+from cs_pipeline.health.account_health import HEALTH_COUNT_KEYS, compute_account_health
+from cs_pipeline.warehouse import DUCKDB_POOL, InputsMissing, WarehouseResource, slice_version, table_metadata
 
 
 def build_health_assets(partitions: dg.MultiPartitionsDefinition) -> list[dg.AssetsDefinition]:
@@ -42,7 +42,7 @@ def build_health_assets(partitions: dg.MultiPartitionsDefinition) -> list[dg.Ass
                 result = compute_account_health(
                     con, settings.config, as_of=day, profile=profile, run_id=context.run.run_id
                 )
-            except MetricsMissing as exc:
+            except InputsMissing as exc:
                 raise dg.Failure(str(exc)) from None
             metadata = table_metadata(con, "account_health", result.rows)
             version = slice_version(con, "account_health", "date = ? AND profile = ?", [day, profile])

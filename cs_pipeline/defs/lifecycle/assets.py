@@ -5,7 +5,7 @@ import dagster as dg
 from cs_pipeline.defs.shared import CODE_VERSION, PipelineSettings, partition_date
 from cs_pipeline.lifecycle.retention import purge_inactive_free_accounts
 from cs_pipeline.lifecycle.status_history import record_status_history
-from cs_pipeline.warehouse import DUCKDB_POOL, WarehouseResource, slice_version, table_metadata
+from cs_pipeline.warehouse import DUCKDB_POOL, InputsMissing, WarehouseResource, slice_version, table_metadata
 
 
 def build_lifecycle_assets(daily: dg.DailyPartitionsDefinition) -> list[dg.AssetsDefinition]:
@@ -63,7 +63,7 @@ def build_lifecycle_assets(daily: dg.DailyPartitionsDefinition) -> list[dg.Asset
                     result = purge_inactive_free_accounts(
                         con, as_of=day, inactive_days=inactive_days, run_id=context.run.run_id
                     )
-                except LookupError as exc:
+                except InputsMissing as exc:
                     raise dg.Failure(str(exc)) from None
                 accounts, rows = result.accounts_purged, result.rows_purged
             [(log_rows,)] = con.execute("SELECT count(*) FROM retention_log").fetchall()

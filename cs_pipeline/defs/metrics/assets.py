@@ -6,8 +6,8 @@ import dagster as dg
 
 from cs_pipeline.defs.shared import CODE_VERSION, PipelineSettings, partition_date
 from cs_pipeline.metrics.account_metrics import compute_account_metrics
-from cs_pipeline.rollups.account_rollups import InputsMissing, compute_account_rollups
-from cs_pipeline.warehouse import DUCKDB_POOL, WarehouseResource, slice_version, table_metadata
+from cs_pipeline.rollups.account_rollups import compute_account_rollups
+from cs_pipeline.warehouse import DUCKDB_POOL, InputsMissing, WarehouseResource, slice_version, table_metadata
 
 
 def build_metrics_assets(daily: dg.DailyPartitionsDefinition) -> list[dg.AssetsDefinition]:

@@ -3,8 +3,8 @@
 import dagster as dg
 
 from cs_pipeline.defs.shared import CODE_VERSION, PipelineSettings, partition_date
-from cs_pipeline.rollups.account_rollups import InputsMissing, compute_subaccount_health
-from cs_pipeline.warehouse import DUCKDB_POOL, WarehouseResource, slice_version, table_metadata
+from cs_pipeline.rollups.account_rollups import compute_subaccount_health
+from cs_pipeline.warehouse import DUCKDB_POOL, InputsMissing, WarehouseResource, slice_version, table_metadata
 
 
 def build_rollup_assets(daily: dg.DailyPartitionsDefinition) -> list[dg.AssetsDefinition]:
