@@ -22,7 +22,7 @@ import dagster as dg
 
 from cs_pipeline.config import ConfigError, PipelineConfig, default_config_path, load_config
 from cs_pipeline.defs.shared import audit_tags
-from cs_pipeline.warehouse import SQL_DIR, connect
+from cs_pipeline.warehouse import SQL_DIR, connect, held_open
 
 EMBEDDED_INSTANCE_YAML = """\
 # Embedded Dagster instance created by cs-pipeline on first use: SQLite storage in this
@@ -78,20 +78,22 @@ def run_days(config: PipelineConfig, days: list[date], instance: dg.DagsterInsta
                 f"to yesterday ({yesterday()})"
             )
     started = time.monotonic()
-    for number, day in enumerate(days, start=1):
-        day_started = time.monotonic()
-        _execute(daily_job, day.isoformat(), config, instance, what=f"{day}")
-        health: Counter[str] = Counter()
-        for profile in config.profile_names():
-            key = dg.MultiPartitionKey({"date": day.isoformat(), "profile": profile})
-            result = _execute(health_job, key, config, instance, what=f"{day}, profile {profile}")
-            for materialization in result.get_asset_materialization_events():
-                metadata = materialization.materialization.metadata
-                health.update({key: metadata[key].value for key in HEALTH_COUNT_KEYS.values()})
-        _execute(subaccount_job, day.isoformat(), config, instance, what=f"{day}, subaccount health")
-        elapsed = time.monotonic() - day_started
-        counts = ", ".join(f"{health[key]} {label.lower()}" for label, key in HEALTH_COUNT_KEYS.items())
-        print(f"[{number}/{len(days)}] {day} done in {elapsed:.1f}s: {counts}", flush=True)
+    # one open warehouse for all the runs (held_open): each step's close would checkpoint
+    with held_open(config.warehouse):
+        for number, day in enumerate(days, start=1):
+            day_started = time.monotonic()
+            _execute(daily_job, day.isoformat(), config, instance, what=f"{day}")
+            health: Counter[str] = Counter()
+            for profile in config.profile_names():
+                key = dg.MultiPartitionKey({"date": day.isoformat(), "profile": profile})
+                result = _execute(health_job, key, config, instance, what=f"{day}, profile {profile}")
+                for materialization in result.get_asset_materialization_events():
+                    metadata = materialization.materialization.metadata
+                    health.update({key: metadata[key].value for key in HEALTH_COUNT_KEYS.values()})
+            _execute(subaccount_job, day.isoformat(), config, instance, what=f"{day}, subaccount health")
+            elapsed = time.monotonic() - day_started
+            counts = ", ".join(f"{health[key]} {label.lower()}" for label, key in HEALTH_COUNT_KEYS.items())
+            print(f"[{number}/{len(days)}] {day} done in {elapsed:.1f}s: {counts}", flush=True)
     print(f"{len(days)} day(s) in {time.monotonic() - started:.1f}s; warehouse: {config.warehouse}", flush=True)
 
 
