@@ -1,0 +1,37 @@
+"""The warehouse held open across a command's runs (warehouse.held_open)."""
+
+from pathlib import Path
+
+from cs_pipeline.warehouse import connect, held_open
+
+
+def _wal(path: Path) -> Path:
+    return path.with_name(path.name + ".wal")
+
+
+def test_connections_share_the_held_warehouse_and_it_is_checkpointed_at_the_end(tmp_path: Path) -> None:
+    path = tmp_path / "warehouse.duckdb"
+    with held_open(path):
+        with connect(path) as con:
+            con.execute("CREATE TABLE t AS SELECT range AS n FROM range(1000)")
+        # closing a step's connection leaves the database open: no checkpoint yet
+        assert _wal(path).exists()
+        # a read-only request (the checks) reads the held database instead of failing on
+        # DuckDB's one-mode-per-file rule
+        with connect(path, read_only=True) as con:
+            assert con.execute("SELECT count(*), sum(n) FROM t").fetchall() == [(1000, 499500)]
+    assert not _wal(path).exists()
+    with connect(path, read_only=True) as con:  # closed: another mode may open it now
+        assert con.execute("SELECT count(*) FROM t").fetchall() == [(1000,)]
+
+
+def test_an_inner_hold_of_the_same_warehouse_leaves_it_open(tmp_path: Path) -> None:
+    path = tmp_path / "warehouse.duckdb"
+    with held_open(path):
+        with held_open(tmp_path / "." / "warehouse.duckdb"):
+            with connect(path) as con:
+                con.execute("CREATE TABLE t AS SELECT 1 AS n")
+        assert _wal(path).exists()
+        with connect(path, read_only=True) as con:
+            assert con.execute("SELECT n FROM t").fetchall() == [(1,)]
+    assert not _wal(path).exists()
