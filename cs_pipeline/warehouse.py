@@ -22,8 +22,7 @@ def read_sql(relative_path: str) -> str:
 # DuckDB's default (80% of RAM) lets one day's ingest grow to several GiB; beyond this limit
 # it spills to disk instead, which costs little time at 2 million events a day.
 MEMORY_LIMIT = "1GB"
-
-
+# The log size at which a held warehouse (held_open) checkpoints: a daily run's fits.
 HELD_CHECKPOINT_THRESHOLD = "512MB"
 
 # Warehouses this process holds open (held_open): path -> the connection that holds it.
@@ -56,7 +55,7 @@ def held_open(path: str | Path) -> Iterator[None]:
     close checkpoints the database (about 0.3 s on the benchmark's warehouse) and each
     commit of more than DuckDB's default 16 MB of log does too. Held open, the connections
     share the database, which checkpoints when its log passes HELD_CHECKPOINT_THRESHOLD and
-    at the end: a daily run writes about 150 MB besides the bulk of its events (which DuckDB
+    at the end: a daily run logs about 110 MB besides the bulk of its events (which DuckDB
     writes to the file directly), so it checkpoints once."""
     path = Path(path).resolve()
     if path in _HELD:
