@@ -9,7 +9,6 @@ cs-pipeline backfill --start D1 --end D2   the same for each day of the range
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import sys
 import time
@@ -25,28 +24,25 @@ from cs_pipeline.config import ConfigError, PipelineConfig, default_config_path,
 from cs_pipeline.defs.shared import audit_tags
 from cs_pipeline.warehouse import SQL_DIR, connect, held_open
 
-
-def embedded_instance_yaml(home: Path) -> str:
-    """The Dagster instance cs-pipeline creates in `home` on first use: SQLite storage there.
-    Events go to one SQLite database (ConsolidatedSqliteEventLogStorage) rather than one per
-    run plus an index: a run no longer creates and migrates a database of its own, about
-    0.4 s less per day of runs. The production instance is the project's dagster.yaml."""
-    history = home / "history"
-    return f"""\
+# The Dagster instance cs-pipeline creates in $DAGSTER_HOME on first use: SQLite storage
+# there. Events go to one SQLite database (ConsolidatedSqliteEventLogStorage) rather than one
+# per run plus an index, so a run no longer creates and migrates a database of its own:
+# about 0.4 s less per day of runs. Paths come from $DAGSTER_HOME, so the folder can move.
+EMBEDDED_INSTANCE_YAML = """\
 # Embedded Dagster instance created by cs-pipeline on first use: SQLite storage in this
-# folder. The production instance is the project's top-level dagster.yaml (PostgreSQL).
+# folder ($DAGSTER_HOME). The production instance is the project's top-level dagster.yaml.
 run_storage:
   module: dagster._core.storage.runs
   class: SqliteRunStorage
-  config: {{base_dir: {json.dumps(str(history))}}}
+  config: {base_dir: {env: DAGSTER_HOME}}
 event_log_storage:
   module: dagster._core.storage.event_log
   class: ConsolidatedSqliteEventLogStorage
-  config: {{base_dir: {json.dumps(str(history / "events"))}}}
+  config: {base_dir: {env: DAGSTER_HOME}}
 schedule_storage:
   module: dagster._core.storage.schedules
   class: SqliteScheduleStorage
-  config: {{base_dir: {json.dumps(str(home / "schedules"))}}}
+  config: {base_dir: {env: DAGSTER_HOME}}
 concurrency:
   pools:
     default_limit: 1  # the DuckDB warehouse admits one writing process
@@ -67,7 +63,7 @@ def dagster_instance() -> dg.DagsterInstance:
     home = Path(os.environ["DAGSTER_HOME"])
     home.mkdir(parents=True, exist_ok=True)
     if not (home / "dagster.yaml").exists():
-        (home / "dagster.yaml").write_text(embedded_instance_yaml(home.resolve()))
+        (home / "dagster.yaml").write_text(EMBEDDED_INSTANCE_YAML)
     return dg.DagsterInstance.get()
 
 

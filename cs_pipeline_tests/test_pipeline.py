@@ -91,6 +91,21 @@ def test_backfill_fills_the_warehouse_and_records_runs(tenant, capsys):
     assert len(checks) == 2
 
 
+def test_the_embedded_instance_keeps_its_history_when_its_folder_moves(tenant, tmp_path, monkeypatch):
+    assert cli.main(["--config", str(tenant), "materialize", "--date", "2025-11-20"]) == 0
+    home = tmp_path / "dagster_home"
+    # one event log for all runs, beside the run storage; no database per run
+    assert sorted(p.name for p in home.glob("*.db")) == ["event_log.db", "runs.db", "schedules.db"]
+    moved = home.rename(tmp_path / "moved_home")
+    monkeypatch.setenv("DAGSTER_HOME", str(moved))
+    instance = dg.DagsterInstance.get()
+    assert len(instance.get_runs()) == 3  # the daily job, the default profile, subaccount health
+    assert instance.get_latest_materialization_event(dg.AssetKey("users")) is not None
+    assert cli.main(["--config", str(tenant), "materialize", "--date", "2025-11-21"]) == 0
+    assert len(dg.DagsterInstance.get().get_runs()) == 6
+    assert not home.exists()
+
+
 def test_rerunning_a_day_leaves_every_table_identical(tenant):
     args = ["--config", str(tenant), "backfill", "--start", "2025-11-20", "--end", "2025-11-21"]
     assert cli.main(args) == 0

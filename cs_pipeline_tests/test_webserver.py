@@ -27,7 +27,7 @@ import duckdb
 import numpy as np
 import pytest
 
-from cs_pipeline.cli import embedded_instance_yaml, yesterday
+from cs_pipeline.cli import EMBEDDED_INSTANCE_YAML, yesterday
 from cs_pipeline.config import load_config
 from cs_pipeline.definitions import DAILY_JOB, build_definitions
 from cs_pipeline_tests.tenant import write_generated_tenant
@@ -94,7 +94,7 @@ def tenant(tmp_path_factory) -> Path:
 def webserver(tenant, tmp_path_factory) -> Iterator[Webserver]:
     home = tmp_path_factory.mktemp("dagster_home")
     # the instance `cs-pipeline` creates on first use, without the UI's newsletter prompt
-    (home / "dagster.yaml").write_text(embedded_instance_yaml(home) + "nux:\n  enabled: false\n")
+    (home / "dagster.yaml").write_text(EMBEDDED_INSTANCE_YAML + "nux:\n  enabled: false\n")
     log = home / "dagster-dev.log"
     port = _free_port()
     env = {**os.environ, "CS_PIPELINE_CONFIG": str(tenant), "DAGSTER_HOME": str(home)}
