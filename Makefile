@@ -4,22 +4,23 @@ VENV := .venv
 # Dagster commands run without DAGSTER_HOME would pick up ./dagster.yaml, the production
 # (PostgreSQL) instance: everything here uses the embedded SQLite instance instead.
 EMBEDDED_HOME := $(CURDIR)/.dagster_home
+# the embedded instance's dagster.yaml, written as cs-pipeline writes it on first use: a
+# Dagster command run on the folder first would lay out storage of its own
+EMBEDDED_INSTANCE := $(EMBEDDED_HOME)/dagster.yaml
 
 .PHONY: demo test bench bench-ingest bench-salesforce ui
 
 demo: $(VENV)/.installed
 	$(VENV)/bin/cs-pipeline demo
 
-test: $(VENV)/.installed
+test: $(VENV)/.installed $(EMBEDDED_INSTANCE)
 	$(VENV)/bin/ruff check cs_pipeline cs_pipeline_tests bench
-	mkdir -p $(EMBEDDED_HOME)
 	DAGSTER_HOME=$(EMBEDDED_HOME) $(VENV)/bin/dagster definitions validate -w workspace.yaml
 	# the production-instance test needs PostgreSQL: .ci/postgres.sh makes one ready (as root
 	# it installs and starts a local server) and runs pytest with DAGSTER_PG_* exported
 	.ci/postgres.sh $(VENV)/bin/python -m pytest
 
-ui: $(VENV)/.installed
-	mkdir -p $(EMBEDDED_HOME)
+ui: $(VENV)/.installed $(EMBEDDED_INSTANCE)
 	DAGSTER_HOME=$(EMBEDDED_HOME) $(VENV)/bin/dagster dev -w workspace.yaml
 
 bench: $(VENV)/.installed
@@ -30,6 +31,9 @@ bench-ingest: $(VENV)/.installed
 
 bench-salesforce: $(VENV)/.installed
 	$(VENV)/bin/python bench/salesforce_extract.py
+
+$(EMBEDDED_INSTANCE): $(VENV)/.installed
+	DAGSTER_HOME=$(EMBEDDED_HOME) $(VENV)/bin/python -c 'from cs_pipeline.cli import dagster_instance; dagster_instance()'
 
 $(VENV)/.installed: pyproject.toml
 	python3 -m venv $(VENV)
