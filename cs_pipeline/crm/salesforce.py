@@ -128,7 +128,11 @@ class SalesforceConnection:
 
     def __init__(self, resource: SalesforceResource) -> None:
         self._resource = resource
-        self._secrets = [value for value in (resource.session_id, resource.password, resource.security_token) if value]
+        self._secrets = [
+            value
+            for value in (resource.session_id, resource.password, resource.security_token)
+            if value
+        ]
         self._described: dict[str, dict[str, dict[str, Any]]] = {}
         self._client = self._login()
 
@@ -377,7 +381,9 @@ def sync_object(
     types = connection.field_types(object_name, [*SYSTEM_FIELDS, *fields], optional_fields)
     columns = list(types)
     table = mirror_table(object_name)
-    state = con.execute("SELECT fields, bookmark FROM salesforce_sync WHERE object = ?", [object_name]).fetchall()
+    state = con.execute(
+        "SELECT fields, bookmark FROM salesforce_sync WHERE object = ?", [object_name]
+    ).fetchall()
     # a new field list means the mirror lacks columns: fetch everything again
     full = full_refresh or not state or state[0][0] != columns or state[0][1] is None
     select = f"SELECT {', '.join(columns)} FROM {object_name}"

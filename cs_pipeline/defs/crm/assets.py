@@ -23,7 +23,9 @@ def _set_variables(con, context: dg.AssetExecutionContext) -> None:
     set_variables(con, partition_date=partition_date(context), run_id=context.run.run_id)
 
 
-def build_crm_assets(daily: dg.DailyPartitionsDefinition, extracted: list[dg.AssetKey]) -> list[dg.AssetsDefinition]:
+def build_crm_assets(
+    daily: dg.DailyPartitionsDefinition, extracted: list[dg.AssetKey]
+) -> list[dg.AssetsDefinition]:
     """extracted: the assets crm_snapshot reads through the crm resource (Salesforce mirrors)."""
 
     @dg.asset(
@@ -57,7 +59,7 @@ def build_crm_assets(daily: dg.DailyPartitionsDefinition, extracted: list[dg.Ass
                 "accounts": frames["crm_accounts_raw"].height,
                 "assets": frames["crm_assets_raw"].height,
                 "contacts": frames["crm_contacts_raw"].height,
-            },
+            }
         )
 
     @dg.asset(
@@ -118,7 +120,7 @@ def build_crm_assets(daily: dg.DailyPartitionsDefinition, extracted: list[dg.Ass
                 "hierarchy_issues": resolution.issues.height,
                 **{f"issues_{k}": _count(issue_counts, "issue", k) for k in schemas.ISSUE_KINDS},
                 "max_depth": int(resolution.accounts["depth"].max() or 0),
-            },
+            }
         )
 
     @dg.asset(
@@ -144,7 +146,7 @@ def build_crm_assets(daily: dg.DailyPartitionsDefinition, extracted: list[dg.Ass
             version = slice_version(con, "users")
         return dg.MaterializeResult(
             data_version=version,
-            metadata={**metadata, "users_from_contacts": from_contacts, "users_seen_in_events": seen_in_events},
+            metadata={**metadata, "users_from_contacts": from_contacts, "users_seen_in_events": seen_in_events}
         )
 
     return [crm_snapshot, accounts, users]

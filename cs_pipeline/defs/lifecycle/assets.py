@@ -34,7 +34,7 @@ def build_lifecycle_assets(daily: dg.DailyPartitionsDefinition) -> list[dg.Asset
                 "rows_written": rows,
                 "status_changes": sum(changes.values()),
                 **{f"changes_{kind}": count for kind, count in changes.items()},
-            },
+            }
         )
 
     @dg.asset(

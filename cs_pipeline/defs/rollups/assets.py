@@ -40,7 +40,7 @@ def build_rollup_assets(daily: dg.DailyPartitionsDefinition) -> list[dg.AssetsDe
                 "subaccount_average": labels["Average"],
                 "subaccount_poor": labels["Poor"],
                 "without_scored_descendants": labels[None],
-            },
+            }
         )
 
     return [subaccount_health]

@@ -74,7 +74,7 @@ def _build_sync_asset(object_name: str) -> dg.AssetsDefinition:
                 "full_refresh": result.mode == "full",
                 "bulk_api": result.api == "bulk",
                 "bookmark": str(result.bookmark),
-            },
+            }
         )
 
     return sync

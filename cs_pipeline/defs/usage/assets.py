@@ -55,7 +55,7 @@ def build_usage_assets(daily: dg.DailyPartitionsDefinition) -> list[dg.AssetsDef
                 "late_events": result.late_events,
                 "moved_beyond_limits": result.moved_beyond_limits,
                 "readmitted_within_limits": result.readmitted_within_limits,
-            },
+            }
         )
 
     return [usage_events]
