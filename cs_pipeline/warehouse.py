@@ -81,9 +81,13 @@ class WarehouseResource(dg.ConfigurableResource):
 
     @contextmanager
     def connection(self, *, read_only: bool = False) -> Iterator[duckdb.DuckDBPyConnection]:
+        """A step's connection. A step whose input day is missing (InputsMissing) fails with
+        that message as a Dagster Failure, without a stack trace."""
         con = connect(self.path, read_only=read_only)
         try:
             yield con
+        except InputsMissing as exc:
+            raise dg.Failure(str(exc)) from None
         finally:
             con.close()
 

@@ -1,8 +1,12 @@
-"""The warehouse held open across a command's runs (warehouse.held_open)."""
+"""The warehouse held open across a command's runs (warehouse.held_open); a step's missing input day."""
 
+from datetime import date
 from pathlib import Path
 
-from cs_pipeline.warehouse import connect, held_open
+import dagster as dg
+import pytest
+
+from cs_pipeline.warehouse import WarehouseResource, connect, held_open, require_rows
 
 
 def _wal(path: Path) -> Path:
@@ -35,3 +39,14 @@ def test_an_inner_hold_of_the_same_warehouse_leaves_it_open(tmp_path: Path) -> N
         with connect(path, read_only=True) as con:
             assert con.execute("SELECT n FROM t").fetchall() == [(1,)]
     assert not _wal(path).exists()
+
+
+def test_a_step_missing_its_input_day_fails_with_the_message_and_no_stack_trace(tmp_path: Path) -> None:
+    warehouse = WarehouseResource(path=str(tmp_path / "warehouse.duckdb"))
+    with pytest.raises(dg.Failure) as failure:
+        with warehouse.connection() as con:
+            require_rows(con, "account_metrics", date(2025, 11, 20))
+    assert failure.value.description == (
+        "no account_metrics rows for 2025-11-20: materialise account_metrics for 2025-11-20 first"
+    )
+    assert failure.value.__cause__ is None and failure.value.__suppress_context__

@@ -4,7 +4,7 @@ import dagster as dg
 
 from cs_pipeline.defs.shared import CODE_VERSION, PipelineSettings, health_partition
 from cs_pipeline.health.account_health import HEALTH_COUNT_KEYS, compute_account_health
-from cs_pipeline.warehouse import DUCKDB_POOL, InputsMissing, WarehouseResource, slice_version, table_metadata
+from cs_pipeline.warehouse import DUCKDB_POOL, WarehouseResource, slice_version, table_metadata
 
 
 def build_health_assets(partitions: dg.MultiPartitionsDefinition) -> list[dg.AssetsDefinition]:
@@ -38,12 +38,7 @@ def build_health_assets(partitions: dg.MultiPartitionsDefinition) -> list[dg.Ass
     ) -> dg.MaterializeResult:
         day, profile = health_partition(context)
         with warehouse.connection() as con:
-            try:
-                result = compute_account_health(
-                    con, settings.config, as_of=day, profile=profile, run_id=context.run.run_id
-                )
-            except InputsMissing as exc:
-                raise dg.Failure(str(exc)) from None
+            result = compute_account_health(con, settings.config, as_of=day, profile=profile, run_id=context.run.run_id)
             metadata = table_metadata(con, "account_health", result.rows)
             version = slice_version(con, "account_health", "date = ? AND profile = ?", [day, profile])
         return dg.MaterializeResult(

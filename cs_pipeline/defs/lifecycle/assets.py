@@ -5,7 +5,7 @@ import dagster as dg
 from cs_pipeline.defs.shared import CODE_VERSION, PipelineSettings, partition_date
 from cs_pipeline.lifecycle.retention import purge_inactive_free_accounts
 from cs_pipeline.lifecycle.status_history import record_status_history
-from cs_pipeline.warehouse import DUCKDB_POOL, InputsMissing, WarehouseResource, slice_version, table_metadata
+from cs_pipeline.warehouse import DUCKDB_POOL, WarehouseResource, slice_version, table_metadata
 
 
 def build_lifecycle_assets(daily: dg.DailyPartitionsDefinition) -> list[dg.AssetsDefinition]:
@@ -59,12 +59,9 @@ def build_lifecycle_assets(daily: dg.DailyPartitionsDefinition) -> list[dg.Asset
                 context.log.info("retention.free_inactive_days is null: nothing is purged")
                 accounts = rows = 0
             else:
-                try:
-                    result = purge_inactive_free_accounts(
-                        con, as_of=day, inactive_days=inactive_days, run_id=context.run.run_id
-                    )
-                except InputsMissing as exc:
-                    raise dg.Failure(str(exc)) from None
+                result = purge_inactive_free_accounts(
+                    con, as_of=day, inactive_days=inactive_days, run_id=context.run.run_id
+                )
                 accounts, rows = result.accounts_purged, result.rows_purged
             [(log_rows,)] = con.execute("SELECT count(*) FROM retention_log").fetchall()
             metadata = table_metadata(con, "retention_log", log_rows)

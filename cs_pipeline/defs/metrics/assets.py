@@ -7,7 +7,7 @@ import dagster as dg
 from cs_pipeline.defs.shared import CODE_VERSION, PipelineSettings, partition_date
 from cs_pipeline.metrics.account_metrics import compute_account_metrics
 from cs_pipeline.rollups.account_rollups import compute_account_rollups
-from cs_pipeline.warehouse import DUCKDB_POOL, InputsMissing, WarehouseResource, slice_version, table_metadata
+from cs_pipeline.warehouse import DUCKDB_POOL, WarehouseResource, slice_version, table_metadata
 
 
 def build_metrics_assets(daily: dg.DailyPartitionsDefinition) -> list[dg.AssetsDefinition]:
@@ -49,10 +49,7 @@ def build_metrics_assets(daily: dg.DailyPartitionsDefinition) -> list[dg.AssetsD
             result = compute_account_metrics(con, config, as_of=day, run_id=context.run.run_id)
             metrics_metadata = table_metadata(con, "account_metrics", result.rows)
             metrics_version = slice_version(con, "account_metrics", "date = ?", [day])
-            try:
-                rollups = compute_account_rollups(con, as_of=day, run_id=context.run.run_id)
-            except InputsMissing as exc:
-                raise dg.Failure(str(exc)) from None
+            rollups = compute_account_rollups(con, as_of=day, run_id=context.run.run_id)
             rollups_metadata = table_metadata(con, "account_rollups", rollups.rows)
             rollups_version = slice_version(con, "account_rollups", "date = ?", [day])
         if result.snapshot_date is None:

@@ -4,7 +4,7 @@ import dagster as dg
 
 from cs_pipeline.defs.shared import CODE_VERSION, PipelineSettings, partition_date
 from cs_pipeline.rollups.account_rollups import compute_subaccount_health
-from cs_pipeline.warehouse import DUCKDB_POOL, InputsMissing, WarehouseResource, slice_version, table_metadata
+from cs_pipeline.warehouse import DUCKDB_POOL, WarehouseResource, slice_version, table_metadata
 
 
 def build_rollup_assets(daily: dg.DailyPartitionsDefinition) -> list[dg.AssetsDefinition]:
@@ -25,10 +25,7 @@ def build_rollup_assets(daily: dg.DailyPartitionsDefinition) -> list[dg.AssetsDe
     ) -> dg.MaterializeResult:
         day = partition_date(context)
         with warehouse.connection() as con:
-            try:
-                labels = compute_subaccount_health(con, settings.config, as_of=day, run_id=context.run.run_id)
-            except InputsMissing as exc:
-                raise dg.Failure(str(exc)) from None
+            labels = compute_subaccount_health(con, settings.config, as_of=day, run_id=context.run.run_id)
             rows = sum(labels.values())
             metadata = table_metadata(con, "account_rollups", rows)
             version = slice_version(con, "account_rollups", "date = ?", [day])
