@@ -17,8 +17,8 @@ def _row_check(name: str, holds: pl.Expr) -> pa.Check:
 ACCOUNT_TYPES = ["account", "product", "unknown"]
 STATUS_GROUPS = ["Free", "Paying", "Canceled", "Unknown"]
 REJECT_REASONS = [
-    "malformed_row", "missing_account_id", "missing_action", "bad_timestamp", "future_timestamp",
-    "module_limit", "action_limit",
+    "malformed_row", "bad_type", "field_too_long", "missing_account_id", "missing_action", "bad_timestamp",
+    "future_timestamp", "module_limit", "action_limit",
 ]  # fmt: skip
 ISSUE_KINDS = ["missing_id", "duplicate_id", "orphan_parent", "cycle", "invalid_value", "missing_product_code"]
 

@@ -49,7 +49,7 @@ def test_missing_mapped_column_names_the_file_and_field(tmp_path):
     write_tenant(tmp_path)
     header = [name for name in ACCOUNT_HEADER if name != "Status__c"]
     write_csv(tmp_path / "crm" / "Account.csv", header, [{"Id": "001A", "Name": "x"}])
-    with pytest.raises(CrmSourceError, match=r"Account\.csv has no column Status__c"):
+    with pytest.raises(CrmSourceError, match=r"Account\.csv: has no column Status__c"):
         snapshot(tmp_path)
 
 
@@ -59,7 +59,7 @@ def test_missing_account_export_is_an_error_but_missing_assets_are_none(tmp_path
     _, frames = snapshot(tmp_path)
     assert frames["crm_assets_raw"].height == 0
     (tmp_path / "crm" / "Account.csv").unlink()
-    with pytest.raises(CrmSourceError, match=r"Account\.csv does not exist"):
+    with pytest.raises(CrmSourceError, match=r"Account\.csv: does not exist"):
         snapshot(tmp_path)
 
 

@@ -29,8 +29,8 @@ D_NEXT = D + timedelta(days=1)
 D_PREV = D - timedelta(days=1)
 
 NO_REJECTS = {
-    "malformed_row": 0, "missing_account_id": 0, "missing_action": 0, "bad_timestamp": 0,
-    "future_timestamp": 0, "module_limit": 0, "action_limit": 0,
+    "malformed_row": 0, "bad_type": 0, "field_too_long": 0, "missing_account_id": 0, "missing_action": 0,
+    "bad_timestamp": 0, "future_timestamp": 0, "module_limit": 0, "action_limit": 0,
 }  # fmt: skip
 
 EVENT_COLUMNS = "event_id, ts, event_date, account_id, user_id, module, action, partition_date, source_file, source_row"
@@ -772,7 +772,7 @@ def test_files_of_other_kinds_are_listed_as_ignored(con, landing):
 
     result = ingest(con, landing, D)
 
-    assert result.files_ignored == ["_SUCCESS", "b.csv.tmp"]
+    assert result.files_ignored == ["_SUCCESS", "b.csv.tmp", "subdir"]
     assert (result.files, result.rows_read) == (1, 1)
     assert [row[0] for row in stored_events(con)] == ["X"]
 

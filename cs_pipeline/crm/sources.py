@@ -13,9 +13,18 @@ from pathlib import Path
 import dagster as dg
 import polars as pl
 
+from cs_pipeline.lib.input_files import CsvTextError, InputFileError, read_csv_text, shorten
+
 
 class CrmSourceError(ValueError):
-    """The source cannot deliver what the mapping asks for; names the object and field."""
+    """The source cannot deliver what the mapping asks for; names the object and field.
+    Retrying does not help: the input has to change."""
+
+
+class CrmExportError(InputFileError, CrmSourceError):
+    """A CRM export file that cannot be used as it is."""
+
+    label = "CRM export"
 
 
 class CrmSource(dg.ConfigurableResource, ABC):
@@ -37,18 +46,21 @@ class CrmFilesSource(CrmSource):
         wanted = list(dict.fromkeys([*fields, *optional_fields]))
         if not path.is_file():
             if object_name == "Account":
-                raise CrmSourceError(f"CRM export {path} does not exist (Account.csv is required)")
+                raise CrmExportError(path, "does not exist (Account.csv is required)")
             return pl.DataFrame(schema={name: pl.String for name in wanted})
         try:
-            records = pl.read_csv(path, infer_schema=False)
-        except Exception as exc:  # polars raises several error types for unreadable input
-            raise CrmSourceError(f"CRM export {path} cannot be read: {exc}") from exc
+            records = read_csv_text(path)
+        except CsvTextError as exc:
+            raise CrmExportError(path, exc.cause, exc.line) from exc
+        except OSError as exc:
+            raise CrmExportError(path, f"cannot be read: {shorten(exc.strerror or str(exc))}") from exc
         records = records.rename({name: name.strip() for name in records.columns})
         missing = [name for name in fields if name not in records.columns]
         if missing:
-            raise CrmSourceError(
-                f"CRM export {path} has no column {', '.join(missing)} "
-                f"(mapped in the config's crm.mapping; columns present: {', '.join(records.columns)})"
+            raise CrmExportError(
+                path,
+                f"has no column {', '.join(missing)} (mapped in the config's crm.mapping; "
+                f"columns present: {shorten(', '.join(records.columns))})",
             )
         if "IsDeleted" in records.columns:
             records = records.filter(

@@ -20,6 +20,10 @@ from cs_pipeline import schemas
 from cs_pipeline.usage.landing import list_delivery, read_delivery
 from cs_pipeline.warehouse import query_frame, read_sql, set_variables
 
+# The most characters an event_id, account_id, user_id, module or action may have; a longer
+# one is no ID but a mistake (a document pasted into a field): its row is `field_too_long`.
+FIELD_LENGTH_LIMIT = 1000
+
 
 @dataclass(frozen=True)
 class IngestResult:
@@ -51,7 +55,12 @@ def ingest_delivery(
 ) -> IngestResult:
     delivery = list_delivery(landing, partition_date)
     set_variables(
-        con, partition_date=partition_date, run_id=run_id, module_limit=module_limit, action_limit=action_limit
+        con,
+        partition_date=partition_date,
+        run_id=run_id,
+        module_limit=module_limit,
+        action_limit=action_limit,
+        field_length_limit=FIELD_LENGTH_LIMIT,
     )
     con.begin()
     try:

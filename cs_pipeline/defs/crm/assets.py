@@ -5,7 +5,7 @@ import polars as pl
 
 from cs_pipeline import schemas
 from cs_pipeline.crm.mapping import extract_snapshot
-from cs_pipeline.crm.sources import CrmSource
+from cs_pipeline.crm.sources import CrmSource, CrmSourceError
 from cs_pipeline.defs.shared import CODE_VERSION, PipelineSettings, partition_date
 from cs_pipeline.lib.hierarchy import RAW_ACCOUNT_SCHEMA, RAW_ASSET_SCHEMA, resolve_accounts
 from cs_pipeline.warehouse import (
@@ -35,6 +35,7 @@ def build_crm_assets(
         code_version=CODE_VERSION,
         group_name="crm",
         kinds={"duckdb", "salesforce"},
+        # for errors that can pass (a warehouse held by another process); never for a bad input
         retry_policy=dg.RetryPolicy(max_retries=2, delay=30, backoff=dg.Backoff.EXPONENTIAL),
         description="What the CRM holds when day D is materialised, stored as D's snapshot "
         "(crm_accounts_raw, crm_assets_raw, crm_contacts_raw), mapped to canonical names.",
@@ -42,7 +43,10 @@ def build_crm_assets(
     def crm_snapshot(
         context: dg.AssetExecutionContext, settings: PipelineSettings, crm: CrmSource, warehouse: WarehouseResource
     ) -> dg.MaterializeResult:
-        frames = extract_snapshot(crm, settings.config)
+        try:
+            frames = extract_snapshot(crm, settings.config)
+        except CrmSourceError as exc:  # a bad export file or a missing mirror: retrying fails the same way
+            raise dg.Failure(str(exc), allow_retries=False) from None
         with warehouse.connection() as con:
             _set_variables(con, context)
             con.begin()

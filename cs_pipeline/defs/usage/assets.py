@@ -4,6 +4,7 @@ import dagster as dg
 
 from cs_pipeline.defs.shared import CODE_VERSION, PipelineSettings, partition_date
 from cs_pipeline.usage.ingest import ingest_delivery
+from cs_pipeline.usage.landing import LandingFileError
 from cs_pipeline.warehouse import DUCKDB_POOL, WarehouseResource, slice_version, table_metadata
 
 
@@ -24,14 +25,17 @@ def build_usage_assets(daily: dg.DailyPartitionsDefinition) -> list[dg.AssetsDef
         config = settings.config
         day = partition_date(context)
         with warehouse.connection() as con:
-            result = ingest_delivery(
-                con,
-                landing=config.landing,
-                partition_date=day,
-                module_limit=config.limits.modules,
-                action_limit=config.limits.actions,
-                run_id=context.run.run_id,
-            )
+            try:
+                result = ingest_delivery(
+                    con,
+                    landing=config.landing,
+                    partition_date=day,
+                    module_limit=config.limits.modules,
+                    action_limit=config.limits.actions,
+                    run_id=context.run.run_id,
+                )
+            except LandingFileError as exc:  # the message names the file and what is wrong with it
+                raise dg.Failure(str(exc)) from None
             metadata = table_metadata(con, "usage_events", result.events_stored)
             version = slice_version(con, "usage_events", "partition_date = ?", [day])
         if result.files == 0:
