@@ -165,7 +165,7 @@ def test_config_error_names_file_and_key(tenant, capsys):
 def test_failed_run_reports_the_file_at_fault(tenant, capsys):
     (tenant.parent / "landing" / "usage" / "date=2025-11-20" / "broken.parquet").write_bytes(b"not parquet")
     assert cli.main(["--config", str(tenant), "materialize", "--date", "2025-11-20"]) == 1
-    assert "usage file" in (err := capsys.readouterr().err) and "broken.parquet cannot be read" in err
+    assert "usage file" in (err := capsys.readouterr().err) and "broken.parquet: cannot be read" in err
 
 
 def test_schema_check_reports_failing_rows():
