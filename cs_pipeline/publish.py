@@ -97,8 +97,15 @@ def drain(con: duckdb.DuckDBPyConnection, folder: str | Path) -> int:
     if not pending:
         return 0
     columns = {table: _columns(con, table) for table in PUBLISHED}
-    for table, partition in pending:
-        _publish_partition(con, folder, table, partition, columns[table])
+    # a file's rows need no order, and the COPY of a big partition is about 10 % faster
+    # without it; a global setting, restored before the step's connection is handed back
+    [(ordered,)] = con.execute("SELECT current_setting('preserve_insertion_order')").fetchall()
+    con.execute("SET preserve_insertion_order = false")
+    try:
+        for table, partition in pending:
+            _publish_partition(con, folder, table, partition, columns[table])
+    finally:
+        con.execute(f"SET preserve_insertion_order = {bool(ordered)}")
     con.begin()
     con.executemany("DELETE FROM publish_queue WHERE table_name = ? AND partition = ?", pending)
     con.commit()
