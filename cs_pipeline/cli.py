@@ -20,9 +20,10 @@ from pathlib import Path
 
 import dagster as dg
 
+from cs_pipeline import publish
 from cs_pipeline.config import ConfigError, PipelineConfig, default_config_path, load_config
 from cs_pipeline.defs.shared import audit_tags
-from cs_pipeline.warehouse import SQL_DIR, connect, held_open
+from cs_pipeline.warehouse import SQL_DIR, held_open
 
 # The Dagster instance cs-pipeline creates in $DAGSTER_HOME on first use: SQLite storage
 # there. Events go to one SQLite database (ConsolidatedSqliteEventLogStorage) rather than one
@@ -175,13 +176,16 @@ def cmd_demo(args: argparse.Namespace) -> None:
             run_days(load_config(salesforce_config), summary.days, instance)
     else:
         run_days(config, summary.days, instance)
+    analytics = config.published / publish.DATABASE_NAME
     print(
-        f"\nWarehouse: {config.warehouse}\nDagster instance: {os.environ['DAGSTER_HOME']}\n"
+        f"\nWarehouse (the pipeline's own; do not open it while it runs): {config.warehouse}\n"
+        f"Published for analysts (Parquet, and views over it): {config.published}\n"
+        f"Dagster instance: {os.environ['DAGSTER_HOME']}\n"
         f"Open the UI with: make ui (or DAGSTER_HOME={os.environ['DAGSTER_HOME']} dagster dev -w workspace.yaml)\n"
-        f"Query it with: duckdb -readonly {config.warehouse}   (example queries in {SQL_DIR / 'examples'})",
+        f"Query it with: duckdb -readonly {analytics}   (example queries in {SQL_DIR / 'examples'})",
         flush=True,
     )
-    show_examples(config.warehouse)
+    show_examples(analytics)
 
 
 @contextmanager
@@ -211,9 +215,13 @@ def local_salesforce(demo_config: Path, crm_dir: Path) -> Iterator[Path]:
         yield salesforce_config
 
 
-def show_examples(warehouse: Path) -> None:
-    """Run the example queries of sql/examples/ on the warehouse and print them with their results."""
-    with connect(warehouse, read_only=True) as con:
+def show_examples(analytics: Path) -> None:
+    """Run the example queries of sql/examples/ on the published layer (analytics.duckdb, as an
+    analyst would) and print them with their results."""
+    import duckdb
+
+    with duckdb.connect(str(analytics), read_only=True) as con:
+        con.execute("SET TimeZone = 'UTC'")
         for path in sorted((SQL_DIR / "examples").glob("*.sql")):
             query = path.read_text()
             print(f"\n-- {path.relative_to(SQL_DIR.parent)}\n{query.strip()}", flush=True)

@@ -559,6 +559,9 @@ class PipelineConfig(_Model):
     crm: CrmConfig
     landing: ResolvedPath
     warehouse: ResolvedPath
+    # Not in SPEC section 5 by name: the published query layer's folder (SPEC 6), by default
+    # published/ beside the warehouse file.
+    published: ResolvedPath | None = Field(default=None, validate_default=True)
     # Not in SPEC section 5: the first daily partition (Dagster needs one). Extend it to
     # backfill older history.
     start_date: date = date(2024, 1, 1)
@@ -585,6 +588,16 @@ class PipelineConfig(_Model):
                     )
                 seen[name.lower()] = group
         return statuses
+
+    @field_validator("published")
+    @classmethod
+    def _published_default(cls, published: Path | None, info: ValidationInfo) -> Path | None:
+        warehouse = info.data.get("warehouse")
+        if published is None and warehouse is not None:
+            return warehouse.parent / "published"
+        if published is not None and warehouse is not None and published in (warehouse, *warehouse.parents):
+            raise _fail(f"{published} holds the warehouse file; give the published layer a folder of its own")
+        return published
 
     @field_validator("profiles")
     @classmethod

@@ -11,6 +11,8 @@ import dagster as dg
 import duckdb
 import polars as pl
 
+from cs_pipeline import publish
+
 SQL_DIR = Path(__file__).resolve().parents[1] / "sql"
 
 
@@ -78,14 +80,20 @@ class WarehouseResource(dg.ConfigurableResource):
     """
 
     path: str
+    # the published query layer's folder (config `published:`); None: nothing is published
+    published: str | None = None
 
     @contextmanager
     def connection(self, *, read_only: bool = False) -> Iterator[duckdb.DuckDBPyConnection]:
         """A step's connection. A step whose input day is missing (InputsMissing) fails with
-        that message as a Dagster Failure, without a stack trace."""
+        that message as a Dagster Failure, without a stack trace. After a read-write step's
+        work, the partitions it queued are published (publish.drain), however the run was
+        launched; a step that failed leaves them to the next one."""
         con = connect(self.path, read_only=read_only)
         try:
             yield con
+            if self.published is not None and not read_only:
+                publish.drain(con, self.published)
         except InputsMissing as exc:
             raise dg.Failure(str(exc)) from None
         finally:

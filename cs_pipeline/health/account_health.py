@@ -11,6 +11,7 @@ from datetime import date
 
 import duckdb
 
+from cs_pipeline import publish
 from cs_pipeline.config import ROLLUP_METRICS, PipelineConfig
 from cs_pipeline.lib.health_sql import health_query
 from cs_pipeline.schemas import HEALTH_LABELS
@@ -65,6 +66,7 @@ def compute_account_health(
             ) previous USING (account_id)
             """
         )
+        publish.queue(con, "account_health", [(as_of, profile)])
         result = _summarise(con, as_of, profile)
         con.commit()
     except BaseException:

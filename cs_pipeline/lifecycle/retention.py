@@ -7,6 +7,7 @@ from datetime import date
 
 import duckdb
 
+from cs_pipeline import publish
 from cs_pipeline.warehouse import read_sql, require_rows, set_variables
 
 
@@ -27,6 +28,10 @@ def purge_inactive_free_accounts(
     try:
         con.execute(read_sql("lifecycle/retention.sql"))
         [(accounts, rows)] = con.execute("SELECT count(*), coalesce(sum(rows), 0) FROM retention_purged").fetchall()
+        if accounts:
+            publish.queue(con, "retention_log")
+            # every delivery day that held purged events
+            publish.queue_query(con, "usage_events", "SELECT DISTINCT partition_date FROM retention_purged_partitions")
         con.commit()
     except BaseException:
         con.rollback()

@@ -6,6 +6,7 @@ from datetime import date
 
 import duckdb
 
+from cs_pipeline import publish
 from cs_pipeline.warehouse import read_sql, set_variables
 
 CHANGE_KINDS = ("new", "conversion", "churn", "reactivation", "downgrade", "plan_change", "unclassified")
@@ -18,6 +19,9 @@ def record_status_history(con: duckdb.DuckDBPyConnection, *, snapshot_date: date
     con.begin()
     try:
         con.execute(read_sql("lifecycle/status_history.sql"))
+        publish.queue(con, "status_history", [(snapshot_date,)])
+        # the changes of snapshot_date, and of the next snapshot date when it was redone
+        publish.queue_query(con, "status_changes", "SELECT date FROM change_dates")
         con.commit()
     except BaseException:
         con.rollback()

@@ -14,6 +14,7 @@ from pathlib import Path
 
 import duckdb
 
+from cs_pipeline import publish
 from cs_pipeline.config import CustomMetric, PipelineConfig
 from cs_pipeline.lib.health_sql import quote_identifier
 from cs_pipeline.warehouse import read_sql, set_variables
@@ -63,6 +64,7 @@ def compute_account_metrics(
             f"FROM metric_rows r LEFT JOIN metric_counted c USING (account_id){joins}",
             [as_of, run_id],
         )
+        publish.queue(con, "account_metrics", [(as_of,)])
         result = _summarise(con, config, as_of, ignored)
         con.commit()
     except BaseException:

@@ -11,6 +11,7 @@ from datetime import date
 
 import duckdb
 
+from cs_pipeline import publish
 from cs_pipeline.config import PipelineConfig
 from cs_pipeline.warehouse import read_sql, require_rows, set_variables
 
@@ -30,7 +31,7 @@ def compute_account_rollups(con: duckdb.DuckDBPyConnection, *, as_of: date, run_
     they are the costliest input of both."""
     require_rows(con, "account_metrics", as_of)
     set_variables(con, as_of=as_of, run_id=run_id)
-    _run(con, "rollups/subtrees.sql", "rollups/account_rollups.sql")
+    _run(con, as_of, "rollups/subtrees.sql", "rollups/account_rollups.sql")
     [(rows, max_descendants)] = con.execute(
         "SELECT count(*), coalesce(max(descendants), 0) FROM account_rollups WHERE date = ?", [as_of]
     ).fetchall()
@@ -52,7 +53,7 @@ def compute_subaccount_health(
         poor_share=rule.poor_share,
         good_share=rule.good_share,
     )
-    _run(con, "rollups/subtrees.sql", "rollups/subaccount_health.sql")
+    _run(con, as_of, "rollups/subtrees.sql", "rollups/subaccount_health.sql")
     counts = dict(
         con.execute(
             "SELECT subaccount_health, count(*) FROM account_rollups WHERE date = ? GROUP BY ALL", [as_of]
@@ -61,11 +62,13 @@ def compute_subaccount_health(
     return {label: counts.get(label, 0) for label in (*SUBACCOUNT_HEALTH_LABELS, None)}
 
 
-def _run(con: duckdb.DuckDBPyConnection, *sql_files: str) -> None:
+def _run(con: duckdb.DuckDBPyConnection, as_of: date, *sql_files: str) -> None:
+    """Runs the SQL files in one transaction that also queues as_of's account_rollups for publishing."""
     con.begin()
     try:
         for sql_file in sql_files:
             con.execute(read_sql(sql_file))
+        publish.queue(con, "account_rollups", [(as_of,)])
         con.commit()
     except BaseException:
         con.rollback()

@@ -16,7 +16,7 @@ import duckdb
 import polars as pl
 import pyarrow as pa
 
-from cs_pipeline import schemas
+from cs_pipeline import publish, schemas
 from cs_pipeline.usage.landing import list_delivery, read_delivery
 from cs_pipeline.warehouse import query_frame, read_sql, set_variables
 
@@ -77,6 +77,8 @@ def ingest_delivery(
                 "count(*) FILTER (origin = 'rejected' AND reason IS NULL) FROM limit_judged"
             ).fetchall()
         con.execute(read_sql("usage/refresh_aggregates.sql"))
+        for table in ("usage_events", "rejected_events"):  # every delivery day this run changed
+            publish.queue_query(con, table, "SELECT partition_date FROM touched_partitions")
         result = _summarise(con, delivery_files=len(delivery.files), partition_date=partition_date)
         con.commit()
     except BaseException:  # a Polars panic is not an Exception, and must not leave a half-written day

@@ -12,11 +12,15 @@ WHERE a.partition_date <= getvariable('as_of') AND a.event_date <= getvariable('
 GROUP BY a.account_id
 HAVING max(a.event_date) <= getvariable('as_of') - getvariable('inactive_days');
 
-CREATE OR REPLACE TEMP TABLE retention_purged AS
-SELECT account_id, count(*) AS rows
+-- per delivery day too: the published layer rewrites the usage_events partitions purged
+CREATE OR REPLACE TEMP TABLE retention_purged_partitions AS
+SELECT account_id, partition_date, count(*) AS rows
 FROM usage_events
 WHERE event_date <= getvariable('as_of') AND account_id IN (SELECT account_id FROM retention_candidates)
-GROUP BY account_id;
+GROUP BY account_id, partition_date;
+
+CREATE OR REPLACE TEMP TABLE retention_purged AS
+SELECT account_id, sum(rows)::BIGINT AS rows FROM retention_purged_partitions GROUP BY account_id;
 
 DELETE FROM usage_events
 WHERE event_date <= getvariable('as_of') AND account_id IN (SELECT account_id FROM retention_purged);

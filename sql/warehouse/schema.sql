@@ -121,3 +121,10 @@ CREATE TABLE IF NOT EXISTS account_rollups (
 CREATE TABLE IF NOT EXISTS retention_log (
     account_id VARCHAR NOT NULL, purged_on DATE NOT NULL, purged_through DATE NOT NULL, rows BIGINT NOT NULL,
     run_id VARCHAR NOT NULL);
+
+-- The partitions of the published query layer (cs_pipeline/publish.py) that changed since
+-- they were last published: each writer inserts the partitions it changes in the same
+-- transaction as its writes; WarehouseResource.connection publishes them after each step
+-- and then deletes the rows. partition is the hive path ('date=2025-11-01/profile=default',
+-- '' for an unpartitioned table).
+CREATE TABLE IF NOT EXISTS publish_queue (table_name VARCHAR NOT NULL, partition VARCHAR NOT NULL);

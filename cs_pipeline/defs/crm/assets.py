@@ -3,7 +3,7 @@
 import dagster as dg
 import polars as pl
 
-from cs_pipeline import schemas
+from cs_pipeline import publish, schemas
 from cs_pipeline.crm.mapping import extract_snapshot
 from cs_pipeline.crm.sources import CrmSource, CrmSourceError
 from cs_pipeline.defs.shared import CODE_VERSION, PipelineSettings, partition_date
@@ -105,6 +105,8 @@ def build_crm_assets(
             con.register("resolved_issues", resolution.issues.to_arrow())
             con.execute(read_sql("crm/store_account_snapshot.sql"))
             con.execute(read_sql("crm/refresh_current_accounts.sql"))
+            publish.queue(con, "accounts")
+            publish.queue(con, "hierarchy_issues")
             con.commit()
             [(current_rows,)] = con.execute("SELECT count(*) FROM accounts").fetchall()
             metadata = table_metadata(con, "accounts", current_rows)
@@ -142,6 +144,7 @@ def build_crm_assets(
             _set_variables(con, context)
             con.begin()
             con.execute(read_sql("crm/refresh_users.sql"))
+            publish.queue(con, "users")
             con.commit()  # the blocking check users_schema validates what was written
             [(rows, from_contacts, seen_in_events)] = con.execute(
                 "SELECT count(*), count(name), count(first_seen) FROM users"
