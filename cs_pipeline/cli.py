@@ -12,18 +12,19 @@ import argparse
 import os
 import sys
 import time
+import uuid
 from collections import Counter
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from datetime import date, datetime, timedelta, timezone
 from pathlib import Path
 
 import dagster as dg
 
-from cs_pipeline import publish
+from cs_pipeline import publish, runs
 from cs_pipeline.config import ConfigError, PipelineConfig, default_config_path, load_config
 from cs_pipeline.defs.shared import audit_tags
-from cs_pipeline.warehouse import SQL_DIR, held_open
+from cs_pipeline.warehouse import DUCKDB_POOL, SQL_DIR, WarehouseLocked, held_open
 
 # The Dagster instance cs-pipeline creates in $DAGSTER_HOME on first use: SQLite storage
 # there. Events go to one SQLite database (ConsolidatedSqliteEventLogStorage) rather than one
@@ -47,6 +48,18 @@ schedule_storage:
 concurrency:
   pools:
     default_limit: 1  # the DuckDB warehouse admits one writing process
+# runs launched from the UI (make ui): a dead run worker fails its run, ended runs free
+# their pool slots (cs-pipeline itself fails the runs of its own dead processes)
+run_launcher:
+  module: cs_pipeline.runs
+  class: MonitoredRunLauncher
+run_monitoring:
+  enabled: true
+  poll_interval_seconds: 30
+  start_timeout_seconds: 180
+  max_runtime_seconds: 3600
+  max_resume_run_attempts: 0
+  free_slots_after_run_end_seconds: 60
 telemetry:
   enabled: false
 """
@@ -78,9 +91,10 @@ def days_between(start: date, end: date) -> list[date]:
     return [start + timedelta(days=n) for n in range((end - start).days + 1)]
 
 
-def run_days(config: PipelineConfig, days: list[date], instance: dg.DagsterInstance) -> None:
+def run_days(config: PipelineConfig, days: list[date], instance: dg.DagsterInstance, *, verbose: bool = False) -> None:
     """For each day in order: one run of the daily job, one health run per profile, then the
-    subaccount health run, with a progress line per day."""
+    subaccount health run, with a progress line per day. First, runs of this instance left
+    unfinished by a process that is gone are marked failed and their pool slots freed."""
     from cs_pipeline.definitions import DAILY_JOB, HEALTH_JOB, SUBACCOUNT_JOB, build_definitions
     from cs_pipeline.health.account_health import HEALTH_COUNT_KEYS
 
@@ -94,40 +108,99 @@ def run_days(config: PipelineConfig, days: list[date], instance: dg.DagsterInsta
                 f"{day} is not a daily partition: they run from {config.start_date} (config start_date) "
                 f"to yesterday ({yesterday()})"
             )
+    if failed := runs.fail_runs_of_gone_processes(instance):
+        say(
+            f"marked {len(failed)} run(s) left unfinished by a process that is gone as failed and freed their "
+            f"pool slots: {', '.join(map(str, failed))}"
+        )
+    runner = _Runner(config, instance, verbose)
     started = time.monotonic()
-    # one open warehouse for all the runs (held_open): each step's close would checkpoint
-    with held_open(config.warehouse):
+    with ExitStack() as stack:
+        # one open warehouse for all the runs (held_open): each step's close would checkpoint
+        _hold_warehouse(stack, config)
         for number, day in enumerate(days, start=1):
             day_started = time.monotonic()
-            _execute(daily_job, day.isoformat(), config, instance, what=f"{day}")
+            daily = runner.execute(daily_job, day.isoformat(), what=f"{day}")
+            day_counts = _metadata_values(daily, {"usage_events": "rows_rejected", "accounts": "hierarchy_issues"})
             health: Counter[str] = Counter()
             for profile in config.profile_names():
                 key = dg.MultiPartitionKey({"date": day.isoformat(), "profile": profile})
-                result = _execute(health_job, key, config, instance, what=f"{day}, profile {profile}")
+                result = runner.execute(health_job, key, what=f"{day}, profile {profile}")
                 for materialization in result.get_asset_materialization_events():
                     metadata = materialization.materialization.metadata
                     health.update({key: metadata[key].value for key in HEALTH_COUNT_KEYS.values()})
-            _execute(subaccount_job, day.isoformat(), config, instance, what=f"{day}, subaccount health")
+            runner.execute(subaccount_job, day.isoformat(), what=f"{day}, subaccount health")
             elapsed = time.monotonic() - day_started
             counts = ", ".join(f"{health[key]} {label.lower()}" for label, key in HEALTH_COUNT_KEYS.items())
-            print(f"[{number}/{len(days)}] {day} done in {elapsed:.1f}s: {counts}", flush=True)
+            print(
+                f"[{number}/{len(days)}] {day} done in {elapsed:.1f}s: {counts}; "
+                f"{day_counts['rows_rejected']} rows rejected, {day_counts['hierarchy_issues']} hierarchy issues",
+                flush=True,
+            )
     print(f"{len(days)} day(s) in {time.monotonic() - started:.1f}s; warehouse: {config.warehouse}", flush=True)
 
 
-def _execute(
-    job: dg.JobDefinition, partition_key: str, config: PipelineConfig, instance: dg.DagsterInstance, *, what: str
-) -> dg.ExecuteInProcessResult:
-    result = job.execute_in_process(
-        partition_key=partition_key,
-        instance=instance,
-        raise_on_error=False,
-        tags=audit_tags(config),
-        # the progress lines are the CLI's voice; Dagster speaks up for warnings only
-        run_config={"loggers": {"console": {"config": {"log_level": "WARNING"}}}},
+def say(message: str) -> None:
+    """A line on stderr from the CLI itself (waits, repairs), between the progress lines."""
+    print(f"cs-pipeline: {message}", file=sys.stderr, flush=True)
+
+
+def _hold_warehouse(stack: ExitStack, config: PipelineConfig) -> None:
+    """held_open for the rest of `stack`, its failures to open said as the user can act on them."""
+    hold = held_open(
+        config.warehouse,
+        lock_timeout=config.timeouts.warehouse_lock_seconds,
+        say=say,
+        analysts_folder=config.published,
     )
-    if not result.success:
-        raise CliError(f"run {result.run_id} ({job.name}) for {what} failed:\n{_failure_summary(result)}")
-    return result
+    try:
+        stack.enter_context(hold)
+    except WarehouseLocked as exc:
+        raise CliError(str(exc)) from None
+    except OSError as exc:
+        raise CliError(f"{config.source_path}: warehouse: cannot open {config.warehouse}: {exc}") from None
+
+
+def _metadata_values(result: dg.ExecuteInProcessResult, wanted: dict[str, str]) -> dict[str, int]:
+    """{metadata key: value} of the named assets' materialisations in a run (asset -> key)."""
+    values = {}
+    for event in result.get_asset_materialization_events():
+        materialization = event.materialization
+        key = wanted.get(materialization.asset_key.to_user_string())
+        if key is not None and key in materialization.metadata:
+            values[key] = materialization.metadata[key].value
+    return {key: values.get(key, 0) for key in wanted.values()}
+
+
+class _Runner:
+    """Executes the CLI's runs in this process, each once the `duckdb` pool has room, tagged
+    for audit and with this host (so a later command can tell when its process is gone)."""
+
+    def __init__(self, config: PipelineConfig, instance: dg.DagsterInstance, verbose: bool):
+        self.config, self.instance = config, instance
+        self.tags = {**audit_tags(config), runs.HOST_TAG: runs.this_host()}
+        # the progress lines are the CLI's voice; --verbose adds Dagster's log (stack traces included)
+        self.run_config = {"loggers": {"console": {"config": {"log_level": "INFO" if verbose else "CRITICAL"}}}}
+
+    def execute(self, job: dg.JobDefinition, partition_key: str, *, what: str) -> dg.ExecuteInProcessResult:
+        timeout = self.config.timeouts.pool_seconds
+        try:
+            runs.wait_for_pool(self.instance, DUCKDB_POOL, timeout=timeout, say=say)
+        except runs.PoolTimeout as exc:
+            raise CliError(f"{job.name} for {what} did not start: {exc}") from None
+        run_id = str(uuid.uuid4())
+        with runs.pool_watchdog(self.instance, run_id, DUCKDB_POOL, timeout=timeout, what=f"{job.name} for {what}"):
+            result = job.execute_in_process(
+                partition_key=partition_key,
+                instance=self.instance,
+                raise_on_error=False,
+                run_id=run_id,
+                tags=self.tags,
+                run_config=self.run_config,
+            )
+        if not result.success:
+            raise CliError(f"run {result.run_id} ({job.name}) for {what} failed:\n{_failure_summary(result)}")
+        return result
 
 
 def _failure_summary(result: dg.ExecuteInProcessResult) -> str:
@@ -144,12 +217,12 @@ def _failure_summary(result: dg.ExecuteInProcessResult) -> str:
 
 def cmd_materialize(args: argparse.Namespace) -> None:
     config = load_config(args.config)
-    run_days(config, [args.date], dagster_instance())
+    run_days(config, [args.date], dagster_instance(), verbose=args.verbose)
 
 
 def cmd_backfill(args: argparse.Namespace) -> None:
     config = load_config(args.config)
-    run_days(config, days_between(args.start, args.end), dagster_instance())
+    run_days(config, days_between(args.start, args.end), dagster_instance(), verbose=args.verbose)
 
 
 def cmd_demo(args: argparse.Namespace) -> None:
@@ -173,9 +246,9 @@ def cmd_demo(args: argparse.Namespace) -> None:
     instance = dagster_instance()
     if args.crm == "salesforce":
         with local_salesforce(config.source_path, summary.crm_dir) as salesforce_config:
-            run_days(load_config(salesforce_config), summary.days, instance)
+            run_days(load_config(salesforce_config), summary.days, instance, verbose=args.verbose)
     else:
-        run_days(config, summary.days, instance)
+        run_days(config, summary.days, instance, verbose=args.verbose)
     analytics = config.published / publish.DATABASE_NAME
     print(
         f"\nWarehouse (the pipeline's own; do not open it while it runs): {config.warehouse}\n"
@@ -239,6 +312,9 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="cs-pipeline", description=__doc__.split("\n\n")[0])
     parser.add_argument(
         "--config", help="the pipeline YAML (default: $CS_PIPELINE_CONFIG, else the bundled demo config)"
+    )
+    parser.add_argument(
+        "--verbose", action="store_true", help="print Dagster's log of each run (stack traces of failures included)"
     )
     commands = parser.add_subparsers(dest="command", required=True)
     demo = commands.add_parser("demo", help="generate the demo tenant and run it end to end")

@@ -554,6 +554,14 @@ class RetentionConfig(_Model):
     free_inactive_days: PositiveInt | None = 90  # null disables purging
 
 
+class TimeoutsConfig(_Model):
+    """How long a run waits for what another process holds before it fails with an error
+    naming the holder: the warehouse file's lock, and the `duckdb` pool's slot."""
+
+    warehouse_lock_seconds: PositiveInt = 600
+    pool_seconds: PositiveInt = 600
+
+
 class PipelineConfig(_Model):
     source_path: Path  # set by load_config, never read from the YAML
     crm: CrmConfig
@@ -573,6 +581,8 @@ class PipelineConfig(_Model):
     profiles: list[Profile]
     rollups: RollupsConfig = RollupsConfig()
     retention: RetentionConfig = RetentionConfig()
+    # Not in SPEC section 5: how long to wait for another process's lock or pool slot
+    timeouts: TimeoutsConfig = TimeoutsConfig()
     _sha256: str = PrivateAttr(default="")
 
     @field_validator("statuses")
@@ -588,6 +598,19 @@ class PipelineConfig(_Model):
                     )
                 seen[name.lower()] = group
         return statuses
+
+    @field_validator("warehouse")
+    @classmethod
+    def _warehouse_creatable(cls, warehouse: Path) -> Path:
+        # said here, naming the key, rather than by the first run's mkdir deep in a step
+        folder = warehouse.parent
+        while not folder.exists():
+            folder = folder.parent
+        if not folder.is_dir():
+            raise _fail(f"{warehouse} cannot be created: {folder} is a file, not a folder")
+        if not os.access(folder, os.W_OK | os.X_OK):
+            raise _fail(f"{warehouse} cannot be created: no permission to write in {folder}")
+        return warehouse
 
     @field_validator("published")
     @classmethod

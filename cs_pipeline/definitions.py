@@ -55,7 +55,11 @@ def build_definitions(config: PipelineConfig) -> dg.Definitions:
     health_checks = build_health_checks(health)
     resources = {
         "settings": PipelineSettings(config_path=str(config.source_path)),
-        "warehouse": WarehouseResource(path=str(config.warehouse), published=str(config.published)),
+        "warehouse": WarehouseResource(
+            path=str(config.warehouse),
+            published=str(config.published),
+            lock_timeout_seconds=config.timeouts.warehouse_lock_seconds,
+        ),
         "crm": crm_source(config),
     }
     if extraction:

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import re
+import time
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import date
 from pathlib import Path
@@ -27,14 +29,32 @@ MEMORY_LIMIT = "1GB"
 # The log size at which a held warehouse (held_open) checkpoints: a daily run's fits.
 HELD_CHECKPOINT_THRESHOLD = "512MB"
 
+# How long a connection waits for another process's lock on the warehouse file when the
+# caller does not say (config timeouts.warehouse_lock_seconds); and how often it says so.
+DEFAULT_LOCK_TIMEOUT = 600.0
+LOCK_MESSAGE_INTERVAL = 30.0
+
 # Warehouses this process holds open (held_open): path -> the connection that holds it.
 _HELD: dict[Path, duckdb.DuckDBPyConnection] = {}
 
 
-def connect(path: str | Path, *, read_only: bool = False) -> duckdb.DuckDBPyConnection:
+class WarehouseLocked(Exception):
+    """Another process kept the warehouse file locked for longer than the configured time."""
+
+
+def connect(
+    path: str | Path,
+    *,
+    read_only: bool = False,
+    lock_timeout: float = DEFAULT_LOCK_TIMEOUT,
+    say: Callable[[str], None] | None = None,
+    analysts_folder: str | Path | None = None,
+) -> duckdb.DuckDBPyConnection:
     """A connection in UTC (event days are UTC days) with the schema in place. While the
     process holds the warehouse open (held_open), a connection shares that database, read-only
-    requests included (DuckDB opens a file once per process, in one mode)."""
+    requests included (DuckDB opens a file once per process, in one mode). When another process
+    holds the file, waits up to `lock_timeout` seconds, telling `say` who holds it, then raises
+    WarehouseLocked naming that process (and `analysts_folder`, where analysts belong)."""
     path = Path(path).resolve()
     held = _HELD.get(path)
     if held is not None:
@@ -42,7 +62,7 @@ def connect(path: str | Path, *, read_only: bool = False) -> duckdb.DuckDBPyConn
     else:
         if not read_only:
             path.parent.mkdir(parents=True, exist_ok=True)
-        con = duckdb.connect(str(path), read_only=read_only, config={"memory_limit": MEMORY_LIMIT})
+        con = _open_waiting_for_lock(path, read_only, lock_timeout, say, analysts_folder)
     con.execute("SET TimeZone = 'UTC'")
     con.execute("SET enable_progress_bar = false")  # it would write into the run's captured output
     if not read_only:
@@ -50,8 +70,50 @@ def connect(path: str | Path, *, read_only: bool = False) -> duckdb.DuckDBPyConn
     return con
 
 
+def _open_waiting_for_lock(
+    path: Path,
+    read_only: bool,
+    timeout: float,
+    say: Callable[[str], None] | None,
+    analysts_folder: str | Path | None,
+) -> duckdb.DuckDBPyConnection:
+    started = time.monotonic()
+    said_at = None
+    while True:
+        try:
+            return duckdb.connect(str(path), read_only=read_only, config={"memory_limit": MEMORY_LIMIT})
+        except duckdb.IOException as exc:
+            holder = _lock_holder(str(exc))
+            if holder is None:
+                raise
+            waited = time.monotonic() - started
+            if waited >= timeout:
+                analysts = (
+                    f" If it is an analyst's session: analysts query the published layer, "
+                    f"{Path(analysts_folder) / 'analytics.duckdb'}, never the warehouse file."
+                    if analysts_folder
+                    else ""
+                )
+                raise WarehouseLocked(
+                    f"the warehouse {path} is locked by another process ({holder}) and stayed locked for "
+                    f"{waited:.0f} s (timeouts.warehouse_lock_seconds = {timeout:g}).{analysts}"
+                ) from None
+            if say is not None and (said_at is None or time.monotonic() - said_at >= LOCK_MESSAGE_INTERVAL):
+                say(f"waiting for the warehouse {path} (up to {timeout:g} s): locked by {holder}")
+                said_at = time.monotonic()
+            time.sleep(min(1.0, max(0.0, timeout - waited)))
+
+
+def _lock_holder(message: str) -> str | None:
+    """'<program> (PID n)' from DuckDB's lock-conflict error; None for any other error."""
+    if "Could not set lock" not in message:
+        return None
+    found = re.search(r"Conflicting lock is held in (.+?) \(PID (\d+)\)", message)
+    return f"{found.group(1)}, PID {found.group(2)}" if found else "a process DuckDB does not name"
+
+
 @contextmanager
-def held_open(path: str | Path) -> Iterator[None]:
+def held_open(path: str | Path, **waiting: object) -> Iterator[None]:
     """Keep the warehouse open (read-write) in this process until the block ends, for runs
     executed in process (the CLI). Each step opens and closes a connection: on its own, each
     close checkpoints the database (about 0.3 s on the benchmark's warehouse) and each
@@ -63,7 +125,7 @@ def held_open(path: str | Path) -> Iterator[None]:
     if path in _HELD:
         yield
         return
-    _HELD[path] = con = connect(path)
+    _HELD[path] = con = connect(path, **waiting)
     con.execute(f"SET checkpoint_threshold = '{HELD_CHECKPOINT_THRESHOLD}'")
     try:
         yield
@@ -82,14 +144,27 @@ class WarehouseResource(dg.ConfigurableResource):
     path: str
     # the published query layer's folder (config `published:`); None: nothing is published
     published: str | None = None
+    # how long a step waits for another process's lock on the file (config timeouts.warehouse_lock_seconds)
+    lock_timeout_seconds: float = DEFAULT_LOCK_TIMEOUT
 
     @contextmanager
     def connection(self, *, read_only: bool = False) -> Iterator[duckdb.DuckDBPyConnection]:
-        """A step's connection. A step whose input day is missing (InputsMissing) fails with
-        that message as a Dagster Failure, without a stack trace. After a read-write step's
-        work, the partitions it queued are published (publish.drain), however the run was
-        launched; a step that failed leaves them to the next one."""
-        con = connect(self.path, read_only=read_only)
+        """A step's connection. A step whose input day is missing (InputsMissing), or whose
+        warehouse stays locked by another process (WarehouseLocked), fails with that message as
+        a Dagster Failure, without a stack trace; while it waits for the lock, the run's log
+        says who holds it. After a read-write step's work, the partitions it queued are
+        published (publish.drain), however the run was launched; a step that failed leaves
+        them to the next one."""
+        try:
+            con = connect(
+                self.path,
+                read_only=read_only,
+                lock_timeout=self.lock_timeout_seconds,
+                say=dg.get_dagster_logger().warning,
+                analysts_folder=self.published,
+            )
+        except WarehouseLocked as exc:
+            raise dg.Failure(str(exc)) from None
         try:
             yield con
             if self.published is not None and not read_only:

@@ -1,0 +1,327 @@
+"""Crash safety: a command killed at any moment is completed by the next one, with the tables
+an uninterrupted run gives; a dead run's pool slot is freed; nothing waits forever."""
+
+from __future__ import annotations
+
+import logging
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import threading
+import time
+from datetime import date
+from pathlib import Path
+
+import dagster as dg
+import duckdb
+import pytest
+from dagster._core.events import EngineEventData
+from dagster._daemon.monitoring.run_monitoring import monitor_started_run
+
+from cs_pipeline import runs
+from cs_pipeline.cli import dagster_instance
+from cs_pipeline.publish import PUBLISHED
+from cs_pipeline_tests.tenant import write_generated_tenant
+
+DAYS = ("2025-11-03", "2025-11-05")  # the backfill of every test: three days
+# no command here may take longer: a hang fails the test instead of stalling the suite
+COMMAND_TIMEOUT = 240
+
+
+@pytest.fixture(scope="module")
+def stocked(tmp_path_factory) -> Path:
+    """A generated tenant of 12 accounts and three days, never run."""
+    root = tmp_path_factory.mktemp("stocked")
+    write_generated_tenant(root, end_date=date(2025, 11, 5), days=3, accounts=12)
+    return root
+
+
+@pytest.fixture(scope="module")
+def uninterrupted(stocked, tmp_path_factory) -> dict[str, list[tuple]]:
+    """Every public table after the backfill ran without interruption, from the warehouse and
+    from the published layer."""
+    root = tmp_path_factory.mktemp("uninterrupted")
+    shutil.copytree(stocked, root, dirs_exist_ok=True)
+    finished = Command(root, "backfill", "--start", DAYS[0], "--end", DAYS[1]).wait()
+    assert finished.returncode == 0, finished.stderr
+    return public_tables(root)
+
+
+class Command:
+    """`cs-pipeline` in a process group of its own, its output read line by line as it comes."""
+
+    def __init__(self, root: Path, *arguments: str, extra_env: dict[str, str] | None = None):
+        env = {**os.environ, "DAGSTER_HOME": str(root / "dagster_home"), **(extra_env or {})}
+        self.started = time.monotonic()
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "cs_pipeline.cli", "--config", str(root / "cs_pipeline.yaml"), *arguments],
+            env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True,
+        )  # fmt: skip
+        self.lines: list[tuple[float, str]] = []  # (seconds since start, line) of stdout and stderr
+        self._readers = [
+            threading.Thread(target=self._read, args=(stream,), daemon=True)
+            for stream in (self.process.stdout, self.process.stderr)
+        ]
+        for reader in self._readers:
+            reader.start()
+
+    def _read(self, stream) -> None:
+        for line in stream:
+            self.lines.append((time.monotonic() - self.started, line.rstrip("\n")))
+
+    def wait_for_line(self, starting: str, timeout: float = COMMAND_TIMEOUT) -> None:
+        deadline = time.monotonic() + timeout
+        while not any(line.startswith(starting) for _, line in self.lines):
+            assert self.process.poll() is None or time.monotonic() < deadline, self.text()
+            assert time.monotonic() < deadline, f"no line {starting!r} in {timeout} s:\n{self.text()}"
+            time.sleep(0.01)
+
+    def kill(self) -> None:
+        os.killpg(self.process.pid, signal.SIGKILL)
+        self.process.wait(timeout=30)
+
+    def wait(self) -> subprocess.CompletedProcess:
+        try:
+            self.process.wait(timeout=COMMAND_TIMEOUT)
+        finally:
+            if self.process.poll() is None:
+                self.kill()
+            for reader in self._readers:
+                reader.join(timeout=10)
+        return subprocess.CompletedProcess(self.process.args, self.process.returncode, self.text(), self.text())
+
+    def text(self) -> str:
+        return "\n".join(line for _, line in self.lines)
+
+
+@pytest.fixture
+def commands():
+    """Every command a test starts is killed at its end, whatever happened."""
+    started: list[Command] = []
+    yield started
+    for command in started:
+        if command.process.poll() is None:
+            command.kill()
+
+
+def public_tables(root: Path) -> dict[str, list[tuple]]:
+    """Every public table's rows (run_id aside), sorted, from the warehouse and the published layer."""
+    tables = {}
+    with duckdb.connect(str(root / "warehouse.duckdb"), read_only=True) as con:
+        con.execute("SET TimeZone = 'UTC'")
+        for table in PUBLISHED:
+            tables[table] = con.execute(f"SELECT * EXCLUDE (run_id) FROM {table} ORDER BY ALL").fetchall()
+    with duckdb.connect(str(root / "published" / "analytics.duckdb"), read_only=True) as con:
+        con.execute("SET TimeZone = 'UTC'")
+        for table in PUBLISHED:
+            tables[f"published {table}"] = con.execute(
+                f"SELECT * EXCLUDE (run_id) FROM {table} ORDER BY ALL"
+            ).fetchall()
+    return tables
+
+
+def kill_inside_a_step(command: Command, root: Path) -> None:
+    """In the second day's usage_events step, once it has started."""
+    instance = dagster_instance()
+    deadline = time.monotonic() + COMMAND_TIMEOUT
+    while time.monotonic() < deadline:
+        for record in instance.get_run_records(dg.RunsFilter(tags={"dagster/partition": "2025-11-04"})):
+            starts = instance.get_records_for_run(
+                record.dagster_run.run_id, of_type=dg.DagsterEventType.STEP_START
+            ).records
+            if any(start.event_log_entry.step_key == "usage_events" for start in starts):
+                command.kill()
+                return
+        time.sleep(0.02)
+    raise AssertionError(f"the second day's usage_events never started:\n{command.text()}")
+
+
+def kill_between_days(command: Command, root: Path) -> None:
+    """As soon as the first day's runs are done, before or as the second day's first run starts."""
+    command.wait_for_line("[1/3]")
+    command.kill()
+
+
+def kill_at_the_final_checkpoint(command: Command, root: Path) -> None:
+    """After the last day's runs, while the command closes the warehouse (its final checkpoint)."""
+    command.wait_for_line("[3/3]")
+    command.kill()
+
+
+def kill_after_half_the_run(command: Command, root: Path) -> None:
+    """At a moment of no particular meaning: four seconds in."""
+    time.sleep(4)
+    command.kill()
+
+
+@pytest.mark.parametrize(
+    "kill", [kill_inside_a_step, kill_between_days, kill_at_the_final_checkpoint, kill_after_half_the_run]
+)
+def test_a_backfill_killed_at_any_point_is_completed_by_the_next_command(
+    kill, stocked, uninterrupted, tmp_path, commands, monkeypatch
+):
+    shutil.copytree(stocked, tmp_path, dirs_exist_ok=True)
+    monkeypatch.setenv("DAGSTER_HOME", str(tmp_path / "dagster_home"))
+    backfill = ("backfill", "--start", DAYS[0], "--end", DAYS[1])
+    killed = Command(tmp_path, *backfill)
+    commands.append(killed)
+    kill(killed, tmp_path)
+
+    again = Command(tmp_path, *backfill)
+    commands.append(again)
+    finished = again.wait()
+
+    assert finished.returncode == 0, finished.stdout
+    assert public_tables(tmp_path) == uninterrupted
+    instance = dagster_instance()
+    unfinished = instance.get_run_records(dg.RunsFilter(statuses=runs.UNFINISHED))
+    assert unfinished == [], "a run is still marked unfinished"
+    assert instance.event_log_storage.get_concurrency_info("duckdb").claimed_slots == []
+    failed_by_the_kill = instance.get_run_records(dg.RunsFilter(statuses=[dg.DagsterRunStatus.FAILURE]))
+    if failed_by_the_kill:
+        # the run the kill cut short is reported by the next command, in one line before any work
+        [(at, line)] = [(at, line) for at, line in again.lines if line.startswith("cs-pipeline: marked")]
+        assert f"marked {len(failed_by_the_kill)} run(s)" in line
+        assert failed_by_the_kill[0].dagster_run.run_id[:8] in line
+        assert at < 30, f"the next command reported the dead run only after {at:.0f} s"
+
+
+def test_a_run_whose_warehouse_another_process_holds_fails_naming_it_within_the_time(stocked, tmp_path, commands):
+    shutil.copytree(stocked, tmp_path, dirs_exist_ok=True)
+    config = tmp_path / "cs_pipeline.yaml"
+    config.write_text(config.read_text() + "timeouts: {warehouse_lock_seconds: 3}\n")
+    duckdb.connect(str(tmp_path / "warehouse.duckdb")).close()
+    holder = subprocess.Popen(
+        [sys.executable, "-c", "import duckdb, sys, time; c = duckdb.connect(sys.argv[1], read_only=True); "
+         "print('holding', flush=True); time.sleep(120)", str(tmp_path / "warehouse.duckdb")],
+        stdout=subprocess.PIPE, text=True, start_new_session=True,
+    )  # fmt: skip
+    try:
+        assert holder.stdout.readline().strip() == "holding"
+        command = Command(tmp_path, "materialize", "--date", "2025-11-03")
+        commands.append(command)
+        finished = command.wait()
+    finally:
+        os.killpg(holder.pid, signal.SIGKILL)
+        holder.wait(timeout=30)
+
+    assert finished.returncode == 1
+    [error] = [line for line in finished.stderr.splitlines() if "stayed locked" in line]
+    assert f"PID {holder.pid}" in error
+    assert "timeouts.warehouse_lock_seconds = 3" in error
+    assert str(tmp_path / "published" / "analytics.duckdb") in error
+    assert any(line.startswith("cs-pipeline: waiting for the warehouse") for line in finished.stderr.splitlines())
+    assert "Traceback" not in finished.stderr
+    elapsed = max(at for at, _ in command.lines)
+    assert elapsed < 60, f"gave up only after {elapsed:.0f} s"
+
+
+def test_a_step_whose_warehouse_another_process_holds_fails_with_the_holder_in_its_error(stocked, tmp_path):
+    """The same wait inside a step, as in runs launched from the UI or the daemon (no CLI)."""
+    from cs_pipeline.config import load_config
+    from cs_pipeline.definitions import DAILY_JOB, build_definitions
+
+    shutil.copytree(stocked, tmp_path, dirs_exist_ok=True)
+    config_path = tmp_path / "cs_pipeline.yaml"
+    config_path.write_text(config_path.read_text() + "timeouts: {warehouse_lock_seconds: 2}\n")
+    duckdb.connect(str(tmp_path / "warehouse.duckdb")).close()
+    holder = subprocess.Popen(
+        [sys.executable, "-c", "import duckdb, sys, time; c = duckdb.connect(sys.argv[1], read_only=True); "
+         "print('holding', flush=True); time.sleep(120)", str(tmp_path / "warehouse.duckdb")],
+        stdout=subprocess.PIPE, text=True, start_new_session=True,
+    )  # fmt: skip
+    try:
+        assert holder.stdout.readline().strip() == "holding"
+        job = build_definitions(load_config(config_path)).resolve_job_def(DAILY_JOB)
+        with dg.instance_for_test() as instance:
+            result = job.execute_in_process(partition_key="2025-11-03", instance=instance, raise_on_error=False)
+    finally:
+        os.killpg(holder.pid, signal.SIGKILL)
+        holder.wait(timeout=30)
+
+    assert not result.success
+    [failure] = [event for event in result.all_events if event.event_type_value == "STEP_FAILURE"]
+    message = failure.step_failure_data.error.message
+    assert f"PID {holder.pid}" in message and "analytics.duckdb" in message
+
+
+def fake_run(instance: dg.DagsterInstance, pid: int, host: str) -> dg.DagsterRun:
+    """A STARTED run of another process (`pid` on `host`), as its first engine event records it."""
+    run = instance.add_run(
+        dg.DagsterRun(job_name="daily_pipeline", status=dg.DagsterRunStatus.STARTED, tags={runs.HOST_TAG: host})
+    )
+    instance.report_engine_event(f"Started process for run (pid: {pid}).", run, EngineEventData.in_process(pid))
+    return run
+
+
+def sleeper() -> subprocess.Popen:
+    return subprocess.Popen([sys.executable, "-c", "import time; time.sleep(120)"], start_new_session=True)
+
+
+def test_a_slot_held_by_a_live_run_makes_the_command_wait_and_fail_naming_it_then_a_dead_one_is_freed(
+    stocked, tmp_path, commands, monkeypatch
+):
+    shutil.copytree(stocked, tmp_path, dirs_exist_ok=True)
+    config = tmp_path / "cs_pipeline.yaml"
+    config.write_text(config.read_text() + "timeouts: {pool_seconds: 3}\n")
+    monkeypatch.setenv("DAGSTER_HOME", str(tmp_path / "dagster_home"))
+    alive = sleeper()
+    try:
+        instance = dagster_instance()
+        holder = fake_run(instance, alive.pid, runs.this_host())
+        instance.event_log_storage.initialize_concurrency_limit_to_default("duckdb")
+        assert instance.event_log_storage.claim_concurrency_slot("duckdb", holder.run_id, "usage_events").is_claimed
+
+        waited = Command(tmp_path, "materialize", "--date", "2025-11-03")
+        commands.append(waited)
+        first = waited.wait()
+        assert first.returncode == 1
+        assert any(line.startswith("cs-pipeline: waiting for the duckdb pool") for line in first.stderr.splitlines())
+        [error] = [line for line in first.stderr.splitlines() if "stayed full" in line]
+        assert holder.run_id[:8] in error and f"pid {alive.pid}" in error and "pool_seconds = 3" in error
+    finally:
+        os.killpg(alive.pid, signal.SIGKILL)
+        alive.wait(timeout=30)
+
+    # its process gone, the holder is failed and its slot freed by the next command
+    again = Command(tmp_path, "materialize", "--date", "2025-11-03")
+    commands.append(again)
+    second = again.wait()
+    assert second.returncode == 0, second.stdout
+    assert "marked 1 run(s) left unfinished by a process that is gone as failed" in second.stdout
+    assert instance.get_run_by_id(holder.run_id).status == dg.DagsterRunStatus.FAILURE
+
+
+def test_run_monitoring_fails_a_run_whose_worker_is_gone_and_only_that_one(tmp_path, monkeypatch):
+    monkeypatch.setenv("DAGSTER_HOME", str(tmp_path / "dagster_home"))
+    instance = dagster_instance()  # the embedded instance: MonitoredRunLauncher, run monitoring on
+    assert isinstance(instance.run_launcher, runs.MonitoredRunLauncher) and instance.run_monitoring_enabled
+    alive, dead = sleeper(), sleeper()
+    try:
+        os.killpg(dead.pid, signal.SIGKILL)
+        dead.wait(timeout=30)
+        living = fake_run(instance, alive.pid, runs.this_host())
+        gone = fake_run(instance, dead.pid, runs.this_host())
+        elsewhere = fake_run(instance, dead.pid, "another-host")
+        for run in (living, gone, elsewhere):
+            [record] = instance.get_run_records(dg.RunsFilter(run_ids=[run.run_id]))
+            monitor_started_run(instance, None, record, logging.getLogger("test"))
+        statuses = {run.run_id: instance.get_run_by_id(run.run_id).status for run in (living, gone, elsewhere)}
+    finally:
+        os.killpg(alive.pid, signal.SIGKILL)
+        alive.wait(timeout=30)
+
+    assert statuses == {
+        living.run_id: dg.DagsterRunStatus.STARTED,
+        gone.run_id: dg.DagsterRunStatus.FAILURE,
+        elsewhere.run_id: dg.DagsterRunStatus.STARTED,  # another host's pid cannot be checked here
+    }
+
+
+def test_a_pid_reused_by_a_newer_process_counts_as_gone():
+    worker = runs.Worker(pid=os.getpid(), host=runs.this_host(), seen_at=time.time())
+    assert not worker.is_gone()
+    # recorded before this process started: the pid now names another process
+    assert runs.Worker(pid=os.getpid(), host=runs.this_host(), seen_at=0.0).is_gone()
