@@ -310,12 +310,19 @@ def main(argv: list[str] | None = None) -> int:
     except (OSError, ValueError) as exc:  # a missing directory or a cell that does not fit its field
         print(f"cannot load the CRM exports: {exc}", file=sys.stderr)
         return 2
+    stop_signals = {signal.SIGINT, signal.SIGTERM}
     # Ctrl-C and `kill` stop the server, even when SIGINT came ignored from the parent (a
     # background job of a script): Python would then never raise KeyboardInterrupt.
-    for stop_signal in (signal.SIGINT, signal.SIGTERM):
+    for stop_signal in stop_signals:
         signal.signal(stop_signal, signal.default_int_handler)
+    # The kernel hands a signal to any thread that does not block it, and one taken by a
+    # connection's thread (a keep-alive client's) leaves the main thread's wait asleep. The
+    # server's threads inherit the mask they are started with: they block both signals, and
+    # the main thread alone takes them.
+    signal.pthread_sigmask(signal.SIG_BLOCK, stop_signals)
     try:
         with server:
+            signal.pthread_sigmask(signal.SIG_UNBLOCK, stop_signals)
             counts = ", ".join(f"{name}: {count}" for name, count in loaded.items()) or "no records"
             print(f"Local Salesforce org at {server.instance_url} ({counts})")
             print(f"  proxy (https CONNECT): {server.proxy_url}")
