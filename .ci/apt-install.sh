@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Installs Debian packages, as root, quietly: what .ci/run, .ci/postgres.sh and .ci/chromium.sh
-# need from the machine.
+# need from the machine. Without recommended packages: headless Chromium and the server part
+# of PostgreSQL need none of them (Chromium's would add about a hundred, desktop ones).
 #
 #   .ci/apt-install.sh PACKAGE...
 #
@@ -15,6 +16,7 @@ export DEBIAN_FRONTEND=noninteractive
 attempt=1
 until apt-get update -qq; do
     [ "$attempt" -lt 20 ] || { echo "apt-install.sh: apt-get update failed $attempt times" >&2; exit 1; }
+    echo "apt-install.sh: apt-get update failed (another apt running?), trying again in 10 s" >&2
     attempt=$((attempt + 1))
     sleep 10
 done
