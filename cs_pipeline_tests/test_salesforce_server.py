@@ -571,6 +571,36 @@ def read_lines(process: subprocess.Popen, count: int, timeout: float) -> list[st
     return lines
 
 
+def open_idle_connections(clients: ExitStack, instance_url: str, proxy_url: str, ca_path: str) -> list[socket.socket]:
+    """What clients may leave open on a server: a keep-alive HTTPS connection after a request,
+    an idle tunnel through the proxy, a TLS handshake begun and never finished; their sockets."""
+    port = int(instance_url.rsplit(":", 1)[1])
+    context = ssl.create_default_context(cafile=ca_path)
+    keep_alive = clients.enter_context(closing(HTTPSConnection("127.0.0.1", port, context=context, timeout=10)))
+    keep_alive.request("GET", "/services/data/")
+    answer = keep_alive.getresponse()
+    answer.read()
+    assert (answer.status, answer.will_close) == (200, False)  # the server keeps the connection open
+    proxy_host, proxy_port = proxy_url.removeprefix("http://").split(":")
+    tunnel = clients.enter_context(socket.create_connection((proxy_host, int(proxy_port)), timeout=10))
+    tunnel.sendall(b"CONNECT login.salesforce.com:443 HTTP/1.1\r\n\r\n")
+    assert tunnel.recv(1024).startswith(b"HTTP/1.1 200")
+    silent = clients.enter_context(socket.create_connection(("127.0.0.1", port), timeout=10))
+    silent.sendall(b"\x16\x03\x01")  # the first bytes of a TLS ClientHello, and no more
+    return [keep_alive.sock, tunnel, silent]
+
+
+def test_stop_ends_every_connection_at_once(server):
+    with ExitStack() as clients:
+        connections = open_idle_connections(clients, server.instance_url, server.proxy_url, server.ca_path)
+        stopping = time.monotonic()
+        server.stop()
+        assert time.monotonic() - stopping < 1
+        for connection in connections:
+            connection.settimeout(2)
+            assert connection.recv(1024) == b"", connection  # closed by the server, not left to its timeout
+
+
 @pytest.mark.parametrize("sigint", ["default", "ignored by the parent"])
 def test_command_line_serves_the_demo_exports_until_ctrl_c_whatever_its_clients_do(demo_export, sigint):
     """Ctrl-C stops the command-line server at once, while clients keep a keep-alive HTTPS
@@ -591,20 +621,7 @@ def test_command_line_serves_the_demo_exports_until_ctrl_c_whatever_its_clients_
         sf = Salesforce(instance_url=instance_url, session_id=printed["session id"], session=session)
         assert sf.query(f"SELECT Id FROM Account WHERE Id = '{accounts[0]['Id']}'")["totalSize"] == 1
 
-        port = int(instance_url.rsplit(":", 1)[1])
-        keep_alive = clients.enter_context(
-            closing(HTTPSConnection("127.0.0.1", port, context=ssl.create_default_context(cafile=session.verify)))
-        )
-        keep_alive.request("GET", "/services/data/")
-        answer = keep_alive.getresponse()
-        answer.read()
-        assert (answer.status, answer.will_close) == (200, False)  # the server keeps the connection open
-        proxy = printed["proxy (https CONNECT)"].removeprefix("http://").split(":")
-        tunnel = clients.enter_context(socket.create_connection((proxy[0], int(proxy[1])), timeout=10))
-        tunnel.sendall(b"CONNECT login.salesforce.com:443 HTTP/1.1\r\n\r\n")
-        assert tunnel.recv(1024).startswith(b"HTTP/1.1 200")
-        silent = clients.enter_context(socket.create_connection(("127.0.0.1", port), timeout=10))
-        silent.sendall(b"\x16\x03\x01")  # the first bytes of a TLS ClientHello, and no more
+        open_idle_connections(clients, instance_url, printed["proxy (https CONNECT)"], printed["CA certificate"])
 
         interrupted = time.monotonic()
         process.send_signal(signal.SIGINT)  # Ctrl-C: the server stops and removes its CA directory
