@@ -16,8 +16,10 @@ demo: $(VENV)/.installed
 test: $(VENV)/.installed $(EMBEDDED_INSTANCE)
 	$(VENV)/bin/ruff check cs_pipeline cs_pipeline_tests bench
 	DAGSTER_HOME=$(EMBEDDED_HOME) $(VENV)/bin/dagster definitions validate -w workspace.yaml
-	# the production-instance test needs PostgreSQL: .ci/postgres.sh makes one ready (as root
-	# it installs and starts a local server) and runs pytest with DAGSTER_PG_* exported
+	# the UI test needs Chromium, the production-instance test PostgreSQL: as root, these two
+	# install what is missing (and start a local PostgreSQL server); pytest runs with
+	# DAGSTER_PG_* exported
+	.ci/chromium.sh
 	.ci/postgres.sh $(VENV)/bin/python -m pytest
 
 ui: $(VENV)/.installed $(EMBEDDED_INSTANCE)

@@ -62,9 +62,7 @@ local_server() {
     if ! command -v pg_lsclusters >/dev/null || ! ls /usr/lib/postgresql/*/bin/postgres >/dev/null 2>&1; then
         [ "$(id -u)" = 0 ] || die "PostgreSQL is not installed (apt-get install postgresql, as root)"
         say "installing the Debian package postgresql ..."
-        export DEBIAN_FRONTEND=noninteractive
-        { apt-get update -qq && apt-get install -y -qq postgresql >/dev/null; } \
-            || die "apt-get install postgresql failed"
+        "$ROOT/.ci/apt-install.sh" postgresql || die "apt-get install postgresql failed"
     fi
     # the first cluster (version, name, port, status, owner, data directory, log file)
     local version name port status log

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import os
 import shutil
-import subprocess
 import sys
 import uuid
 from collections.abc import Iterator
@@ -25,6 +24,7 @@ from dagster_postgres import PostgresEventLogStorage, PostgresRunStorage, Postgr
 from psycopg2 import sql
 
 from cs_pipeline.config import load_config
+from cs_pipeline_tests import processes
 from cs_pipeline_tests.tenant import write_generated_tenant
 
 REPO = Path(__file__).resolve().parents[1]
@@ -90,7 +90,7 @@ def test_production_instance_records_a_cli_backfill(tmp_path, pg_database, monke
 
     command = [sys.executable, "-m", "cs_pipeline.cli", "--config", str(config), "backfill",
                "--start", DAYS[0], "--end", DAYS[-1]]  # fmt: skip
-    done = subprocess.run(command, env=os.environ.copy(), capture_output=True, text=True, timeout=300)
+    done = processes.run(command, env=os.environ.copy(), timeout=300)
     assert done.returncode == 0, f"cs-pipeline backfill failed:\n{done.stdout}\n{done.stderr}"
     assert f"[2/2] {DAYS[1]} done" in done.stdout
 

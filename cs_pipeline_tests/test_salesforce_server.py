@@ -8,9 +8,15 @@ import csv
 import io
 import re
 import signal
+import socket
+import ssl
 import subprocess
 import sys
+import threading
+import time
+from contextlib import ExitStack, closing
 from datetime import date, datetime, timedelta, timezone
+from http.client import HTTPSConnection
 from pathlib import Path
 
 import pytest
@@ -34,6 +40,7 @@ from cs_pipeline.salesforce.local_server import LocalSalesforceServer
 from cs_pipeline.salesforce.schema import DEFAULT_SCHEMAS, FieldSpec, FieldType, ObjectSchema
 from cs_pipeline.salesforce.soql import INVALID_FIELD, INVALID_TYPE, MALFORMED_QUERY, SoqlError, bind, execute, parse
 from cs_pipeline.salesforce.store import Clock, SalesforceStore, salesforce_id
+from cs_pipeline_tests.processes import started
 
 
 @pytest.fixture(scope="module")
@@ -552,28 +559,79 @@ def test_loader_names_the_bad_cell(tmp_path):
         SalesforceStore().load_csv_exports(tmp_path)
 
 
-def test_command_line_serves_the_demo_exports(demo_export):
+def read_lines(process: subprocess.Popen, count: int, timeout: float) -> list[str]:
+    """The first `count` lines `process` prints, waited for at most `timeout` seconds."""
+    lines: list[str] = []
+    assert process.stdout is not None
+    reader = threading.Thread(target=lambda: lines.extend(process.stdout.readline() for _ in range(count)), daemon=True)
+    reader.start()
+    reader.join(timeout)
+    if reader.is_alive():
+        pytest.fail(f"{count} lines not printed in {timeout:g} s, only: {lines}")
+    return lines
+
+
+def open_idle_connections(clients: ExitStack, instance_url: str, proxy_url: str, ca_path: str) -> list[socket.socket]:
+    """What clients may leave open on a server: a keep-alive HTTPS connection after a request,
+    an idle tunnel through the proxy, a TLS handshake begun and never finished; their sockets."""
+    port = int(instance_url.rsplit(":", 1)[1])
+    context = ssl.create_default_context(cafile=ca_path)
+    keep_alive = clients.enter_context(closing(HTTPSConnection("127.0.0.1", port, context=context, timeout=10)))
+    keep_alive.request("GET", "/services/data/")
+    answer = keep_alive.getresponse()
+    answer.read()
+    assert (answer.status, answer.will_close) == (200, False)  # the server keeps the connection open
+    proxy_host, proxy_port = proxy_url.removeprefix("http://").split(":")
+    tunnel = clients.enter_context(socket.create_connection((proxy_host, int(proxy_port)), timeout=10))
+    tunnel.sendall(b"CONNECT login.salesforce.com:443 HTTP/1.1\r\n\r\n")
+    assert tunnel.recv(1024).startswith(b"HTTP/1.1 200")
+    silent = clients.enter_context(socket.create_connection(("127.0.0.1", port), timeout=10))
+    silent.sendall(b"\x16\x03\x01")  # the first bytes of a TLS ClientHello, and no more
+    return [keep_alive.sock, tunnel, silent]
+
+
+def test_stop_ends_every_connection_at_once(server):
+    with ExitStack() as clients:
+        connections = open_idle_connections(clients, server.instance_url, server.proxy_url, server.ca_path)
+        stopping = time.monotonic()
+        server.stop()
+        assert time.monotonic() - stopping < 1
+        for connection in connections:
+            connection.settimeout(2)
+            assert connection.recv(1024) == b"", connection  # closed by the server, not left to its timeout
+
+
+@pytest.mark.parametrize("sigint", ["default", "ignored by the parent"])
+def test_command_line_serves_the_demo_exports_until_ctrl_c_whatever_its_clients_do(demo_export, sigint):
+    """Ctrl-C stops the command-line server at once, while clients keep a keep-alive HTTPS
+    connection, an idle tunnel through the proxy and a half-made TLS handshake open; also as
+    the background job of a script, which inherits SIGINT ignored."""
     accounts, contacts, assets = (exported(demo_export, name) for name in ("Account", "Contact", "Asset"))
-    process = subprocess.Popen(
-        [sys.executable, "-m", "cs_pipeline.salesforce.local_server", "--crm-dir", str(demo_export)],
-        stdout=subprocess.PIPE,
-        text=True,
-    )
-    try:
-        assert process.stdout is not None
-        lines = [process.stdout.readline() for _ in range(8)]
-        printed = dict(line.strip().split(": ", 1) for line in lines[1:7])
+    command = [sys.executable, "-m", "cs_pipeline.salesforce.local_server", "--crm-dir", str(demo_export)]
+    if sigint == "ignored by the parent":
+        command = ["sh", "-c", 'trap "" INT; exec "$@"', "sh", *command]
+    with started(command, stdout=subprocess.PIPE, text=True) as process, ExitStack() as clients:
+        lines = read_lines(process, 8, timeout=60)
+        printed = {name: value.strip() for name, value in (line.strip().split(": ", 1) for line in lines[1:7])}
         assert f"(Account: {len(accounts)}, Contact: {len(contacts)}, Asset: {len(assets)})" in lines[0]
-        session = requests.Session()
-        session.trust_env = False
-        session.verify = printed["CA certificate"].strip()
         instance_url = re.search(r"https://\S+", lines[0]).group()
-        sf = Salesforce(instance_url=instance_url, session_id=printed["session id"].strip(), session=session)
+        session = clients.enter_context(requests.Session())
+        session.trust_env = False
+        session.verify = printed["CA certificate"]
+        sf = Salesforce(instance_url=instance_url, session_id=printed["session id"], session=session)
         assert sf.query(f"SELECT Id FROM Account WHERE Id = '{accounts[0]['Id']}'")["totalSize"] == 1
-    finally:
+
+        open_idle_connections(clients, instance_url, printed["proxy (https CONNECT)"], printed["CA certificate"])
+
+        interrupted = time.monotonic()
         process.send_signal(signal.SIGINT)  # Ctrl-C: the server stops and removes its CA directory
-        assert process.wait(timeout=10) == 0
-    assert not Path(printed["CA certificate"].strip()).exists()
+        try:
+            returncode = process.wait(timeout=5)
+        except subprocess.TimeoutExpired:
+            pytest.fail("the server still runs 5 s after SIGINT")
+        assert returncode == 0
+        assert time.monotonic() - interrupted < 2
+    assert not Path(printed["CA certificate"]).exists()
 
 
 # --- SOQL on its own -----------------------------------------------------------------------------

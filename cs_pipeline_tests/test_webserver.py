@@ -1,14 +1,13 @@
 """The Dagster UI for real: `dagster dev` (webserver and daemon, as `make ui` starts it) on a
 small generated tenant and an embedded instance; the code location through the GraphQL API
 the UI uses, a run launched and executed through it, and a screenshot of the asset graph
-taken with headless Chromium (CI installs the Debian package `chromium`)."""
+taken with headless Chromium (`make test` installs the Debian package `chromium`, as root)."""
 
 from __future__ import annotations
 
 import json
 import os
 import shutil
-import signal
 import socket
 import struct
 import subprocess
@@ -30,6 +29,7 @@ import pytest
 from cs_pipeline.cli import EMBEDDED_INSTANCE_YAML, yesterday
 from cs_pipeline.config import load_config
 from cs_pipeline.definitions import DAILY_JOB, build_definitions
+from cs_pipeline_tests import processes
 from cs_pipeline_tests.tenant import write_generated_tenant
 
 REPO = Path(__file__).resolve().parents[1]
@@ -64,23 +64,6 @@ def _free_port() -> int:
         return probe.getsockname()[1]
 
 
-def _stop(process: subprocess.Popen) -> None:
-    """The whole process group (webserver, daemon, code server): politely, then for good."""
-    for sig, grace in ((signal.SIGTERM, 10), (signal.SIGKILL, 10)):
-        try:
-            os.killpg(process.pid, sig)
-        except ProcessLookupError:
-            return
-        try:
-            process.wait(timeout=grace)
-        except subprocess.TimeoutExpired:
-            continue
-        try:  # the leader is gone; its children may linger
-            os.killpg(process.pid, 0)
-        except ProcessLookupError:
-            return
-
-
 def _tail(path: Path, lines: int = 40) -> str:
     return "\n".join(path.read_text(errors="replace").splitlines()[-lines:]) if path.exists() else ""
 
@@ -100,12 +83,12 @@ def webserver(tenant, tmp_path_factory) -> Iterator[Webserver]:
     env = {**os.environ, "CS_PIPELINE_CONFIG": str(tenant), "DAGSTER_HOME": str(home)}
     command = [sys.executable, "-m", "dagster", "dev", "-w", str(REPO / "workspace.yaml"),
                "-h", "127.0.0.1", "-p", str(port)]  # fmt: skip
-    with log.open("wb") as output:
-        process = subprocess.Popen(
-            command, cwd=REPO, env=env, stdout=output, stderr=subprocess.STDOUT, start_new_session=True
-        )
     server = Webserver(f"http://127.0.0.1:{port}", log)
-    try:
+    # stopped with all its processes (webserver, daemon, code server, run workers) at the end
+    with (
+        log.open("wb") as output,
+        processes.started(command, cwd=REPO, env=env, stdout=output, stderr=subprocess.STDOUT) as process,
+    ):
         deadline = time.monotonic() + 120
         while True:
             if process.poll() is not None:
@@ -133,8 +116,6 @@ def webserver(tenant, tmp_path_factory) -> Iterator[Webserver]:
             time.sleep(0.5)
         assert entry["locationOrLoadError"]["__typename"] == "RepositoryLocation", entry
         yield server
-    finally:
-        _stop(process)
 
 
 ASSET_NODES = """{
@@ -253,28 +234,17 @@ def _chromium() -> str:
     for name in CHROMIUMS:
         if path := shutil.which(name):
             return path
-    pytest.fail("no Chromium to take the UI's screenshot with: apt-get install chromium (.ci/run does)")
+    pytest.fail("no Chromium to take the UI's screenshot with: apt-get install chromium (`make test` does, as root)")
 
 
 def _headless(args: list[str], profile: Path, timeout: int = 120) -> subprocess.CompletedProcess:
-    """Headless Chromium on a throwaway profile; its whole process group goes when it is done."""
+    """Headless Chromium on a throwaway profile; all its processes go when it is done."""
     command = [
         _chromium(), "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
         "--disable-background-networking", "--disable-component-update", "--disable-sync",
         f"--user-data-dir={profile}", f"--window-size={SCREEN[0]},{SCREEN[1]}", "--virtual-time-budget=15000", *args,
     ]  # fmt: skip
-    process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, start_new_session=True)
-    try:
-        stdout, stderr = process.communicate(timeout=timeout)
-    except subprocess.TimeoutExpired:
-        pytest.fail(f"chromium {args} did not finish in {timeout} s")
-    finally:
-        try:
-            os.killpg(process.pid, signal.SIGKILL)
-        except ProcessLookupError:
-            pass
-        process.wait()
-    return subprocess.CompletedProcess(command, process.returncode, stdout.decode(errors="replace"), stderr.decode())
+    return processes.run(command, timeout=timeout)
 
 
 def asset_graph_url(base: str, groups: list[str]) -> str:

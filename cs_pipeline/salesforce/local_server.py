@@ -31,6 +31,7 @@ from __future__ import annotations
 import argparse
 import logging
 import shutil
+import signal
 import socket
 import ssl
 import sys
@@ -51,7 +52,14 @@ from cs_pipeline.salesforce.endpoints import (
     error_response,
 )
 from cs_pipeline.salesforce.faults import FaultInjector, RequestLog
-from cs_pipeline.salesforce.proxy import SHUTDOWN_POLL_SECONDS, ConnectProxy, OpenSockets, no_delay, reset
+from cs_pipeline.salesforce.proxy import (
+    SHUTDOWN_POLL_SECONDS,
+    ConnectProxy,
+    OpenSockets,
+    QuietConnectionErrors,
+    no_delay,
+    reset,
+)
 from cs_pipeline.salesforce.store import SalesforceStore
 
 logger = logging.getLogger(__name__)
@@ -67,7 +75,7 @@ CERTIFICATE_NAMES = (
 _CONNECTION_TIMEOUT_SECONDS = 60  # an idle keep-alive connection is dropped after this
 
 
-class _TlsHttpServer(ThreadingHTTPServer):
+class _TlsHttpServer(QuietConnectionErrors, ThreadingHTTPServer):
     daemon_threads = True
 
     def __init__(self, address: tuple[str, int], api: SalesforceApi, tls_context: ssl.SSLContext) -> None:
@@ -78,15 +86,21 @@ class _TlsHttpServer(ThreadingHTTPServer):
 
     def finish_request(self, request: socket.socket, client_address: tuple[str, int]) -> None:  # type: ignore[override]
         # The TLS handshake runs here, in the connection's own thread, so a slow or failing
-        # client cannot hold up the accept loop.
+        # client cannot hold up the accept loop; the connection is registered before it, so
+        # that stopping the server ends a client silent in the handshake too.
         request.settimeout(_CONNECTION_TIMEOUT_SECONDS)
         no_delay(request)
         try:
-            tls = self.tls_context.wrap_socket(request, server_side=True)
-        except (ssl.SSLError, OSError):
-            return  # e.g. a client that does not trust the CA; nothing to answer
-        self.open_sockets.add(tls)
+            tls = self.tls_context.wrap_socket(request, server_side=True, do_handshake_on_connect=False)
+        except OSError:
+            return
+        if not self.open_sockets.add(tls):
+            return
         try:
+            try:
+                tls.do_handshake()
+            except (ssl.SSLError, OSError):
+                return  # e.g. a client that does not trust the CA, or the server stopping; nothing to answer
             self.RequestHandlerClass(tls, client_address, self)
         finally:
             self.open_sockets.discard(tls)
@@ -296,20 +310,31 @@ def main(argv: list[str] | None = None) -> int:
     except (OSError, ValueError) as exc:  # a missing directory or a cell that does not fit its field
         print(f"cannot load the CRM exports: {exc}", file=sys.stderr)
         return 2
-    with server:
-        counts = ", ".join(f"{name}: {count}" for name, count in loaded.items()) or "no records"
-        print(f"Local Salesforce org at {server.instance_url} ({counts})")
-        print(f"  proxy (https CONNECT): {server.proxy_url}")
-        print(f"  CA certificate:        {server.ca_path}")
-        print(f"  username:              {server.username}")
-        print(f"  password:              {server.password}")
-        print(f"  security token:        {server.security_token}")
-        print(f"  session id:            {server.new_session_id()}")
-        print("Throwaway test credentials. Ctrl-C stops the server.", flush=True)
-        try:
+    stop_signals = {signal.SIGINT, signal.SIGTERM}
+    # Ctrl-C and `kill` stop the server, even when SIGINT came ignored from the parent (a
+    # background job of a script): Python would then never raise KeyboardInterrupt.
+    for stop_signal in stop_signals:
+        signal.signal(stop_signal, signal.default_int_handler)
+    # The kernel hands a signal to any thread that does not block it, and one taken by a
+    # connection's thread (a keep-alive client's) leaves the main thread's wait asleep. The
+    # server's threads inherit the mask they are started with: they block both signals, and
+    # the main thread alone takes them.
+    signal.pthread_sigmask(signal.SIG_BLOCK, stop_signals)
+    try:
+        with server:
+            signal.pthread_sigmask(signal.SIG_UNBLOCK, stop_signals)
+            counts = ", ".join(f"{name}: {count}" for name, count in loaded.items()) or "no records"
+            print(f"Local Salesforce org at {server.instance_url} ({counts})")
+            print(f"  proxy (https CONNECT): {server.proxy_url}")
+            print(f"  CA certificate:        {server.ca_path}")
+            print(f"  username:              {server.username}")
+            print(f"  password:              {server.password}")
+            print(f"  security token:        {server.security_token}")
+            print(f"  session id:            {server.new_session_id()}")
+            print("Throwaway test credentials. Ctrl-C stops the server.", flush=True)
             threading.Event().wait()
-        except KeyboardInterrupt:
-            pass
+    except KeyboardInterrupt:
+        pass  # leaving the with block stopped the server and removed its CA directory
     return 0
 
 

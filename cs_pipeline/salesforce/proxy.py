@@ -13,6 +13,7 @@ import selectors
 import socket
 import socketserver
 import struct
+import sys
 import threading
 
 _IDLE_TUNNEL_SECONDS = 120.0
@@ -22,15 +23,23 @@ _HEADER_LIMIT = 65536
 
 
 class OpenSockets:
-    """The sockets a server has open, so that stopping it ends idle keep-alive connections too."""
+    """The connections a server has open, so that stopping it ends every one, whatever its
+    client does: idle keep-alive connections, tunnels, a client silent in the middle of a TLS
+    handshake or of a request."""
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self._sockets: set[socket.socket] = set()
+        self._closed = False
 
-    def add(self, sock: socket.socket) -> None:
+    def add(self, sock: socket.socket) -> bool:
+        """Keep `sock` until `discard`; False (and `sock` closed) once the server is stopping."""
         with self._lock:
-            self._sockets.add(sock)
+            if not self._closed:
+                self._sockets.add(sock)
+                return True
+        _close(sock)
+        return False
 
     def discard(self, sock: socket.socket) -> None:
         with self._lock:
@@ -38,13 +47,18 @@ class OpenSockets:
 
     def close_all(self) -> None:
         with self._lock:
-            sockets, self._sockets = self._sockets, set()
+            sockets, self._sockets, self._closed = self._sockets, set(), True
         for sock in sockets:
-            try:
-                sock.shutdown(socket.SHUT_RDWR)
-            except OSError:
-                pass  # already closed by its peer
-            sock.close()
+            _close(sock)
+
+
+def _close(sock: socket.socket) -> None:
+    """Shut down, then close: the shutdown wakes a thread blocked reading or writing it."""
+    try:
+        sock.shutdown(socket.SHUT_RDWR)
+    except OSError:
+        pass  # already closed by its peer
+    sock.close()
 
 
 def no_delay(sock: socket.socket) -> None:
@@ -74,7 +88,16 @@ def reset(sock: socket.socket) -> None:
     sock.close()
 
 
-class _TunnelServer(socketserver.ThreadingTCPServer):
+class QuietConnectionErrors:
+    """A socketserver mixin: a connection that fails (reset by its client, or closed by
+    stopping the server mid-request) is no error of the server's; no traceback for it."""
+
+    def handle_error(self, request: socket.socket, client_address: tuple[str, int]) -> None:
+        if not isinstance(sys.exc_info()[1], OSError):
+            super().handle_error(request, client_address)  # type: ignore[misc]
+
+
+class _TunnelServer(QuietConnectionErrors, socketserver.ThreadingTCPServer):
     daemon_threads = True
     allow_reuse_address = True
 
@@ -84,6 +107,14 @@ class _TunnelServer(socketserver.ThreadingTCPServer):
         self.open_sockets = OpenSockets()
         self.tunnels: list[str] = []
         self.tunnels_lock = threading.Lock()
+
+    def finish_request(self, request: socket.socket, client_address: tuple[str, int]) -> None:  # type: ignore[override]
+        if not self.open_sockets.add(request):  # from the first byte on: a client silent before CONNECT too
+            return
+        try:
+            super().finish_request(request, client_address)
+        finally:
+            self.open_sockets.discard(request)
 
 
 class _TunnelHandler(socketserver.StreamRequestHandler):
@@ -109,12 +140,11 @@ class _TunnelHandler(socketserver.StreamRequestHandler):
         no_delay(self.connection)
         no_delay(upstream)
         self.wfile.write(b"HTTP/1.1 200 Connection established\r\n\r\n")
-        self.server.open_sockets.add(self.connection)
-        self.server.open_sockets.add(upstream)
+        if not self.server.open_sockets.add(upstream):
+            return
         try:
             _pump(self.connection, upstream)
         finally:
-            self.server.open_sockets.discard(self.connection)
             self.server.open_sockets.discard(upstream)
             upstream.close()
 
