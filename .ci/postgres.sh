@@ -93,11 +93,16 @@ local_server() {
     done
 
     local password
-    if [ -f "$ENV_FILE" ]; then
+    if [ "$(id -u)" = 0 ]; then
+        # one password per server, kept beside its data: every clone on this machine uses it,
+        # so a second clone's `make test` does not change the password under the first one's
+        local secret="/var/lib/postgresql/$version-$name.cs_pipeline.password"
+        if [ ! -s "$secret" ]; then
+            (umask 077; od -An -N16 -tx1 /dev/urandom | tr -d ' \n' >"$secret.tmp" && mv "$secret.tmp" "$secret")
+        fi
+        password="$(cat "$secret")"
+    elif [ -f "$ENV_FILE" ]; then
         password="$(sed -n 's/^DAGSTER_PG_PASSWORD=//p' "$ENV_FILE")"
-    fi
-    if [ -z "${password:-}" ]; then
-        password="$(od -An -N16 -tx1 /dev/urandom | tr -d ' \n')"
     fi
     if [ "$(id -u)" = 0 ]; then
         # the password is hexadecimal: nothing to quote; it travels on stdin only
