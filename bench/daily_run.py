@@ -9,7 +9,11 @@ times, each command a fresh process (process start included):
   2. the daily run: `cs-pipeline materialize --date D30` on a warehouse holding D1..D29 only
      (the CRM snapshot, ingest of a day never seen, metrics and health for every profile),
      as the daily schedule meets it. D1..D29 are loaded once by an untimed backfill; each
-     repeat starts from a copy of that state.
+     repeat starts from a copy of that state;
+  3. publishing that day: after each daily run, the partitions a daily run publishes (the
+     day's partitions of every published table, the current-state tables whole, account_rollups
+     twice as its two writers do) are queued again and published (publish.drain), timed alone
+     and set against the daily run, which includes it.
 
 Peak memory is the largest resident set of the command's process (wait4's rusage).
 Usage: python bench/daily_run.py [--accounts N] [--events-per-day N] [--days N] [--workdir DIR]
@@ -66,6 +70,30 @@ class Site:
         return [*command, *arguments], {**os.environ, "DAGSTER_HOME": str(self.folder / "dagster_home")}
 
 
+def time_publishing(site: Site, day: str) -> float:
+    """Seconds to publish again what the daily run of `day` published (see the module docstring)."""
+    from cs_pipeline import publish
+    from cs_pipeline.config import load_config
+    from cs_pipeline.warehouse import connect
+
+    config = load_config(site.folder / "cs_pipeline.yaml")
+    con = connect(config.warehouse)
+    try:
+        con.begin()
+        for table, columns in publish.PUBLISHED.items():
+            if columns == ("date", "profile"):
+                publish.queue(con, table, [(day, profile) for profile in config.profile_names()])
+            else:
+                publish.queue(con, table, [(day,)] if columns else [()])
+        publish.queue(con, "account_rollups", [(day,)])
+        con.commit()
+        started = time.monotonic()
+        publish.drain(con, config.published)
+        return time.monotonic() - started
+    finally:
+        con.close()
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--accounts", type=int, default=100_000)
@@ -104,8 +132,11 @@ def main() -> None:
         daily.reset(from_site=loaded)
         os.sync()  # else the timed run shares the disk with the write-back of the 4 GB copy
         seconds, peak = timed(*daily.cli("materialize", "--date", last))
+        publishing = time_publishing(daily, last)
         results.append(
-            f"daily run of {last} with {args.days - 1} days loaded (#{repeat}): {seconds:.1f}s, peak RSS {peak:.2f} GiB"
+            f"daily run of {last} with {args.days - 1} days loaded (#{repeat}): {seconds:.1f}s, "
+            f"peak RSS {peak:.2f} GiB; publishing the day {publishing:.2f}s "
+            f"({100 * publishing / seconds:.1f} % of the run)"
         )
     print(f"\n{args.accounts:,} accounts, {args.events_per_day:,} events a day, {args.days} days", flush=True)
     print("\n".join(results), flush=True)
