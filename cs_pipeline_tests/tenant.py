@@ -17,8 +17,8 @@ ASSET_HEADER = [
 CONTACT_HEADER = ["Id", "AccountId", "Email", "Name", "SystemModstamp", "IsDeleted"]
 MODSTAMP = "2025-11-01T00:00:00.000+0000"
 
-# The SPEC appendix: Acme INC (XYZ) with subsidiary Acme Boston (ABC); XYZ holds Widget1,
-# ABC holds Widget2 and Widget1.
+# The seed hierarchy (docs/data-model.md#account-hierarchy-and-product-accounts): Acme INC (XYZ)
+# with subsidiary Acme Boston (ABC); XYZ holds Widget1, ABC holds Widget2 and Widget1.
 APPENDIX_ACCOUNTS = [
     {"Id": "001A", "External_Id__c": "XYZ", "Name": "Acme INC", "Status__c": "Enterprise",
      "Customer_Since__c": "2024-03-01", "Contract_Value__c": "120000", "Licenses__c": "50",

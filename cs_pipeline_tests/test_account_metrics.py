@@ -1,4 +1,4 @@
-"""Usage metrics per account and day (SPEC 4.2), computed on a real warehouse.
+"""Usage metrics per account and day (docs/metrics.md), computed on a real warehouse.
 
 Events go through the real ingestion (CSV files in a landing zone, `ingest_delivery`), so
 the metrics read the daily aggregates exactly as in production. Accounts are written

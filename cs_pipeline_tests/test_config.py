@@ -1,4 +1,4 @@
-"""Config loading and validation (SPEC section 5)."""
+"""Config loading and validation (docs/configuration.md)."""
 
 import datetime as dt
 import hashlib
@@ -20,14 +20,15 @@ from cs_pipeline.config import (
 REPO = Path(__file__).resolve().parents[1]
 DEMO = REPO / "demo" / "cs_pipeline.yaml"
 
-# Verbatim copy of the SPEC section 5 example: "this shape must load".
-SPEC_EXAMPLE = """\
+# The shape every config section takes (docs/configuration.md): it must load, and the bundled
+# demo config is exactly this (test_bundled_demo_is_the_reference_example).
+REFERENCE_EXAMPLE = """\
 crm:
   source: files                  # or salesforce (credentials from env vars only)
   files_dir: crm/
   product_separator: "_"
   salesforce: {api_version: "62.0", bulk_threshold: 10000, overlap_minutes: 10}
-  mapping:                       # overrides of the section 3.1 defaults
+  mapping:                       # overrides of the default mapping
     account: {attributes: {csm_risk: CSM_Risk__c, segment: Segment__c}}
 landing: landing/
 warehouse: warehouse.duckdb
@@ -88,18 +89,18 @@ def write(tmp_path: Path, text: str, name: str = "cs.yaml") -> Path:
     return path
 
 
-def spec_file(tmp_path: Path) -> Path:
+def example_file(tmp_path: Path) -> Path:
     sql = tmp_path / "sql" / "metrics" / "escalations.sql"
     sql.parent.mkdir(parents=True, exist_ok=True)
     sql.write_text("SELECT 'A' AS account_id, 1.0 AS value")
-    return write(tmp_path, SPEC_EXAMPLE)
+    return write(tmp_path, REFERENCE_EXAMPLE)
 
 
 def edited(tmp_path: Path, edit) -> Path:
-    """The SPEC example with one change made to its parsed YAML."""
-    data = yaml.safe_load(SPEC_EXAMPLE)
+    """The reference example with one change made to its parsed YAML."""
+    data = yaml.safe_load(REFERENCE_EXAMPLE)
     edit(data)
-    spec_file(tmp_path)
+    example_file(tmp_path)
     return write(tmp_path, yaml.safe_dump(data, sort_keys=False))
 
 
@@ -112,8 +113,8 @@ def error_of(path: Path) -> str:
 # --- what loads -------------------------------------------------------------------------
 
 
-def test_spec_example_loads(tmp_path: Path) -> None:
-    path = spec_file(tmp_path)
+def test_reference_example_loads(tmp_path: Path) -> None:
+    path = example_file(tmp_path)
     cfg = load_config(path)
 
     assert cfg.source_path == path.resolve()
@@ -169,9 +170,9 @@ def test_spec_example_loads(tmp_path: Path) -> None:
     assert cfg.metric_kind("segment") == "text" and cfg.metric_kind("escalations") == "number"
 
 
-def test_bundled_demo_is_the_spec_example() -> None:
+def test_bundled_demo_is_the_reference_example() -> None:
     body = "".join(line for line in DEMO.read_text().splitlines(keepends=True) if not line.startswith("#"))
-    assert body == SPEC_EXAMPLE
+    assert body == REFERENCE_EXAMPLE
     cfg = load_config(DEMO)
     assert cfg.profile_names() == ["onboarding", "high_touch", "digital", "default"]
     assert cfg.landing == REPO / "demo" / "landing"

@@ -1,4 +1,5 @@
-"""CRM export files (SPEC 3.1, 3.2): the default field mapping, fallbacks and clear errors."""
+"""CRM export files: the default field mapping, fallbacks and clear errors
+(docs/data-model.md#crm-objects-and-field-mapping, #crm-export-files)."""
 
 from datetime import date
 

@@ -1,5 +1,5 @@
 """account_health end to end: two days through the CLI and Dagster, checked against values
-worked out by hand below, with the bundled config (the profiles of SPEC section 5)."""
+worked out by hand below, with the bundled config (the profiles of demo/cs_pipeline.yaml)."""
 
 import shutil
 from datetime import date

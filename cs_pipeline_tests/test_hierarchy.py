@@ -1,4 +1,5 @@
-"""The account dimension (SPEC 3.3, 4.1): hierarchy, virtual product accounts, issues."""
+"""The account dimension: hierarchy, virtual product accounts, issues
+(docs/data-model.md#account-hierarchy-and-product-accounts, docs/lifecycle.md#status-catalog)."""
 
 from datetime import date
 

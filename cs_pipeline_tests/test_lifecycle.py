@@ -1,4 +1,4 @@
-"""Status history and changes (SPEC 4.4) on a real warehouse file; the lifecycle and roll-up
+"""Status history and changes (docs/lifecycle.md) on a real warehouse file; the lifecycle and roll-up
 steps' clear error when their input day is missing."""
 
 from datetime import date

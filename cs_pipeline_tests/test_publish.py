@@ -1,5 +1,6 @@
-"""The published query layer (SPEC 6): Parquet files and analytics.duckdb, written after each
-step, read by analysts while `cs-pipeline` runs in its own process."""
+"""The published query layer (docs/data-model.md#published-layer): Parquet files and
+analytics.duckdb, written after each step, read by analysts while `cs-pipeline` runs in its
+own process."""
 
 import json
 import os

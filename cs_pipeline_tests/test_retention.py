@@ -1,4 +1,4 @@
-"""Retention (SPEC 4.4) through the CLI: an inactive Free account's events are purged and
+"""Retention (docs/lifecycle.md#retention) through the CLI: an inactive Free account's events are purged and
 logged, its metrics of the days before are untouched, and a later backfill of the day its
 events came in does not bring them back."""
 

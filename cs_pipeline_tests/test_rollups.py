@@ -1,7 +1,7 @@
-"""Roll-ups over a 3-level hierarchy with product accounts (SPEC 4.4), through the CLI, with
-values computed by hand: a user active in several accounts of a subtree counts once, rules
-may use roll-up metrics (calculated parent health), and subaccount_health comes by contract
-value (the config) and by count."""
+"""Roll-ups over a 3-level hierarchy with product accounts (docs/metrics.md#roll-up-metrics,
+docs/health.md#sub-account-health), through the CLI, with values computed by hand: a user
+active in several accounts of a subtree counts once, rules may use roll-up metrics (calculated
+parent health), and subaccount_health comes by contract value (the config) and by count."""
 
 from datetime import date
 

@@ -1,4 +1,4 @@
-"""The reference health evaluator (SPEC 4.3), against hand-computed expectations.
+"""The reference health evaluator (docs/health.md), against hand-computed expectations.
 
 Profiles and rules are always built through the config's validation (`load_config` on a YAML
 written to tmp_path, or `parse_config` for one-rule cases), never constructed by hand.
@@ -33,14 +33,14 @@ warehouse: wh.duckdb
 
 
 def spec_profiles() -> list[Profile]:
-    """The profiles of the SPEC section 5 example: the bundled demo config (test_config pins it)."""
+    """The profiles of the bundled demo config (test_config pins its shape)."""
     return load_config(Path(cs_pipeline.__file__).resolve().parents[1] / "demo" / "cs_pipeline.yaml").profiles
 
 
-# The SPEC appendix high-touch scorecard (from the Totango seed). Rules are an AND list with no
+# The high-touch scorecard of the seeds (docs/health.md#scorecards). Rules are an AND list with no
 # OR, so "CSM Risk is '0 - NO RISK' or empty" is ONE good rule `csm_risk in ['0 - NO RISK']`,
-# exactly as the SPEC section 5 high_touch profile writes it: when csm_risk is empty that rule is
-# left out (SPEC 4.3), so it cannot stop Good -- which is the "or empty". Two rules could not
+# exactly as the bundled config's high_touch profile writes it: when csm_risk is empty that rule is
+# left out (docs/health.md#left-out-rules), so it cannot stop Good -- which is the "or empty". Two rules could not
 # express it (`in` AND `is_empty` never both hold), and `is_empty` alone would demand emptiness.
 # The Poor side's "or" is native: any one poor rule that holds makes the account Poor.
 APPENDIX_HIGH_TOUCH = """\

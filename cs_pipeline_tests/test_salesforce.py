@@ -1,5 +1,6 @@
-"""Salesforce extraction (SPEC 3.1) with the unmodified simple-salesforce client over HTTPS
-against the local Salesforce-compatible server, loaded with a generated demo CRM export."""
+"""Salesforce extraction (docs/data-model.md#salesforce-extraction) with the unmodified
+simple-salesforce client over HTTPS against the local Salesforce-compatible server, loaded with
+a generated demo CRM export."""
 
 import csv
 import shutil

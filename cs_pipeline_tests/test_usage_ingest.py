@@ -1,4 +1,5 @@
-"""Ingesting one day's delivery of usage events (SPEC 3.4, tables of SPEC 6).
+"""Ingesting one day's delivery of usage events (docs/data-model.md#usage-events-landing-zone;
+tables: docs/data-model.md#public-tables).
 
 Every test writes a small delivery into tmp_path by hand and checks the exact rows the
 warehouse holds afterwards: `usage_events` (one row per event_id, the earliest delivery

@@ -1,4 +1,4 @@
-"""Salesforce records → canonical CRM records (SPEC 3.1), still as text.
+"""Salesforce records → canonical CRM records (docs/data-model.md#crm-objects-and-field-mapping), still as text.
 
 Every value is trimmed and a blank is null; a list of fields means the first non-empty
 one wins, per record. Typing (dates, numbers) happens in `lib.hierarchy`, which reports

@@ -1,4 +1,4 @@
-"""Salesforce as the CRM source (SPEC 3.1): simple-salesforce over HTTPS, incremental.
+"""Salesforce as the CRM source (docs/data-model.md#salesforce-extraction): simple-salesforce over HTTPS, incremental.
 
 Each mapped object is mirrored in the warehouse (`salesforce_account`, `salesforce_asset`,
 `salesforce_contact`: one text column per Salesforce field, as the CSV exports have them),

@@ -35,7 +35,7 @@ class CrmSource(dg.ConfigurableResource, ABC):
 
 
 class CrmFilesSource(CrmSource):
-    """A directory holding `Account.csv`, `Asset.csv`, `Contact.csv` (SPEC 3.2): a full
+    """A directory holding `Account.csv`, `Asset.csv`, `Contact.csv` (docs/data-model.md#crm-export-files): a full
     snapshot of the CRM. `Account.csv` is required; a missing `Asset.csv` or `Contact.csv`
     means the CRM has no such records."""
 

@@ -34,7 +34,7 @@ AssetJob = Any
 
 
 class PipelineSettings(dg.ConfigurableResource):
-    """The pipeline's YAML config (SPEC section 5), by path so each run records which file it used."""
+    """The pipeline's YAML config (docs/configuration.md), by path so each run records which file it used."""
 
     config_path: str
 

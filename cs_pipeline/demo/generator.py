@@ -1,6 +1,7 @@
 """Synthetic tenant generator for the demo, the tests and the benchmarks.
 
-It writes what a real tenant delivers (SPEC 3.2 and 3.4):
+It writes what a real tenant delivers (docs/data-model.md#crm-export-files and
+#usage-events-landing-zone):
 
 * ``<out>/crm/Account.csv``, ``Asset.csv``, ``Contact.csv``: a Salesforce export, Salesforce
   field names as headers, relationship fields flattened (``Product2.ProductCode``);
@@ -802,7 +803,8 @@ def _deliver_day(
 
 
 def _write_events(pop: _Population, part: pl.DataFrame, path: Path, fmt: str, with_event_id: bool) -> None:
-    """Turn index rows into the event columns of SPEC 3.4 and write them as `fmt`."""
+    """Turn index rows into the event columns of a delivery (docs/data-model.md#usage-events-landing-zone)
+    and write them as `fmt`."""
     columns: dict[str, pl.Series] = {}
     if with_event_id:
         columns["event_id"] = part.select(

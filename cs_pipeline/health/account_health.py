@@ -1,4 +1,4 @@
-"""Health of one profile's accounts for one day (SPEC 4.3), written to `account_health`.
+"""Health of one profile's accounts for one day (docs/health.md), written to `account_health`.
 
 The SQL comes from `lib/health_sql.py` (the set-based form of `lib/rules.py`); this module
 runs it over the day's `account_metrics` rows and replaces exactly the (date, profile) slice.
@@ -37,7 +37,7 @@ def compute_account_health(
     require_rows(con, "account_metrics", as_of)
     chosen = next(p for p in config.profiles if p.name == profile)
     set_variables(con, as_of=as_of, profile=profile, run_id=run_id)
-    # Roll-up metrics (SPEC 4.4) of accounts with descendants; other accounts have no value.
+    # Roll-up metrics (docs/metrics.md#roll-up-metrics) of accounts with descendants; other accounts have no value.
     rollups = ", ".join(f"r.{name}" for name in ROLLUP_METRICS)
     con.execute(
         f"CREATE OR REPLACE TEMP VIEW health_input AS SELECT m.*, {rollups} FROM account_metrics m "

@@ -1,4 +1,4 @@
-"""Health profiles (SPEC 4.3) as DuckDB SQL: the set-based twin of `lib/rules.py`.
+"""Health profiles (docs/health.md) as DuckDB SQL: the set-based twin of `lib/rules.py`.
 
 `lib/rules.py` scores one account in Python and is the reference; this module turns the same
 config into SQL text that scores every account of one profile in one query, row for row equal to
@@ -46,7 +46,7 @@ from collections.abc import Collection, Sequence
 from cs_pipeline.config import EMPTINESS_OPS, LIST_OPS, ORDERING_OPS, USAGE_FREQUENCIES, MetricKind, Profile, Rule
 from cs_pipeline.lib.rules import AVERAGE_SCORE, GOOD_SCORE, POOR_SCORE, exact_weight, format_value
 
-HEALTH_GROUPS = ("Free", "Paying")  # only these status groups take part in health (SPEC 4.1)
+HEALTH_GROUPS = ("Free", "Paying")  # only these status groups take part in health (docs/health.md#who-is-scored)
 ATTRIBUTES_COLUMN = "attributes"
 _EXACT_INT_LIMIT = 2**53  # every int up to this size is also a double
 _HUGEINT_MAX = 2**127 - 1

@@ -1,4 +1,5 @@
-"""The account dimension of one CRM snapshot (SPEC 3.3, 4.1), as pure Polars transforms.
+"""The account dimension of one CRM snapshot, as pure Polars transforms
+(docs/data-model.md#account-hierarchy-and-product-accounts, docs/lifecycle.md#status-catalog).
 
 Input: the snapshot's canonical records as text (`crm_accounts_raw`, `crm_assets_raw`).
 Output: one row per account — CRM accounts and virtual product accounts — with its

@@ -1,14 +1,15 @@
-"""The reference evaluator of health (SPEC 4.3): plain Python over one account's metric values.
+"""The reference evaluator of health (docs/health.md): plain Python over one account's metric values.
 
-This module is the spec in code. The pipeline scores accounts set-based (one SQL/Polars
+This module is docs/health.md in code. The pipeline scores accounts set-based (one SQL/Polars
 expression per profile); that form is tested against these functions, so they stay small,
 exact and free of I/O.
 
 Values. `values` maps a metric name to its value for one account: numbers as int/float,
 `usage_frequency` as one of "Inactive", "Monthly", "Weekly", "Daily", text (attributes,
 status, ...) as str. A missing value is `None` (or an absent key); nothing else is missing
-(blank text never reaches here: inputs are trimmed and blank becomes null, SPEC 3). A value
-of the wrong type for its rule's kind is a programming error and raises TypeError/ValueError.
+(blank text never reaches here: inputs are trimmed and blank becomes null, see
+docs/data-model.md#general-normalisation). A value of the wrong type for its rule's kind is a
+programming error and raises TypeError/ValueError.
 
 Rules (`rule_holds`). `>= > <= <` compare numbers by value and `usage_frequency` by its order
 Inactive < Monthly < Weekly < Daily; `== !=` compare exactly; `in` / `not_in` test membership of

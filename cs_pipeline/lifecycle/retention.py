@@ -1,4 +1,4 @@
-"""Retention (SPEC 4.4): purging the events of inactive Free accounts, logged in retention_log."""
+"""Retention (docs/lifecycle.md#retention): purging the events of inactive Free accounts, logged in retention_log."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Status history and status changes of the CRM snapshots (SPEC 4.4)."""
+"""Status history and status changes of the CRM snapshots (docs/lifecycle.md#status-history)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Usage metrics per account for one day (SPEC 4.2), written to `account_metrics`.
+"""Usage metrics per account for one day (docs/metrics.md), written to `account_metrics`.
 
 Set-based throughout: the built-in metrics come from the daily aggregates in one SQL file,
 `count_action` / `distinct_users_of_module` metrics from the same aggregates (events per

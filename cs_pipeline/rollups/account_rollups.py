@@ -1,4 +1,5 @@
-"""Roll-ups over the account hierarchy for one day (SPEC 4.4), written to `account_rollups`.
+"""Roll-ups over the account hierarchy for one day, written to `account_rollups`
+(docs/metrics.md#roll-up-metrics, docs/health.md#sub-account-health).
 
 Two steps around health: the roll-up metrics before it (so profile rules can use them), the
 descendant health counts and subaccount_health after every profile's health of the day.

@@ -1,4 +1,4 @@
-"""Ingesting one day's delivery of usage events into the warehouse (SPEC 3.4).
+"""Ingesting one day's delivery of usage events into the warehouse (docs/data-model.md#usage-events-landing-zone).
 
 Python reads the files; everything row-level happens in the SQL files under
 `sql/usage/`, inside one transaction, so a failed run leaves the warehouse unchanged. The

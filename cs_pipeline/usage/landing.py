@@ -143,7 +143,7 @@ def _columns_from_table(path: Path, table: pl.DataFrame) -> pl.DataFrame:
     ts_source = by_name.get("ts")
     ts_type = table.schema[ts_source] if ts_source is not None else None
     if isinstance(ts_type, pl.Datetime):
-        # A parquet timestamp without a zone is UTC (SPEC 3.4).
+        # A parquet timestamp without a zone is UTC (docs/data-model.md#usage-events-landing-zone).
         ts_value = pl.col(ts_source)
         if ts_type.time_zone is None:
             ts_value = ts_value.dt.replace_time_zone("UTC")

@@ -1,5 +1,6 @@
 -- `accounts` and `hierarchy_issues` show the newest CRM snapshot; an ID that appears only in
--- usage events joins as an account of type `unknown` (SPEC 3.3). Variables: run_id.
+-- usage events joins as an account of type `unknown`
+-- (docs/data-model.md#account-hierarchy-and-product-accounts). Variables: run_id.
 CREATE OR REPLACE TEMP TABLE newest_snapshot AS
 SELECT max(snapshot_date) AS snapshot_date FROM account_snapshots;
 

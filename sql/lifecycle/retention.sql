@@ -1,4 +1,4 @@
--- Retention for day `as_of` (SPEC 4.4): the events of every account of group Free on as_of
+-- Retention for day `as_of` (docs/lifecycle.md#retention): the events of every account of group Free on as_of
 -- with no event in its last `inactive_days` days (of the events known at the end of as_of)
 -- are purged, those dated up to as_of, with their later copies and daily aggregates; each
 -- purge is logged in retention_log. A re-run finds nothing more to purge and logs nothing.

@@ -1,4 +1,4 @@
--- Usage metrics of every account for day `as_of` (SPEC 4.2) into the temp table
+-- Usage metrics of every account for day `as_of` (docs/metrics.md) into the temp table
 -- metric_rows (without custom metrics). Known at the end of as_of = the events delivered in
 -- partitions up to as_of, read from the daily aggregates; windows by UTC event day.
 -- Needs metric_accounts (metric_setup.sql) and metric_user_last_days. Variables: as_of.

@@ -1,4 +1,4 @@
--- The accounts that get a metrics row for `as_of` (SPEC 4): every account of the CRM
+-- The accounts that get a metrics row for `as_of` (docs/metrics.md#which-accounts-get-a-row): every account of the CRM
 -- snapshot in force (the newest one taken on or before as_of, else the oldest one), product
 -- accounts included, plus every unknown account ID delivered by as_of. Also the views a
 -- custom `sql` metric may read: metric_accounts and metric_events. Variables: as_of.

@@ -1,5 +1,5 @@
 -- Roll-up metrics of day `as_of` for every account with descendants, over its subtree in the
--- hierarchy of the CRM snapshot account_metrics used for as_of (SPEC 4.4). Replaces the
+-- hierarchy of the CRM snapshot account_metrics used for as_of (docs/metrics.md#roll-up-metrics). Replaces the
 -- day's rows. Needs rollup_subtrees (subtrees.sql) and the (account, user) pairs of window 30
 -- that account_metrics just built (metric_user_last_days). Variables: as_of, run_id.
 

@@ -1,4 +1,4 @@
--- Descendant health counts and subaccount_health of day `as_of` (SPEC 4.4), into the day's
+-- Descendant health counts and subaccount_health of day `as_of` (docs/health.md#sub-account-health), into the day's
 -- account_rollups rows, from every descendant's health of that day (any profile). Shares are
 -- of the scored descendants (Good, Average or Poor), by count or by contract value (a null or
 -- non-positive contract value weighs nothing). Needs rollup_subtrees (subtrees.sql).

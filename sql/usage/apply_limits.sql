@@ -1,7 +1,8 @@
--- Per-tenant limits on distinct modules and actions (SPEC 3.4): record what this delivery
--- brings, admit the first `limit` values by (first delivery day, earliest ts there, value),
--- and reject this delivery's rows that use a value beyond the limit. A value counts once a
--- row that carries it passes validation, whatever the other limit decides for that row.
+-- Per-tenant limits on distinct modules and actions (docs/data-model.md#module-and-action-limits):
+-- record what this delivery brings, admit the first `limit` values by (first delivery day,
+-- earliest ts there, value), and reject this delivery's rows that use a value beyond the
+-- limit. A value counts once a row that carries it passes validation, whatever the other
+-- limit decides for that row.
 -- Variables: partition_date, module_limit, action_limit.
 CREATE OR REPLACE TEMP MACRO allowed_values() AS TABLE
 SELECT kind, value

@@ -3,7 +3,7 @@
 -- validation failure as `reason` (NULL = valid so far). What was delivered is read back
 -- from `delivery` (by source_file, source_row) for the rejected rows only, into
 -- `rejected_as_delivered`: the caller then releases the delivery's memory.
--- Bounds beyond SPEC 3.4 (docs/hostile-input.md): in a JSON Lines row the text fields are
+-- Bounds (docs/hostile-input.md#bounds): in a JSON Lines row the text fields are
 -- JSON strings (else `bad_type`); no ID, module or action is longer than
 -- `field_length_limit` characters (else `field_too_long`).
 -- Variables: partition_date, field_length_limit.

@@ -1,4 +1,4 @@
-"""The CRM source the config names (SPEC 3.1, 3.2)."""
+"""The CRM source the config names (docs/data-model.md#crm-objects-and-field-mapping)."""
 
 from __future__ import annotations
 

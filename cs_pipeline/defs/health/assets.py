@@ -29,7 +29,7 @@ def build_health_assets(partitions: dg.MultiPartitionsDefinition) -> list[dg.Ass
         # the date dimension maps to the daily partitions; the day before, every profile, comes
         # first (previous_health), so a backfill from the UI runs the days in order
         deps=[dg.AssetKey("account_metrics"), dg.AssetKey("account_rollups"), previous_day_all_profiles],
-        description="Health of the accounts a profile scores on day D (SPEC 4.3): first matching "
+        description="Health of the accounts a profile scores on day D (docs/health.md): first matching "
         "profile, scorecard or dimensions, with reasons, dimension_scores and previous_health. "
         "Each (date, profile) partition replaces exactly its own rows.",
     )

@@ -24,8 +24,8 @@ def build_metrics_assets(daily: dg.DailyPartitionsDefinition) -> list[dg.AssetsD
                 kinds={"duckdb", "sql"},
                 code_version=CODE_VERSION,
                 deps=[dg.AssetKey("accounts"), dg.AssetKey("usage_events")],
-                description="Usage metrics of every account for D (SPEC 4.2) from the events known at "
-                "the end of D and the CRM snapshot in force, with the account columns rules may use.",
+                description="Usage metrics of every account for D (docs/metrics.md) from the events "
+                "known at the end of D and the CRM snapshot in force, with the account columns rules may use.",
             ),
             dg.AssetSpec(
                 "account_rollups",
