@@ -12,7 +12,10 @@ from cs_pipeline.rollups.account_rollups import compute_account_rollups, compute
 from cs_pipeline.warehouse import InputsMissing, connect
 from cs_pipeline_tests.tenant import write_tenant
 
-GROUPS = {"Trial": "Free", "Pro": "Paying", "Enterprise": "Paying", "Cancelled": "Canceled", None: "Unknown"}
+GROUPS = {
+    "Trial": "Free", "Pro": "Paying", "Enterprise": "Paying", "Cancelled": "Canceled", None: "Unknown",
+    "Legacy": "Unknown", "Frozen": "Unknown",  # not in the catalog
+}  # fmt: skip
 
 
 @pytest.fixture
@@ -37,15 +40,17 @@ def changes(con, day: str) -> dict[str, tuple]:
     return {account: (kind, str(prev_date), prev, status) for account, kind, prev_date, prev, status in rows}
 
 
-DAY1 = {"A": "Trial", "B": "Pro", "C": "Cancelled", "D": "Pro", "E": "Enterprise", "F": None, "G": "Pro", "X": "Pro"}
-DAY2 = {"A": "Pro", "B": "Cancelled", "C": "Trial", "D": "Trial", "E": "Pro", "F": "Pro", "G": "Pro", "N": "Trial"}
+DAY1 = {"A": "Trial", "B": "Pro", "C": "Cancelled", "D": "Pro", "E": "Enterprise", "F": None, "G": "Pro", "X": "Pro",
+        "U": "Legacy", "V": None}  # fmt: skip
+DAY2 = {"A": "Pro", "B": "Cancelled", "C": "Trial", "D": "Trial", "E": "Pro", "F": "Pro", "G": "Pro", "N": "Trial",
+        "U": "Frozen", "V": "Legacy"}  # fmt: skip
 
 
 def test_each_change_kind_against_the_previous_snapshot(con):
     snapshot(con, "2025-11-01", DAY1)
     snapshot(con, "2025-11-02", DAY2)
     first = record_status_history(con, snapshot_date=date(2025, 11, 1), run_id="run-1")
-    assert first["new"] == 8 and sum(first.values()) == 8
+    assert first["new"] == 10 and sum(first.values()) == 10
     second = record_status_history(con, snapshot_date=date(2025, 11, 2), run_id="run-2")
 
     assert changes(con, "2025-11-02") == {
@@ -55,10 +60,12 @@ def test_each_change_kind_against_the_previous_snapshot(con):
         "D": ("downgrade", "2025-11-01", "Pro", "Trial"),
         "E": ("plan_change", "2025-11-01", "Enterprise", "Pro"),
         "F": ("unclassified", "2025-11-01", None, "Pro"),  # from no status: no group to compare
+        "U": ("unclassified", "2025-11-01", "Legacy", "Frozen"),  # within Unknown: no plan of the catalog
+        "V": ("unclassified", "2025-11-01", None, "Legacy"),
         "N": ("new", "None", None, "Trial"),  # absent from the previous snapshot
     }  # G kept its status: no change; X was deleted in the CRM: no row on the 2nd
     assert second == {
-        "new": 1, "conversion": 1, "churn": 1, "reactivation": 1, "downgrade": 1, "plan_change": 1, "unclassified": 1
+        "new": 1, "conversion": 1, "churn": 1, "reactivation": 1, "downgrade": 1, "plan_change": 1, "unclassified": 3
     }  # fmt: skip
     history = con.execute("SELECT account_id, status, status_group FROM status_history WHERE date = '2025-11-02'")
     assert sorted(history.fetchall(), key=str) == sorted([(a, s, GROUPS[s]) for a, s in DAY2.items()], key=str)

@@ -26,7 +26,9 @@ SELECT c.date, cur.account_id, cur.account_type,
         WHEN prev.status_group = 'Canceled' AND cur.status_group IN ('Free', 'Paying') THEN 'reactivation'
         WHEN prev.status_group = 'Free' AND cur.status_group = 'Paying' THEN 'conversion'
         WHEN prev.status_group = 'Paying' AND cur.status_group = 'Free' THEN 'downgrade'
-        WHEN prev.status_group = cur.status_group THEN 'plan_change'
+        -- a status of the catalog for another of its group; a change within Unknown (a missing
+        -- or uncatalogued status for another) is no plan of the catalog: unclassified
+        WHEN prev.status_group = cur.status_group AND cur.status_group <> 'Unknown' THEN 'plan_change'
         ELSE 'unclassified'
     END,
     prev.date, prev.status, prev.status_group, cur.status, cur.status_group, getvariable('run_id')
