@@ -178,7 +178,7 @@ class _Runner:
 
     def __init__(self, config: PipelineConfig, instance: dg.DagsterInstance, verbose: bool):
         self.config, self.instance = config, instance
-        self.tags = {**audit_tags(config), runs.HOST_TAG: runs.this_host()}
+        self.tags = {**audit_tags(config), runs.HOST_TAG: runs.this_host(), runs.PID_TAG: str(os.getpid())}
         # the progress lines are the CLI's voice; --verbose adds Dagster's log (stack traces included)
         self.run_config = {"loggers": {"console": {"config": {"log_level": "INFO" if verbose else "CRITICAL"}}}}
 

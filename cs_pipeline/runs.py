@@ -30,7 +30,14 @@ from dagster._core.launcher.base import CheckRunHealthResult, LaunchRunContext, 
 
 # The host whose process runs the run: a pid means something on that host only.
 HOST_TAG = "cs_pipeline/host"
-UNFINISHED = [dg.DagsterRunStatus.STARTING, dg.DagsterRunStatus.STARTED, dg.DagsterRunStatus.CANCELING]
+# The CLI's process, for a run it created but killed before Dagster recorded a pid
+PID_TAG = "cs_pipeline/pid"
+UNFINISHED = [
+    dg.DagsterRunStatus.NOT_STARTED,
+    dg.DagsterRunStatus.STARTING,
+    dg.DagsterRunStatus.STARTED,
+    dg.DagsterRunStatus.CANCELING,
+]
 
 
 def this_host() -> str:
@@ -59,7 +66,8 @@ class Worker:
 def run_worker(instance: dg.DagsterInstance, run: dg.DagsterRun) -> Worker | None:
     """The run's process: the in-process executor ("Executing steps in process (pid: N)") and
     a launched run worker ("Started process for run (pid: N)") record it in their run's first
-    engine event that carries a pid; later ones are step subprocesses. None before that event."""
+    engine event that carries a pid; later ones are step subprocesses. Before that event, the
+    CLI's pid tag (the process that created the run); else None."""
     records = instance.get_records_for_run(
         run.run_id, of_type=dg.DagsterEventType.ENGINE_EVENT, ascending=True, limit=20
     ).records
@@ -69,6 +77,10 @@ def run_worker(instance: dg.DagsterInstance, run: dg.DagsterRun) -> Worker | Non
         pid = data.metadata.get("pid") if data and data.metadata else None
         if pid is not None:
             return Worker(int(pid.value), run.tags.get(HOST_TAG), record.event_log_entry.timestamp)
+    if PID_TAG in run.tags:
+        created = instance.get_run_record_by_id(run.run_id)
+        if created is not None:
+            return Worker(int(run.tags[PID_TAG]), run.tags.get(HOST_TAG), created.create_timestamp.timestamp())
     return None
 
 

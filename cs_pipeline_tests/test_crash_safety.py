@@ -325,3 +325,31 @@ def test_a_pid_reused_by_a_newer_process_counts_as_gone():
     assert not worker.is_gone()
     # recorded before this process started: the pid now names another process
     assert runs.Worker(pid=os.getpid(), host=runs.this_host(), seen_at=0.0).is_gone()
+
+
+def test_a_run_created_by_a_process_killed_before_it_started_is_failed_by_the_next_command(tmp_path, monkeypatch):
+    monkeypatch.setenv("DAGSTER_HOME", str(tmp_path / "dagster_home"))
+    instance = dagster_instance()
+    dead, alive = sleeper(), sleeper()
+    try:
+        os.killpg(dead.pid, signal.SIGKILL)
+        dead.wait(timeout=30)
+        # created by a cs-pipeline process (its pid tag), no engine event with a pid yet
+        orphan, waiting = (
+            instance.add_run(
+                dg.DagsterRun(
+                    job_name="daily_pipeline",
+                    status=dg.DagsterRunStatus.NOT_STARTED,
+                    tags={runs.HOST_TAG: runs.this_host(), runs.PID_TAG: str(process.pid)},
+                )
+            )
+            for process in (dead, alive)
+        )
+        failed = runs.fail_runs_of_gone_processes(instance)
+    finally:
+        os.killpg(alive.pid, signal.SIGKILL)
+        alive.wait(timeout=30)
+
+    assert [entry.run.run_id for entry in failed] == [orphan.run_id]
+    assert instance.get_run_by_id(orphan.run_id).status == dg.DagsterRunStatus.FAILURE
+    assert instance.get_run_by_id(waiting.run_id).status == dg.DagsterRunStatus.NOT_STARTED
