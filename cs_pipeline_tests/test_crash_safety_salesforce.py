@@ -1,0 +1,239 @@
+"""Crash safety of the Salesforce path: a backfill of a tenant with `crm.source: salesforce`
+killed (SIGKILL) inside the extraction is completed by the next command, with the tables an
+uninterrupted run gives and a mirror that holds every Salesforce record once.
+
+Real parts only: the local Salesforce-compatible server over HTTPS (in this process), the
+unmodified simple-salesforce client in the `cs-pipeline` process, DuckDB, a Dagster instance.
+The kill lands inside the step for a reason of production, not of the test: the tenant's
+`bulk_threshold` is low, so the syncs of Account (12 records, every one modified today) go
+through a Bulk API 2.0 job, and simple-salesforce waits `bulk_poll_seconds` (2 s by default)
+before it first asks for the job's state. The test kills when the server has received the job
+(the kill is then inside that wait) or when it has answered the job's results (the kill is
+then where the mirror and its bookmark are written)."""
+
+from __future__ import annotations
+
+import shutil
+import time
+from collections.abc import Callable
+from datetime import date
+from pathlib import Path
+
+import dagster as dg
+import duckdb
+import pytest
+
+from cs_pipeline import runs
+from cs_pipeline.cli import dagster_instance
+from cs_pipeline.salesforce.faults import RecordedRequest
+from cs_pipeline.salesforce.local_server import LocalSalesforceServer
+from cs_pipeline_tests.tenant import write_generated_tenant
+from cs_pipeline_tests.test_crash_safety import COMMAND_TIMEOUT, Command, commands, public_tables  # noqa: F401
+
+DAYS = ("2025-11-04", "2025-11-05")  # two daily runs: a full sync of each object, then an incremental one
+OBJECTS = ("Account", "Asset", "Contact")
+BACKFILL = ("backfill", "--start", DAYS[0], "--end", DAYS[1])
+
+
+@pytest.fixture(scope="module")
+def stocked(tmp_path_factory) -> Path:
+    """A generated tenant of 12 accounts and two days, never run, its CRM export moved out to
+    `crm_export` beside it: the config reads Salesforce (`bulk_threshold: 10`)."""
+    root = tmp_path_factory.mktemp("sf_stocked")
+    config = write_generated_tenant(root / "tenant", end_date=date(2025, 11, 5), days=2, accounts=12)
+    (root / "tenant" / "crm").rename(root / "crm_export")
+    text = config.read_text()
+    assert "source: files" in text and "bulk_threshold: 10000" in text
+    config.write_text(
+        text.replace("source: files", "source: salesforce").replace("bulk_threshold: 10000", "bulk_threshold: 10")
+    )
+    return root / "tenant"
+
+
+@pytest.fixture(scope="module")
+def server(stocked):
+    """The tenant's CRM in a local Salesforce org, for the module's commands; stopped whatever
+    happens. Every account was modified today (so each sync of Account, the incremental one
+    too, fetches all 12, through the Bulk API) and one contact is deleted (queryAll returns it,
+    no mirror may)."""
+    with LocalSalesforceServer() as server:
+        server.store.load_csv_exports(stocked.parent / "crm_export")
+        for account in server.store.records("Account"):
+            server.store.update("Account", account["Id"], {"Name": account["Name"]})
+        server.store.delete("Contact", [server.store.records("Contact")[0]["Id"]])
+        yield server
+
+
+def salesforce_env(server: LocalSalesforceServer) -> dict[str, str]:
+    """Username/password login through the server's proxy, trusting its throwaway CA."""
+    return {
+        "SF_USERNAME": server.username,
+        "SF_PASSWORD": server.password,
+        "SF_SECURITY_TOKEN": server.security_token,
+        "SF_CA_BUNDLE": server.ca_path,
+        "SF_PROXY": server.proxy_url,
+    }
+
+
+@pytest.fixture(scope="module")
+def uninterrupted(server, stocked, tmp_path_factory) -> tuple[dict[str, list[tuple]], dict[str, list[tuple]]]:
+    """Every public table and every mirror after the backfill ran without interruption."""
+    root = tmp_path_factory.mktemp("sf_uninterrupted")
+    shutil.copytree(stocked, root, dirs_exist_ok=True)
+    finished = Command(root, *BACKFILL, extra_env=salesforce_env(server)).wait()
+    assert finished.returncode == 0, finished.stderr
+    return public_tables(root), mirrors(root)
+
+
+def mirrors(root: Path) -> dict[str, list[tuple]]:
+    """The mirror tables' rows (run_id aside) and the bookmarks (sync time and run_id aside), sorted."""
+    with duckdb.connect(str(root / "warehouse.duckdb"), read_only=True) as con:
+        tables = {
+            f"salesforce_{name.lower()}": con.execute(
+                f"SELECT * EXCLUDE (run_id) FROM salesforce_{name.lower()} ORDER BY ALL"
+            ).fetchall()
+            for name in OBJECTS
+        }
+        tables["salesforce_sync"] = con.execute(
+            "SELECT object, fields, epoch_ms(bookmark), mode FROM salesforce_sync ORDER BY object"
+        ).fetchall()
+    return tables
+
+
+def check_mirrors_match_salesforce(root: Path, server: LocalSalesforceServer) -> list[str]:
+    """Each mirror holds the org's live records once, its bookmark is the newest SystemModstamp
+    of the object (the deleted record's included), and the Account mirror was written by the
+    sync that wrote its bookmark (every Account sync here rewrites every account). A mirror
+    without a bookmark must not exist. Returns the objects that have a bookmark."""
+    bookmarked = []
+    with duckdb.connect(str(root / "warehouse.duckdb"), read_only=True) as con:
+        bookmarks = {
+            name: (bookmark, run_id)
+            for name, bookmark, run_id in con.execute(
+                "SELECT object, epoch_ms(bookmark), run_id FROM salesforce_sync"
+            ).fetchall()
+        }
+        assert len(bookmarks) == con.execute("SELECT count(*) FROM salesforce_sync").fetchone()[0]
+        tables = {name for (name,) in con.execute("SELECT table_name FROM duckdb_tables()").fetchall()}
+        for name in OBJECTS:
+            table = f"salesforce_{name.lower()}"
+            if name not in bookmarks:
+                assert table not in tables, f"{table} exists without a bookmark"
+                continue
+            bookmarked.append(name)
+            ids = [record_id for (record_id,) in con.execute(f'SELECT "Id" FROM {table}').fetchall()]
+            assert len(ids) == len(set(ids)), f"{table} holds a record twice"
+            assert set(ids) == {record["Id"] for record in server.store.records(name)}, f"{table} lost records"
+            newest = max(record["SystemModstamp"] for record in server.store.records(name, include_deleted=True))
+            bookmark, run_id = bookmarks[name]
+            assert bookmark == int(newest.timestamp() * 1000), f"{name}'s bookmark is not its newest record"
+            if name == "Account":
+                writers = {writer for (writer,) in con.execute(f"SELECT DISTINCT run_id FROM {table}").fetchall()}
+                assert writers == {run_id}, f"the Account mirror ({writers}) and its bookmark ({run_id}) part ways"
+    return bookmarked
+
+
+# -- where the command is killed ----------------------------------------------------------------
+
+
+def wait_for(command: Command, condition: Callable[[], object], what: str, pause: float = 0.005) -> object:
+    deadline = time.monotonic() + COMMAND_TIMEOUT
+    while not (found := condition()):
+        assert command.process.poll() is None, f"the command ended before {what}:\n{command.text()}"
+        assert time.monotonic() < deadline, f"no {what} in {COMMAND_TIMEOUT} s:\n{command.text()}"
+        time.sleep(pause)
+    return found
+
+
+def account_step_started(command: Command, day: str) -> str:
+    """The run of `day`'s daily_pipeline once its salesforce_account step has started (its id)."""
+    instance = dagster_instance()
+
+    def started() -> str | None:
+        for record in instance.get_run_records(dg.RunsFilter(tags={"dagster/partition": day})):
+            starts = instance.get_records_for_run(
+                record.dagster_run.run_id, of_type=dg.DagsterEventType.STEP_START
+            ).records
+            if any(start.event_log_entry.step_key == "salesforce_account" for start in starts):
+                return record.dagster_run.run_id
+        return None
+
+    return wait_for(command, started, f"salesforce_account step on {day}", pause=0.02)
+
+
+def account_bulk_job(server: LocalSalesforceServer, incremental: bool) -> int | None:
+    """The request-log index of the Bulk job a (full or incremental) Account sync created."""
+    for index, entry in enumerate(server.request_log.entries()):
+        soql = entry.soql or ""
+        if entry.method == "POST" and " FROM Account" in soql and ("WHERE SystemModstamp" in soql) == incremental:
+            return index
+    return None
+
+
+def results_after(server: LocalSalesforceServer, index: int) -> list[RecordedRequest]:
+    """The job results the server answered after the request at `index`."""
+    return [e for e in server.request_log.entries()[index:] if e.path.endswith("/results") and e.status is not None]
+
+
+def step_succeeded(run_id: str, step_key: str) -> bool:
+    successes = dagster_instance().get_records_for_run(run_id, of_type=dg.DagsterEventType.STEP_SUCCESS).records
+    return any(success.event_log_entry.step_key == step_key for success in successes)
+
+
+def in_the_full_sync(command: Command, server: LocalSalesforceServer) -> None:
+    """In the first day's Account sync, a full load (no mirror yet), as Salesforce runs its Bulk job."""
+    account_step_started(command, DAYS[0])
+    job = wait_for(command, lambda: account_bulk_job(server, incremental=False), "full Account Bulk job")
+    command.kill()
+    assert results_after(server, job) == [], "the kill came after the job's results"
+
+
+def in_the_incremental_sync(command: Command, server: LocalSalesforceServer) -> None:
+    """In the second day's Account sync, incremental (the first day's mirrors committed, in the
+    warehouse's log only: the command checkpoints at its end), as Salesforce runs its Bulk job."""
+    account_step_started(command, DAYS[1])
+    job = wait_for(command, lambda: account_bulk_job(server, incremental=True), "incremental Account Bulk job")
+    command.kill()
+    assert results_after(server, job) == [], "the kill came after the job's results"
+
+
+def as_the_mirror_is_written(command: Command, server: LocalSalesforceServer) -> None:
+    """In the second day's Account sync, the moment Salesforce has answered the job's results:
+    what follows is the mirror's upsert and the bookmark's move, then the step's end."""
+    run_id = account_step_started(command, DAYS[1])
+    job = wait_for(command, lambda: account_bulk_job(server, incremental=True), "incremental Account Bulk job")
+    wait_for(command, lambda: results_after(server, job), "Account job results", pause=0.0005)
+    command.kill()
+    assert not step_succeeded(run_id, "salesforce_account"), "the kill came after the step"
+
+
+@pytest.mark.parametrize("kill", [in_the_full_sync, in_the_incremental_sync, as_the_mirror_is_written])
+def test_a_backfill_killed_inside_the_salesforce_sync_is_completed_by_the_next_command(
+    kill, server, stocked, uninterrupted, tmp_path, commands, monkeypatch  # noqa: F811
+):  # fmt: skip
+    shutil.copytree(stocked, tmp_path, dirs_exist_ok=True)
+    monkeypatch.setenv("DAGSTER_HOME", str(tmp_path / "dagster_home"))
+    server.request_log.clear()
+    killed = Command(tmp_path, *BACKFILL, extra_env=salesforce_env(server))
+    commands.append(killed)
+    kill(killed, server)
+
+    # what the kill left: each mirror whole, with the bookmark of the sync that wrote it, or none
+    bookmarked = check_mirrors_match_salesforce(tmp_path, server)
+    assert ("Account" in bookmarked) == (kill is not in_the_full_sync)
+
+    again = Command(tmp_path, *BACKFILL, extra_env=salesforce_env(server))
+    commands.append(again)
+    finished = again.wait()
+
+    assert finished.returncode == 0, finished.stdout
+    tables, mirrored = uninterrupted
+    assert public_tables(tmp_path) == tables
+    assert mirrors(tmp_path) == mirrored
+    assert check_mirrors_match_salesforce(tmp_path, server) == list(OBJECTS)
+    instance = dagster_instance()
+    assert instance.get_run_records(dg.RunsFilter(statuses=runs.UNFINISHED)) == [], "a run is still unfinished"
+    assert instance.event_log_storage.get_concurrency_info("duckdb").claimed_slots == []
+    [failed] = instance.get_run_records(dg.RunsFilter(statuses=[dg.DagsterRunStatus.FAILURE]))
+    assert any(line.startswith("cs-pipeline: marked 1 run(s)") and failed.dagster_run.run_id[:8] in line
+               for _, line in again.lines)  # fmt: skip
