@@ -13,10 +13,13 @@ then where the mirror and its bookmark are written)."""
 
 from __future__ import annotations
 
+import json
 import shutil
+import signal
+import sys
 import time
 from collections.abc import Callable
-from datetime import date
+from datetime import date, timedelta
 from pathlib import Path
 
 import dagster as dg
@@ -25,8 +28,11 @@ import pytest
 
 from cs_pipeline import runs
 from cs_pipeline.cli import dagster_instance
+from cs_pipeline.crm.salesforce import SalesforceResource, sync_object
 from cs_pipeline.salesforce.faults import RecordedRequest
 from cs_pipeline.salesforce.local_server import LocalSalesforceServer
+from cs_pipeline.warehouse import connect
+from cs_pipeline_tests import processes
 from cs_pipeline_tests.tenant import write_generated_tenant
 from cs_pipeline_tests.test_crash_safety import COMMAND_TIMEOUT, Command, commands, public_tables  # noqa: F401
 
@@ -237,3 +243,127 @@ def test_a_backfill_killed_inside_the_salesforce_sync_is_completed_by_the_next_c
     [failed] = instance.get_run_records(dg.RunsFilter(statuses=[dg.DagsterRunStatus.FAILURE]))
     assert any(line.startswith("cs-pipeline: marked 1 run(s)") and failed.dagster_run.run_id[:8] in line
                for _, line in again.lines)  # fmt: skip
+
+
+# -- the moment between the mirror's write and the bookmark's --------------------------------
+
+# Runs sync_object, unmodified, against the local server and a warehouse, and kills itself
+# (SIGKILL) at the line that moves the bookmark: after the mirror's rows were replaced in the
+# transaction (which it prints, from inside that transaction), before the bookmark is written.
+KILLED_SYNC = """
+import json, linecache, os, signal, sys
+from cs_pipeline.crm.salesforce import SalesforceResource, mirror_table, sync_object
+from cs_pipeline.warehouse import connect
+
+args = json.loads(sys.argv[1])
+table = mirror_table(args["object"])
+
+def at_the_bookmark(frame, event, arg):
+    line = linecache.getline(frame.f_code.co_filename, frame.f_lineno)
+    if event == "line" and "DELETE FROM salesforce_sync" in line:
+        con = frame.f_locals["con"]
+        written = con.execute(f'SELECT "Id", run_id FROM {table}').fetchall()
+        print(json.dumps(written), flush=True)
+        os.kill(os.getpid(), signal.SIGKILL)
+    return at_the_bookmark
+
+def tracer(frame, event, arg):
+    return at_the_bookmark if frame.f_code is sync_object.__code__ else None
+
+con = connect(args["warehouse"])
+connection = SalesforceResource(**args["resource"]).open()
+sys.settrace(tracer)
+sync_object(connection, con, object_name=args["object"], fields=args["fields"], optional_fields=[],
+            overlap_minutes=10, full_refresh=args["full_refresh"], run_id="killed")
+"""
+
+ACCOUNT_FIELDS = ["Id", "External_Id__c", "Name", "ParentId", "Status__c"]
+
+
+def killed_at_the_bookmark(server, warehouse: Path, full_refresh: bool) -> list[list[str]]:
+    """The mirror's rows (Id, run_id) the killed sync had written in its transaction."""
+    resource = {
+        "username": server.username,
+        "password": server.password,
+        "security_token": server.security_token,
+        "ca_bundle": server.ca_path,
+        "proxy": server.proxy_url,
+        "backoff_seconds": 0.01,
+    }
+    arguments = {
+        "warehouse": str(warehouse),
+        "resource": resource,
+        "object": "Account",
+        "fields": ACCOUNT_FIELDS,
+        "full_refresh": full_refresh,
+    }
+    killed = processes.run([sys.executable, "-c", KILLED_SYNC, json.dumps(arguments)], timeout=COMMAND_TIMEOUT)
+    assert killed.returncode == -signal.SIGKILL, killed.stderr
+    return json.loads(killed.stdout)
+
+
+def sync_in_process(server, warehouse: Path, run_id: str) -> None:
+    resource = SalesforceResource(
+        username=server.username,
+        password=server.password,
+        security_token=server.security_token,
+        ca_bundle=server.ca_path,
+        proxy=server.proxy_url,
+    )
+    con = connect(warehouse)
+    try:
+        sync_object(
+            resource.open(), con, object_name="Account", fields=ACCOUNT_FIELDS, optional_fields=[],
+            overlap_minutes=10, full_refresh=False, run_id=run_id,
+        )  # fmt: skip
+    finally:
+        con.close()
+
+
+def account_mirror(warehouse: Path) -> tuple[list[tuple], list[tuple]]:
+    """The Account mirror's rows and its bookmark row (synced_at aside)."""
+    with duckdb.connect(str(warehouse), read_only=True) as con:
+        rows = con.execute("SELECT * FROM salesforce_account ORDER BY ALL").fetchall()
+        bookmark = con.execute(
+            "SELECT object, fields, bookmark, mode, run_id FROM salesforce_sync WHERE object = 'Account'"
+        ).fetchall()
+    return rows, bookmark
+
+
+def test_a_sync_killed_between_the_mirror_write_and_the_bookmark_leaves_both_as_they_were(stocked, tmp_path):
+    """Incremental and full refresh: the mirror's rows and the bookmark commit in one transaction,
+    so a kill between the two writes loses the first with the second, and the next sync brings
+    the mirror to Salesforce's records, each once."""
+    warehouse = tmp_path / "warehouse.duckdb"
+    with LocalSalesforceServer() as server:
+        server.store.load_csv_exports(stocked.parent / "crm_export")
+        sync_in_process(server, warehouse, run_id="first")
+        before = account_mirror(warehouse)
+        live = sorted(record["Id"] for record in server.store.records("Account"))
+        updated, deleted = live[:2]
+        server.store.update("Account", updated, {"Name": "Renamed Ltd"})
+        server.store.delete("Account", [deleted])
+        [inserted] = server.store.insert("Account", [{"External_Id__c": "NEW-1", "Name": "Newco"}])
+        expected = {*live, inserted} - {deleted}
+        # what an incremental sync fetches again: the changes, and what the overlap re-reads
+        [(_, _, first_bookmark, _, _)] = before[1]
+        since = first_bookmark - timedelta(minutes=10)
+        changed = {r["Id"] for r in server.store.records("Account") if r["SystemModstamp"] >= since}
+        assert {updated, inserted} <= changed < expected
+
+        for full_refresh in (False, True):
+            written = killed_at_the_bookmark(server, warehouse, full_refresh)
+            # inside the transaction, the mirror already held the new records ...
+            assert {record_id for record_id, _ in written} == expected
+            assert {record_id for record_id, run_id in written if run_id == "killed"} == (
+                expected if full_refresh else changed
+            )
+            # ... and after the kill, mirror and bookmark are those of the last sync that committed
+            assert account_mirror(warehouse) == before
+
+        sync_in_process(server, warehouse, run_id="after")
+        rows, [bookmark] = account_mirror(warehouse)
+        assert sorted(row[0] for row in rows) == sorted(expected)
+        assert rows == sorted({row for row in rows})  # no record twice
+        assert [row[4] for row in rows if row[0] == updated] == ["Renamed Ltd"]
+        assert bookmark[2] == max(r["SystemModstamp"] for r in server.store.records("Account", include_deleted=True))
