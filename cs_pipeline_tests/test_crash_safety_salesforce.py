@@ -70,15 +70,20 @@ def server(stocked):
         yield server
 
 
-def salesforce_env(server: LocalSalesforceServer) -> dict[str, str]:
-    """Username/password login through the server's proxy, trusting its throwaway CA."""
+def login(server: LocalSalesforceServer) -> dict[str, str]:
+    """SalesforceResource's settings for a username/password login to `server` through its proxy."""
     return {
-        "SF_USERNAME": server.username,
-        "SF_PASSWORD": server.password,
-        "SF_SECURITY_TOKEN": server.security_token,
-        "SF_CA_BUNDLE": server.ca_path,
-        "SF_PROXY": server.proxy_url,
+        "username": server.username,
+        "password": server.password,
+        "security_token": server.security_token,
+        "ca_bundle": server.ca_path,
+        "proxy": server.proxy_url,
     }
+
+
+def salesforce_env(server: LocalSalesforceServer) -> dict[str, str]:
+    """The same login as the environment of a command (SF_USERNAME, ..., SF_CA_BUNDLE, SF_PROXY)."""
+    return {f"SF_{name.upper()}": value for name, value in login(server).items()}
 
 
 @pytest.fixture(scope="module")
@@ -282,17 +287,9 @@ ACCOUNT_FIELDS = ["Id", "External_Id__c", "Name", "ParentId", "Status__c"]
 
 def killed_at_the_bookmark(server, warehouse: Path, full_refresh: bool) -> list[list[str]]:
     """The mirror's rows (Id, run_id) the killed sync had written in its transaction."""
-    resource = {
-        "username": server.username,
-        "password": server.password,
-        "security_token": server.security_token,
-        "ca_bundle": server.ca_path,
-        "proxy": server.proxy_url,
-        "backoff_seconds": 0.01,
-    }
     arguments = {
         "warehouse": str(warehouse),
-        "resource": resource,
+        "resource": login(server),
         "object": "Account",
         "fields": ACCOUNT_FIELDS,
         "full_refresh": full_refresh,
@@ -303,13 +300,7 @@ def killed_at_the_bookmark(server, warehouse: Path, full_refresh: bool) -> list[
 
 
 def sync_in_process(server, warehouse: Path, run_id: str) -> None:
-    resource = SalesforceResource(
-        username=server.username,
-        password=server.password,
-        security_token=server.security_token,
-        ca_bundle=server.ca_path,
-        proxy=server.proxy_url,
-    )
+    resource = SalesforceResource(**login(server))
     con = connect(warehouse)
     try:
         sync_object(
