@@ -253,7 +253,7 @@ class MonitoredRunLauncher(DefaultRunLauncher):
     run monitoring's max_runtime_seconds still applies)."""
 
     def launch_run(self, context: LaunchRunContext) -> None:
-        context.instance.add_run_tags(context.dagster_run.run_id, {HOST_TAG: this_host()})
+        self._instance.add_run_tags(context.dagster_run.run_id, {HOST_TAG: this_host()})
         super().launch_run(context)
 
     @property

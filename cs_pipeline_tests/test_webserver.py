@@ -26,6 +26,7 @@ import duckdb
 import numpy as np
 import pytest
 
+from cs_pipeline import runs
 from cs_pipeline.cli import EMBEDDED_INSTANCE_YAML, yesterday
 from cs_pipeline.config import load_config
 from cs_pipeline.definitions import DAILY_JOB, build_definitions
@@ -216,6 +217,8 @@ def test_a_run_launched_through_the_ui_succeeds(webserver, tenant):
 
     assert run["jobName"] == DAILY_JOB
     assert {"key": "dagster/partition", "value": DAY} in run["tags"]
+    # the launcher tagged it with this host, so run monitoring can tell when its worker is gone
+    assert {"key": runs.HOST_TAG, "value": runs.this_host()} in run["tags"]
     materialized = {("/".join(m["assetKey"]["path"]), m["partition"]) for m in run["assetMaterializations"]}
     assert materialized == {
         (asset, DAY)
