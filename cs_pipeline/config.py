@@ -1,4 +1,4 @@
-"""Pipeline configuration: one YAML file -> frozen, validated pydantic models (SPEC section 5).
+"""Pipeline configuration: one YAML file -> frozen, validated pydantic models (docs/configuration.md).
 
 `load_config()` is the only way in for production code. Every mistake (YAML syntax, a misspelt
 key, an unknown metric, a bad op or value) becomes one `ConfigError` that names the file and
@@ -34,50 +34,35 @@ from pydantic import (
 )
 from pydantic_core import PydanticCustomError
 
+from cs_pipeline.tables import TABLES
+from cs_pipeline.vocabulary import (
+    BUILTIN_METRICS,
+    CATALOG_STATUS_GROUPS,
+    LONGEST_WINDOW,
+    TEXT_VALUES,
+    USAGE_FREQUENCIES,
+    MetricKind,
+)
+
 ENV_VAR = "CS_PIPELINE_CONFIG"
 
-# --- vocabulary (SPEC 4.1-4.4) ----------------------------------------------------------
+# --- vocabulary (docs/health.md#rules, docs/lifecycle.md#status-catalog) --------------------------
 
-MetricKind = Literal["number", "ordinal", "text"]
 Op = Literal[">=", ">", "<=", "<", "==", "!=", "in", "not_in", "is_empty", "is_not_empty"]
 OPS: tuple[str, ...] = get_args(Op)
 ORDERING_OPS = frozenset({">=", ">", "<=", "<"})
 LIST_OPS = frozenset({"in", "not_in"})
 EMPTINESS_OPS = frozenset({"is_empty", "is_not_empty"})
 
-StatusGroup = Literal["Free", "Paying", "Canceled"]
-STATUS_GROUPS: tuple[str, ...] = get_args(StatusGroup)
-USAGE_FREQUENCIES = ("Inactive", "Monthly", "Weekly", "Daily")  # ascending order
-
-USAGE_METRICS = (
-    "active_users_1d", "active_users_7d", "active_users_14d", "active_users_30d",
-    "events_14d", "events_30d", "active_days_14d", "active_days_30d",
-    "modules_used_30d", "actions_used_30d", "engagement_score", "license_utilization",
-    "account_age_days", "days_to_renewal", "licenses", "contract_value",
-)  # fmt: skip
-ROLLUP_METRICS = (
-    "rollup_events_30d", "rollup_active_users_30d", "rollup_licenses",
-    "rollup_contract_value", "rollup_license_utilization",
-)  # fmt: skip
-TEXT_COLUMNS = ("status", "status_group", "account_type")
-BUILTIN_METRICS: dict[str, MetricKind] = {
-    **{m: "number" for m in USAGE_METRICS + ROLLUP_METRICS},
-    "usage_frequency": "ordinal",
-    **{c: "text" for c in TEXT_COLUMNS},
-}
-# Fixed text columns only ever hold these values, so a rule on anything else is a typo.
-TEXT_VALUES: dict[str, tuple[str, ...]] = {
-    "status_group": (*STATUS_GROUPS, "Unknown"),
-    "account_type": ("account", "product", "unknown"),
-}
-ACCOUNT_COLUMNS = (
-    "account_id", "name", "parent_id", "root_id", "depth", "path", "account_type",
-    "product_key", "status", "status_group", "create_date", "contract_value",
-    "renewal_date", "licenses", "attributes",
-)  # fmt: skip
+# The metric and status-group vocabulary is defined once, in cs_pipeline/vocabulary.py.
+StatusGroup = Literal[CATALOG_STATUS_GROUPS]  # the groups of the status catalog (statuses:)
+STATUS_GROUPS: tuple[str, ...] = CATALOG_STATUS_GROUPS
+ACCOUNT_COLUMNS: tuple[str, ...] = tuple(TABLES["accounts"].names())
 # Custom metrics become account_metrics columns and attributes become rule names: neither may
 # shadow a built-in metric or a warehouse column.
-RESERVED_NAMES = frozenset(BUILTIN_METRICS) | frozenset(ACCOUNT_COLUMNS) | {"date", "run_id"}
+RESERVED_NAMES = (
+    frozenset(BUILTIN_METRICS) | frozenset(ACCOUNT_COLUMNS) | frozenset(TABLES["account_metrics"].names(run_id=True))
+)
 
 DEFAULT_STATUSES: dict[str, list[str]] = {
     "Free": ["Trial", "Internal-use"],
@@ -134,7 +119,7 @@ def _not_bool(value: Any) -> Any:
 
 
 def _text(value: str) -> str:
-    value = value.strip()  # inputs are trimmed (SPEC 3), so config values are too
+    value = value.strip()  # inputs are trimmed (docs/data-model.md#general-normalisation), so config values are too
     if not value:
         raise _fail("must not be empty")
     return value
@@ -512,7 +497,7 @@ class CustomMetric(_Model):
     count_action: Text | None = None
     distinct_users_of_module: Text | None = None
     sql: SqlPath | None = None
-    window: Annotated[Int, Field(ge=1, le=30)] = 30
+    window: Annotated[Int, Field(ge=1, le=LONGEST_WINDOW)] = LONGEST_WINDOW
 
     @model_validator(mode="after")
     def _exactly_one_kind(self) -> "CustomMetric":
@@ -567,10 +552,10 @@ class PipelineConfig(_Model):
     crm: CrmConfig
     landing: ResolvedPath
     warehouse: ResolvedPath
-    # Not in SPEC section 5 by name: the published query layer's folder (SPEC 6), by default
+    # Beyond the reference example: the published query layer's folder (docs/data-model.md#published-layer), by default
     # published/ beside the warehouse file.
     published: ResolvedPath | None = Field(default=None, validate_default=True)
-    # Not in SPEC section 5: the first daily partition (Dagster needs one). Extend it to
+    # Beyond the reference example (docs/configuration.md): the first daily partition (Dagster needs one). Extend it to
     # backfill older history.
     start_date: date = date(2024, 1, 1)
     statuses: dict[StatusGroup, list[Text]] = Field(
@@ -581,7 +566,7 @@ class PipelineConfig(_Model):
     profiles: list[Profile]
     rollups: RollupsConfig = RollupsConfig()
     retention: RetentionConfig = RetentionConfig()
-    # Not in SPEC section 5: how long to wait for another process's lock or pool slot
+    # Beyond the reference example (docs/configuration.md): how long to wait for another process's lock or pool slot
     timeouts: TimeoutsConfig = TimeoutsConfig()
     _sha256: str = PrivateAttr(default="")
 
@@ -591,7 +576,7 @@ class PipelineConfig(_Model):
         seen: dict[str, str] = {}
         for group, names in statuses.items():
             for name in names:
-                if name.lower() in seen:  # matching is case-insensitive (SPEC 4.1)
+                if name.lower() in seen:  # matching is case-insensitive (docs/lifecycle.md#status-catalog)
                     raise _fail(
                         f"status {name!r} is listed twice (under {seen[name.lower()]} and {group}); "
                         "matching ignores case"

@@ -1,8 +1,8 @@
-"""The published query layer (SPEC 6): the public tables as Parquet files and
+"""The published query layer (docs/data-model.md#published-layer): the public tables as Parquet files and
 `analytics.duckdb`, a database of views over them, for analysts.
 
 What belongs here: which tables are published and by which partition columns (PUBLISHED,
-the one registry), how a writer queues the partitions it changed (queue, queue_query: in the
+from the table registry), how a writer queues the partitions it changed (queue, queue_query: in the
 same transaction as its writes), how the queue is drained into files (drain, called by
 WarehouseResource.connection after each step), and the views of analytics.duckdb.
 
@@ -31,20 +31,11 @@ from urllib.parse import quote, unquote
 
 import duckdb
 
-# table -> its partition columns, in path order. Everything else in the warehouse is internal.
-PUBLISHED: dict[str, tuple[str, ...]] = {
-    "accounts": (),
-    "hierarchy_issues": (),
-    "users": (),
-    "retention_log": (),
-    "usage_events": ("partition_date",),
-    "rejected_events": ("partition_date",),
-    "account_metrics": ("date",),
-    "account_rollups": ("date",),
-    "status_history": ("date",),
-    "status_changes": ("date",),
-    "account_health": ("date", "profile"),
-}
+from cs_pipeline.tables import PUBLIC_TABLES
+
+# table -> its partition columns, in path order: the public tables of the registry
+# (cs_pipeline/tables.py). Everything else in the warehouse is internal.
+PUBLISHED: dict[str, tuple[str, ...]] = {name: table.partition for name, table in PUBLIC_TABLES.items()}
 FILE_NAME = "part-0.parquet"
 DATABASE_NAME = "analytics.duckdb"
 DDL_NAME = "analytics.sql"

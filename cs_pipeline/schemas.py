@@ -3,10 +3,38 @@ write, and again on the stored tables by blocking asset checks."""
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
+
 import pandera.polars as pa
 import polars as pl
 
-from cs_pipeline.config import USAGE_FREQUENCIES
+from cs_pipeline.tables import TABLES
+from cs_pipeline.vocabulary import (
+    ACCOUNT_TYPES,
+    ACTIVE_STATUS_GROUPS,
+    HEALTH_LABELS,
+    ISSUE_KINDS,
+    REJECT_REASONS,
+    STATUS_GROUPS,
+    USAGE_FREQUENCIES,
+    USAGE_METRICS,
+)
+
+__all__ = ["ACCOUNT_TYPES", "HEALTH_LABELS", "ISSUE_KINDS", "REJECT_REASONS", "STATUS_GROUPS"]
+
+# The Polars type a column of each DuckDB type reads as (query_frame). A MAP column reads as a
+# list of key/value structs, which the checks cast or leave out: it has no dtype here and may be
+# absent from the frame.
+POLARS_TYPES: dict[str, pl.DataType] = {
+    "VARCHAR": pl.String(),
+    "JSON": pl.String(),  # read as ::VARCHAR
+    "DATE": pl.Date(),
+    "INTEGER": pl.Int32(),
+    "BIGINT": pl.Int64(),
+    "DOUBLE": pl.Float64(),
+    "VARCHAR[]": pl.List(pl.String),
+    "TIMESTAMP WITH TIME ZONE": pl.Datetime("us", "UTC"),
+}
 
 
 def _row_check(name: str, holds: pl.Expr) -> pa.Check:
@@ -14,97 +42,74 @@ def _row_check(name: str, holds: pl.Expr) -> pa.Check:
     return pa.Check(lambda data: data.lazyframe.select(holds), name=name)
 
 
-ACCOUNT_TYPES = ["account", "product", "unknown"]
-STATUS_GROUPS = ["Free", "Paying", "Canceled", "Unknown"]
-REJECT_REASONS = [
-    "malformed_row", "bad_type", "field_too_long", "missing_account_id", "missing_action", "bad_timestamp",
-    "future_timestamp", "module_limit", "action_limit",
-]  # fmt: skip
-ISSUE_KINDS = ["missing_id", "duplicate_id", "orphan_parent", "cycle", "invalid_value", "missing_product_code"]
+def table_schema(
+    table: str,
+    checks: Mapping[str, pa.Check | Sequence[pa.Check]] = {},  # noqa: B006 - read only
+    *,
+    rows: Sequence[pa.Check] = (),
+    not_null: Sequence[str] = (),
+) -> pa.DataFrameSchema:
+    """The pandera schema of a registry table (run_id aside): every column with its type and
+    nullability from the registry (`not_null`: columns the table admits null in but whose
+    stored rows must not hold any), the value `checks` per column and the `rows` checks; the
+    key, less the partition columns a checked slice holds one value of, must be unique."""
+    registered = TABLES[table]
+    unique = [name for name in registered.key if name not in registered.partition]
+    columns = {}
+    for column in registered.ordered():
+        if column.name == "run_id":
+            continue
+        given = checks.get(column.name, [])
+        dtype = POLARS_TYPES.get(column.type)
+        columns[column.name] = pa.Column(
+            dtype,
+            [given] if isinstance(given, pa.Check) else list(given),
+            nullable=column.nullable and column.name not in not_null,
+            unique=unique == [column.name],
+            required=dtype is not None,
+        )
+    return pa.DataFrameSchema(columns, checks=list(rows), unique=unique if len(unique) > 1 else None, name=table)
 
-accounts = pa.DataFrameSchema(
+
+_IN_ACCOUNT_TYPES = pa.Check.isin(ACCOUNT_TYPES)
+_IN_STATUS_GROUPS = pa.Check.isin(STATUS_GROUPS)
+
+accounts = table_schema(
+    "accounts",
     {
-        "account_id": pa.Column(pl.String, unique=True),
-        "name": pa.Column(pl.String, nullable=True),
-        "parent_id": pa.Column(pl.String, nullable=True),
-        "root_id": pa.Column(pl.String),
-        "depth": pa.Column(pl.Int32, pa.Check.ge(0)),
-        "path": pa.Column(pl.List(pl.String)),
-        "account_type": pa.Column(pl.String, pa.Check.isin(ACCOUNT_TYPES)),
-        "product_key": pa.Column(pl.String, nullable=True),
-        "status": pa.Column(pl.String, nullable=True),
-        "status_group": pa.Column(pl.String, pa.Check.isin(STATUS_GROUPS)),
-        "create_date": pa.Column(pl.Date, nullable=True),
-        "contract_value": pa.Column(pl.Float64, nullable=True),
-        "renewal_date": pa.Column(pl.Date, nullable=True),
-        "licenses": pa.Column(pl.Float64, nullable=True),
-        "attributes": pa.Column(nullable=True),
+        "depth": pa.Check.ge(0),
+        "account_type": _IN_ACCOUNT_TYPES,
+        "status_group": _IN_STATUS_GROUPS,
     },
-    checks=[
+    rows=[
         # a root is its own root at depth 0; the path runs from the root to the account
         _row_check("roots_at_depth_0", (pl.col("parent_id").is_null() == (pl.col("depth") == 0))),
         _row_check("path_length_is_depth_plus_1", pl.col("path").list.len() == pl.col("depth") + 1),
         _row_check("path_ends_at_account", pl.col("path").list.last() == pl.col("account_id")),
         _row_check("path_starts_at_root", pl.col("path").list.first() == pl.col("root_id")),
     ],
-    name="accounts",
 )
 
-hierarchy_issues = pa.DataFrameSchema(
-    {
-        "account_id": pa.Column(pl.String, nullable=True),
-        "issue": pa.Column(pl.String, pa.Check.isin(ISSUE_KINDS)),
-        "detail": pa.Column(pl.String),
-    },
-    name="hierarchy_issues",
+# detail may be null in the warehouse, but every issue the pipeline writes says what it found
+hierarchy_issues = table_schema("hierarchy_issues", {"issue": pa.Check.isin(ISSUE_KINDS)}, not_null=["detail"])
+
+users = table_schema(
+    "users",
+    rows=[_row_check("first_seen_before_last_seen", (pl.col("first_seen") <= pl.col("last_seen")).fill_null(True))],
 )
 
-users = pa.DataFrameSchema(
-    {
-        "account_id": pa.Column(pl.String),
-        "user_id": pa.Column(pl.String),
-        "name": pa.Column(pl.String, nullable=True),
-        "first_seen": pa.Column(pl.Date, nullable=True),
-        "last_seen": pa.Column(pl.Date, nullable=True),
-    },
-    checks=[_row_check("first_seen_before_last_seen", (pl.col("first_seen") <= pl.col("last_seen")).fill_null(True))],
-    unique=["account_id", "user_id"],
-    name="users",
-)
-
-usage_events = pa.DataFrameSchema(
-    {
-        "event_id": pa.Column(pl.String, unique=True),
-        "ts": pa.Column(pl.Datetime("us", "UTC")),
-        "event_date": pa.Column(pl.Date),
-        "account_id": pa.Column(pl.String),
-        "user_id": pa.Column(pl.String, nullable=True),
-        "module": pa.Column(pl.String, nullable=True),
-        "action": pa.Column(pl.String),
-        "partition_date": pa.Column(pl.Date),
-        "source_file": pa.Column(pl.String),
-        "source_row": pa.Column(pl.Int64, pa.Check.ge(1)),
-    },
-    checks=[
+usage_events = table_schema(
+    "usage_events",
+    {"source_row": pa.Check.ge(1)},
+    rows=[
         _row_check("not_in_future", pl.col("event_date") <= pl.col("partition_date").dt.offset_by("1d")),
         _row_check("event_date_is_utc_date_of_ts", pl.col("ts").dt.date() == pl.col("event_date")),
     ],
-    name="usage_events",
 )
 
-rejected_events = pa.DataFrameSchema(
-    {
-        "partition_date": pa.Column(pl.Date),
-        "source_file": pa.Column(pl.String),
-        "source_row": pa.Column(pl.Int64, nullable=True),
-        "reason": pa.Column(pl.String, pa.Check.isin(REJECT_REASONS)),
-        "raw": pa.Column(pl.String, nullable=True),
-    },
-    name="rejected_events",
-)
+rejected_events = table_schema("rejected_events", {"reason": pa.Check.isin(REJECT_REASONS)})
 
 
-HEALTH_LABELS = ["Good", "Average", "Poor", "No value"]
 _COUNT = pa.Check.ge(0)
 
 
@@ -114,60 +119,40 @@ def _ordered(*columns: str) -> pa.Check:
     return _row_check(f"{' <= '.join(columns)}", holds)
 
 
-account_metrics = pa.DataFrameSchema(
+account_metrics = table_schema(
+    "account_metrics",
     {
-        "date": pa.Column(pl.Date),
-        "account_id": pa.Column(pl.String, unique=True),
-        "account_type": pa.Column(pl.String, pa.Check.isin(ACCOUNT_TYPES)),
-        "status_group": pa.Column(pl.String, pa.Check.isin(STATUS_GROUPS)),
-        **{
-            name: pa.Column(pl.Int64, _COUNT)
-            for name in (
-                "active_users_1d",
-                "active_users_7d",
-                "active_users_14d",
-                "active_users_30d",
-                "events_14d",
-                "events_30d",
-                "modules_used_30d",
-                "actions_used_30d",
-            )
-        },  # fmt: skip
-        "active_days_14d": pa.Column(pl.Int64, pa.Check.in_range(0, 14)),
-        "active_days_30d": pa.Column(pl.Int64, pa.Check.in_range(0, 30)),
-        "usage_frequency": pa.Column(pl.String, pa.Check.isin(list(USAGE_FREQUENCIES))),
-        "engagement_score": pa.Column(pl.Int32, pa.Check.in_range(0, 100), nullable=True),
-        "license_utilization": pa.Column(pl.Float64, _COUNT, nullable=True),
-        "account_age_days": pa.Column(pl.Int32, nullable=True),
-        "days_to_renewal": pa.Column(pl.Int32, nullable=True),
+        "account_type": _IN_ACCOUNT_TYPES,
+        "status_group": _IN_STATUS_GROUPS,
+        **{m.name: _COUNT for m in USAGE_METRICS if m.is_count},
+        "active_days_14d": pa.Check.in_range(0, 14),
+        "active_days_30d": pa.Check.in_range(0, 30),
+        "usage_frequency": pa.Check.isin(USAGE_FREQUENCIES),
+        "engagement_score": pa.Check.in_range(0, 100),
+        "license_utilization": _COUNT,
     },
-    checks=[
+    rows=[
         _ordered("active_users_1d", "active_users_7d", "active_users_14d", "active_users_30d"),
         _ordered("events_14d", "events_30d"),
         _ordered("active_days_14d", "active_days_30d", "events_30d"),
-        # engagement is scored for Free/Paying accounts only (SPEC 4.2)
+        # engagement is scored for Free/Paying accounts only (docs/metrics.md#engagement-score)
         _row_check(
             "engagement_only_for_free_and_paying",
-            pl.col("engagement_score").is_null() != pl.col("status_group").is_in(["Free", "Paying"]),
+            pl.col("engagement_score").is_null() != pl.col("status_group").is_in(ACTIVE_STATUS_GROUPS),
         ),
     ],
-    name="account_metrics",
 )
 
-account_health = pa.DataFrameSchema(
+account_health = table_schema(
+    "account_health",
     {
-        "date": pa.Column(pl.Date),
-        "account_id": pa.Column(pl.String, unique=True),
-        "profile": pa.Column(pl.String),
-        "health": pa.Column(pl.String, pa.Check.isin(HEALTH_LABELS)),
-        "health_score": pa.Column(pl.Int32, pa.Check.in_range(0, 100), nullable=True),
-        "reasons": pa.Column(pl.List(pl.String)),
-        "previous_health": pa.Column(pl.String, pa.Check.isin(HEALTH_LABELS), nullable=True),
+        "health": pa.Check.isin(HEALTH_LABELS),
+        "health_score": pa.Check.in_range(0, 100),
+        "previous_health": pa.Check.isin(HEALTH_LABELS),
     },
-    checks=[
+    rows=[
         _row_check("no_score_for_no_value", (pl.col("health") != "No value") | pl.col("health_score").is_null()),
     ],
-    name="account_health",
 )
 
 

@@ -1,4 +1,5 @@
-"""The DuckDB warehouse: connections, schema, and the metadata every asset reports."""
+"""The DuckDB warehouse: connections (schema migrations applied on open), and the metadata
+every asset reports. The tables are those of the registry, `cs_pipeline/tables.py`."""
 
 from __future__ import annotations
 
@@ -13,7 +14,11 @@ import dagster as dg
 import duckdb
 import polars as pl
 
-from cs_pipeline import publish
+from cs_pipeline import migrations, publish, tables
+from cs_pipeline.migrations import SchemaVersionError, WarehouseOutdated, WarehouseTooNew
+from cs_pipeline.vocabulary import sql_macros
+
+__all__ = ["SchemaVersionError", "WarehouseOutdated", "WarehouseTooNew"]
 
 SQL_DIR = Path(__file__).resolve().parents[1] / "sql"
 
@@ -50,7 +55,10 @@ def connect(
     say: Callable[[str], None] | None = None,
     analysts_folder: str | Path | None = None,
 ) -> duckdb.DuckDBPyConnection:
-    """A connection in UTC (event days are UTC days) with the schema in place. While the
+    """A connection in UTC (event days are UTC days) with the schema in place: a read-write
+    connection applies the migrations the warehouse lacks (cs_pipeline/migrations.py); a
+    read-only one fails with WarehouseOutdated when some are missing, and either fails with
+    WarehouseTooNew on a warehouse of a newer version. While the
     process holds the warehouse open (held_open), a connection shares that database, read-only
     requests included (DuckDB opens a file once per process, in one mode). When another process
     holds the file, waits up to `lock_timeout` seconds, telling `say` who holds it, then raises
@@ -65,8 +73,16 @@ def connect(
         con = _open_waiting_for_lock(path, read_only, lock_timeout, say, analysts_folder)
     con.execute("SET TimeZone = 'UTC'")
     con.execute("SET enable_progress_bar = false")  # it would write into the run's captured output
-    if not read_only:
-        con.execute(read_sql("warehouse/schema.sql"))
+    try:
+        if read_only:
+            migrations.check(con, path)
+        else:
+            migrations.upgrade(con, path)
+    except BaseException:
+        if held is None:
+            con.close()
+        raise
+    con.execute(sql_macros())  # the vocabulary the SQL files spell through macros
     return con
 
 
@@ -163,7 +179,7 @@ class WarehouseResource(dg.ConfigurableResource):
                 say=dg.get_dagster_logger().warning,
                 analysts_folder=self.published,
             )
-        except WarehouseLocked as exc:
+        except (WarehouseLocked, SchemaVersionError) as exc:
             raise dg.Failure(str(exc)) from None
         try:
             yield con
@@ -200,17 +216,49 @@ def require_rows(con: duckdb.DuckDBPyConnection, table: str, day: date) -> None:
         raise InputsMissing(f"no {table} rows for {day}: materialise {table} for {day} first")
 
 
+CUSTOM_METRIC_DESCRIPTION = "custom metric (config metrics:)"
+
+
 def table_schema(con: duckdb.DuckDBPyConnection, table: str) -> dg.TableSchema:
-    columns = con.execute(
-        "SELECT column_name, data_type FROM information_schema.columns "
+    """The column schema of `table` from the registry (types, nullability, descriptions, the
+    key), plus the columns the warehouse adds at run time: custom metrics of account_metrics,
+    and every column of a table the registry does not list (the Salesforce mirrors)."""
+    registered = tables.TABLES.get(table)
+    known = registered.ordered() if registered else []
+    extra = con.execute(
+        "SELECT column_name, data_type, is_nullable = 'YES' FROM information_schema.columns "
         "WHERE table_schema = 'main' AND table_name = ? ORDER BY ordinal_position",
         [table],
     ).fetchall()
-    return dg.TableSchema(columns=[dg.TableColumn(name, data_type) for name, data_type in columns])
+    columns = [
+        dg.TableColumn(
+            c.name,
+            c.type,
+            description=c.description or None,
+            constraints=dg.TableColumnConstraints(
+                nullable=c.nullable, unique=registered is not None and registered.key == (c.name,)
+            ),
+        )
+        for c in known
+    ]
+    columns += [
+        dg.TableColumn(
+            name,
+            data_type,
+            description=CUSTOM_METRIC_DESCRIPTION if table == "account_metrics" else None,
+            constraints=dg.TableColumnConstraints(nullable=nullable),
+        )
+        for name, data_type, nullable in extra
+        if registered is None or not registered.has(name)
+    ]
+    if registered is None or not registered.key:
+        return dg.TableSchema(columns=columns)
+    return dg.TableSchema(columns=columns, constraints=dg.TableConstraints(other=[f"key: {', '.join(registered.key)}"]))
 
 
 def table_metadata(con: duckdb.DuckDBPyConnection, table: str, rows: int) -> dict[str, object]:
-    """The standard metadata of an asset that writes `table`: row count, name, column schema."""
+    """The standard metadata of an asset that writes `table`: row count, name, column schema
+    (from the registry, with each column's description)."""
     return {
         "dagster/row_count": rows,
         "dagster/table_name": f"main.{table}",

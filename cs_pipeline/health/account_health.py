@@ -12,9 +12,9 @@ from datetime import date
 import duckdb
 
 from cs_pipeline import publish
-from cs_pipeline.config import ROLLUP_METRICS, PipelineConfig
+from cs_pipeline.config import PipelineConfig
 from cs_pipeline.lib.health_sql import health_query
-from cs_pipeline.schemas import HEALTH_LABELS
+from cs_pipeline.vocabulary import HEALTH_LABELS, ROLLUP_METRICS
 from cs_pipeline.warehouse import require_rows, set_variables
 
 # account_health's metadata key for each health label (Good -> good, No value -> no_value)
@@ -38,7 +38,7 @@ def compute_account_health(
     chosen = next(p for p in config.profiles if p.name == profile)
     set_variables(con, as_of=as_of, profile=profile, run_id=run_id)
     # Roll-up metrics (docs/metrics.md#roll-up-metrics) of accounts with descendants; other accounts have no value.
-    rollups = ", ".join(f"r.{name}" for name in ROLLUP_METRICS)
+    rollups = ", ".join(f"r.{metric.name}" for metric in ROLLUP_METRICS)
     con.execute(
         f"CREATE OR REPLACE TEMP VIEW health_input AS SELECT m.*, {rollups} FROM account_metrics m "
         "LEFT JOIN account_rollups r ON r.date = m.date AND r.account_id = m.account_id "

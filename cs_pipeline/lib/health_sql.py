@@ -45,8 +45,9 @@ from collections.abc import Collection, Sequence
 
 from cs_pipeline.config import EMPTINESS_OPS, LIST_OPS, ORDERING_OPS, USAGE_FREQUENCIES, MetricKind, Profile, Rule
 from cs_pipeline.lib.rules import AVERAGE_SCORE, GOOD_SCORE, POOR_SCORE, exact_weight, format_value
+from cs_pipeline.vocabulary import ACTIVE_STATUS_GROUPS
 
-HEALTH_GROUPS = ("Free", "Paying")  # only these status groups take part in health (docs/health.md#who-is-scored)
+HEALTH_GROUPS = ACTIVE_STATUS_GROUPS  # only these status groups take part in health (docs/health.md#who-is-scored)
 ATTRIBUTES_COLUMN = "attributes"
 _EXACT_INT_LIMIT = 2**53  # every int up to this size is also a double
 _HUGEINT_MAX = 2**127 - 1

@@ -14,10 +14,10 @@ from dataclasses import dataclass
 
 import polars as pl
 
-ACCOUNT_COLUMNS = [
-    "account_id", "name", "parent_id", "root_id", "depth", "path", "account_type", "product_key",
-    "status", "status_group", "create_date", "contract_value", "renewal_date", "licenses", "attributes",
-]  # fmt: skip
+from cs_pipeline.tables import TABLES
+from cs_pipeline.vocabulary import UNKNOWN_STATUS_GROUP
+
+ACCOUNT_COLUMNS = TABLES["accounts"].names()
 ISSUE_SCHEMA = {"account_id": pl.String, "issue": pl.String, "detail": pl.String}
 ATTRIBUTES_TYPE = pl.List(pl.Struct({"key": pl.String, "value": pl.String}))
 RAW_ACCOUNT_SCHEMA = {
@@ -304,7 +304,7 @@ def _apply_status_catalog(nodes: pl.DataFrame, status_catalog: list[tuple[str, s
         .join(catalog, on="_status_key", how="left")
         .with_columns(
             status=pl.coalesce("_catalog_status", "status"),
-            status_group=pl.col("status_group").fill_null("Unknown"),
+            status_group=pl.col("status_group").fill_null(UNKNOWN_STATUS_GROUP),
         )
         .drop("_status_key", "_catalog_status")
     )

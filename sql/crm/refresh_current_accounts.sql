@@ -11,7 +11,7 @@ FROM account_snapshots
 WHERE snapshot_date = (SELECT snapshot_date FROM newest_snapshot);
 
 INSERT INTO accounts
-SELECT account_id, NULL, NULL, account_id, 0, [account_id], 'unknown', NULL, NULL, 'Unknown',
+SELECT account_id, NULL, NULL, account_id, 0, [account_id], 'unknown', NULL, NULL, unknown_status_group(),
     NULL, NULL, NULL, NULL, NULL, getvariable('run_id')
 FROM (SELECT DISTINCT account_id FROM usage_account_days)
 WHERE account_id NOT IN (SELECT account_id FROM accounts);

@@ -23,7 +23,7 @@ SELECT c.date, cur.account_id, cur.account_type,
     CASE
         WHEN prev.account_id IS NULL THEN 'new'
         WHEN cur.status_group = 'Canceled' AND prev.status_group <> 'Canceled' THEN 'churn'
-        WHEN prev.status_group = 'Canceled' AND cur.status_group IN ('Free', 'Paying') THEN 'reactivation'
+        WHEN prev.status_group = 'Canceled' AND active_status_group(cur.status_group) THEN 'reactivation'
         WHEN prev.status_group = 'Free' AND cur.status_group = 'Paying' THEN 'conversion'
         WHEN prev.status_group = 'Paying' AND cur.status_group = 'Free' THEN 'downgrade'
         -- a status of the catalog for another of its group; a change within Unknown (a missing

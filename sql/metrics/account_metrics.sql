@@ -81,7 +81,7 @@ peers AS (
     -- avg = engagement_events / engagement_days >= 1 makes a peer; 360360 = lcm(1..14) turns
     -- every avg into an exact integer key, so ties and order are exact
     SELECT *,
-        status_group IN ('Free', 'Paying') AND engagement_events >= engagement_days AS engaged,
+        active_status_group(status_group) AND engagement_events >= engagement_days AS engaged,
         engagement_events * (360360 // engagement_days) AS engagement_key
     FROM counted
 )
@@ -93,7 +93,7 @@ SELECT account_id, snapshot_date, account_type, status, status_group, create_dat
          WHEN active_days_14d >= 2 THEN 'Weekly'
          WHEN active_days_30d >= 1 THEN 'Monthly'
          ELSE 'Inactive' END AS usage_frequency,
-    CASE WHEN status_group NOT IN ('Free', 'Paying') THEN NULL
+    CASE WHEN NOT active_status_group(status_group) THEN NULL
          WHEN NOT engaged THEN 0
          -- ceil(100 k / N): k = peers with avg <= this avg (ties included by the RANGE frame)
          ELSE ((100 * count(*) OVER (PARTITION BY engaged, status ORDER BY engagement_key)

@@ -13,7 +13,7 @@ WHERE snapshot_date = (SELECT snapshot_date FROM metric_snapshot);
 
 INSERT INTO metric_accounts BY NAME
 SELECT account_id, account_id AS root_id, 0 AS depth, [account_id] AS path, 'unknown' AS account_type,
-    'Unknown' AS status_group
+    unknown_status_group() AS status_group
 FROM (
     SELECT DISTINCT account_id FROM usage_account_days WHERE partition_date <= getvariable('as_of')
 ) delivered

@@ -1,0 +1,461 @@
+"""The registry of the warehouse's tables, public (docs/data-model.md#public-tables) and internal: columns, types,
+nullability, keys, published partition columns and a description per table and column.
+
+Everything else derives from it: the DDL (`create_statements`, run by the migrations on a
+new warehouse), the pandera schemas of the public tables (`cs_pipeline/schemas.py`), the
+`dagster/column_schema` metadata (`warehouse.table_metadata`), the published layer's tables
+and partition columns (`publish.PUBLISHED`) and the catalog comments (`comment_statements`).
+The built-in metric columns come from `cs_pipeline/vocabulary.py`. Custom metric columns of
+`account_metrics` (DOUBLE, added when configured) and the Salesforce mirror tables (one per
+mirrored object, their columns from the config's field lists) are dynamic and not listed.
+
+A change of shape here needs a schema version: a column or table with `since` = the next
+version is added to existing warehouses by the migrations (`cs_pipeline/migrations.py`);
+anything else (a type, a rename) needs a migration function there.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass, field, replace
+
+from cs_pipeline.vocabulary import ROLLUP_METRICS, USAGE_METRICS, Metric
+
+
+@dataclass(frozen=True)
+class Column:
+    name: str
+    type: str  # DuckDB type as information_schema.columns spells it
+    nullable: bool = True
+    description: str = ""
+    since: int = 1  # the schema version that added it
+
+    def ddl(self) -> str:
+        return f"{quote(self.name)} {self.type}{'' if self.nullable else ' NOT NULL'}"
+
+
+@dataclass(frozen=True)
+class Table:
+    name: str
+    description: str
+    columns: tuple[Column, ...]
+    public: bool = False  # docs/data-model.md: names and types are a public interface; published for analysts
+    key: tuple[str, ...] = ()  # the columns that identify a row (checked, not enforced)
+    partition: tuple[str, ...] = ()  # the published layer's partition columns, in path order
+    since: int = 1
+    _by_name: dict[str, Column] = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "_by_name", {c.name: c for c in self.columns})
+        for name in (*self.key, *self.partition):
+            if name not in self._by_name:
+                raise ValueError(f"table {self.name}: key or partition column {name!r} is not a column")
+        for column in self.columns:
+            if column.since > self.since and not column.nullable:
+                # ALTER TABLE ADD COLUMN leaves the existing rows without a value
+                raise ValueError(f"{self.name}.{column.name}: a column added by a migration must be nullable")
+
+    def column(self, name: str) -> Column:
+        return self._by_name[name]
+
+    def has(self, name: str) -> bool:
+        return name in self._by_name
+
+    def ordered(self, version: int | None = None) -> list[Column]:
+        """The columns a warehouse at `version` (None: the newest) has, in table order: a
+        column added by a later version comes after those it found (ALTER TABLE ADD COLUMN
+        appends), so a new warehouse and an upgraded one have one order."""
+        kept = [c for c in self.columns if version is None or c.since <= version]
+        return sorted(kept, key=lambda c: c.since)  # stable: registry order within a version
+
+    def names(self, *, run_id: bool = False) -> list[str]:
+        return [c.name for c in self.ordered() if run_id or c.name != "run_id"]
+
+    def create_statement(self, version: int | None = None) -> str:
+        columns = ",\n    ".join(c.ddl() for c in self.ordered(version))
+        return f"CREATE TABLE {quote(self.name)} (\n    {columns}\n);"
+
+
+def quote(name: str) -> str:
+    return '"' + name.replace('"', '""') + '"'
+
+
+def _literal(text: str) -> str:
+    return "'" + text.replace("'", "''") + "'"
+
+
+# --- columns shared by several tables ----------------------------------------------------
+
+RUN_ID = Column("run_id", "VARCHAR", False, "the Dagster run that last wrote the row")
+SNAPSHOT_DATE = Column("snapshot_date", "DATE", False, "the CRM snapshot's date (the day it was taken)")
+DAY = Column("date", "DATE", False, "the day (UTC) the row is for")
+ACCOUNT_ID = Column("account_id", "VARCHAR", False, "the account (External_Id__c, else the Salesforce Id)")
+
+
+def _col(name: str, type_: str, nullable: bool, description: str) -> Column:
+    return Column(name, type_, nullable, description)
+
+
+def _columns(*specs: tuple[str, str, bool, str] | Column) -> tuple[Column, ...]:
+    return tuple(spec if isinstance(spec, Column) else _col(*spec) for spec in specs)
+
+
+def _nullable(columns: Iterable[Column]) -> tuple[Column, ...]:
+    return tuple(replace(c, nullable=True) for c in columns)
+
+
+def _metric_columns(metrics: Iterable[Metric]) -> tuple[Column, ...]:
+    return tuple(Column(m.name, m.type, m.nullable, m.description, m.since) for m in metrics)
+
+
+ACCOUNT_DIMENSION = _columns(
+    ACCOUNT_ID,
+    ("name", "VARCHAR", True, "the account's name; a product account's is '<account name> - <product name>'"),
+    ("parent_id", "VARCHAR", True, "the parent account; null for a root"),
+    ("root_id", "VARCHAR", False, "the root of the account's hierarchy (itself for a root)"),
+    ("depth", "INTEGER", False, "0 for a root, its parent's depth + 1 otherwise"),
+    ("path", "VARCHAR[]", False, "the account IDs from the root to the account"),
+    ("account_type", "VARCHAR", False, "account, product (a virtual account per product holding) or unknown"),
+    ("product_key", "VARCHAR", True, "a product account's product code"),
+    ("status", "VARCHAR", True, "the CRM status as given"),
+    ("status_group", "VARCHAR", False, "Free, Paying, Canceled (from the status catalog) or Unknown"),
+    ("create_date", "DATE", True, "customer since (Customer_Since__c, else CreatedDate)"),
+    ("contract_value", "DOUBLE", True, "the contract value"),
+    ("renewal_date", "DATE", True, "the next renewal date"),
+    ("licenses", "DOUBLE", True, "the licensed seats"),
+    ("attributes", "MAP(VARCHAR, VARCHAR)", True, "the mapped CRM attributes (crm.mapping.account.attributes)"),
+)
+_DIMENSION = {c.name: c for c in ACCOUNT_DIMENSION}
+
+_USAGE_EVENT_COLUMNS = _columns(
+    ("event_id", "VARCHAR", False, "the event's ID, stored once (its earliest delivery)"),
+    ("ts", "TIMESTAMP WITH TIME ZONE", False, "when the event happened"),
+    ("event_date", "DATE", False, "the UTC date of ts"),
+    ("account_id", "VARCHAR", False, "the account the event belongs to"),
+    ("user_id", "VARCHAR", True, "the user, if any"),
+    ("module", "VARCHAR", True, "the product module, if any"),
+    ("action", "VARCHAR", False, "what the user did"),
+    ("partition_date", "DATE", False, "the delivery day: the landing folder date=D it came in"),
+    ("source_file", "VARCHAR", False, "the file under the delivery's folder"),
+    ("source_row", "BIGINT", False, "the 1-based data row (CSV, Parquet) or line (JSON Lines) in source_file"),
+    RUN_ID,
+)
+_ISSUE_COLUMNS = _columns(
+    ("account_id", "VARCHAR", True, "the account concerned, when it has an ID"),
+    ("issue", "VARCHAR", False, "the kind of problem (docs/data-model.md#hierarchy-issues)"),
+    ("detail", "VARCHAR", True, "what was found and what was done about it"),
+)
+_RAW_COMMON = _columns(
+    ("salesforce_id", "VARCHAR", True, "the Salesforce Id"),
+    ("system_modstamp", "VARCHAR", True, "SystemModstamp as given"),
+)
+
+
+_STATUS = {
+    "account_type": _DIMENSION["account_type"],
+    "status": _DIMENSION["status"],
+    "status_group": _DIMENSION["status_group"],
+}
+
+TABLE_LIST: tuple[Table, ...] = (
+    Table(
+        "crm_accounts_raw",
+        "CRM Account records as the source held them on snapshot_date, mapped to canonical names, text as given",
+        _columns(
+            SNAPSHOT_DATE,
+            _RAW_COMMON[0],
+            ("account_id", "VARCHAR", True, "External_Id__c, else Id, as given"),
+            ("name", "VARCHAR", True, "Name"),
+            ("parent_salesforce_id", "VARCHAR", True, "ParentId"),
+            ("status", "VARCHAR", True, "Status__c"),
+            ("create_date", "VARCHAR", True, "Customer_Since__c, else CreatedDate, as text"),
+            ("contract_value", "VARCHAR", True, "Contract_Value__c, as text"),
+            ("renewal_date", "VARCHAR", True, "Renewal_Date__c, as text"),
+            ("licenses", "VARCHAR", True, "Licenses__c, as text"),
+            _DIMENSION["attributes"],
+            _RAW_COMMON[1],
+            RUN_ID,
+        ),
+    ),
+    Table(
+        "crm_assets_raw",
+        "CRM Asset records (product holdings) of the snapshot, mapped to canonical names, text as given",
+        _columns(
+            SNAPSHOT_DATE,
+            _RAW_COMMON[0],
+            ("account_salesforce_id", "VARCHAR", True, "AccountId: the holder's Salesforce Id"),
+            ("product_code", "VARCHAR", True, "Product2.ProductCode"),
+            ("product_name", "VARCHAR", True, "Product2.Name"),
+            ("status", "VARCHAR", True, "Status"),
+            ("licenses", "VARCHAR", True, "Quantity, as text"),
+            ("contract_value", "VARCHAR", True, "Price, as text"),
+            ("create_date", "VARCHAR", True, "InstallDate, as text"),
+            _RAW_COMMON[1],
+            RUN_ID,
+        ),
+    ),
+    Table(
+        "crm_contacts_raw",
+        "CRM Contact records of the snapshot, mapped to canonical names, text as given",
+        _columns(
+            SNAPSHOT_DATE,
+            _RAW_COMMON[0],
+            ("account_salesforce_id", "VARCHAR", True, "AccountId"),
+            ("user_id", "VARCHAR", True, "Email"),
+            ("name", "VARCHAR", True, "Name"),
+            _RAW_COMMON[1],
+            RUN_ID,
+        ),
+    ),
+    Table(
+        "account_snapshots",
+        "The resolved account dimension of every CRM snapshot date; accounts is the newest one",
+        _columns(SNAPSHOT_DATE, *ACCOUNT_DIMENSION, RUN_ID),
+        key=("snapshot_date", "account_id"),
+    ),
+    Table(
+        "hierarchy_issue_snapshots",
+        "The hierarchy issues of every CRM snapshot date; hierarchy_issues is the newest one's",
+        _columns(SNAPSHOT_DATE, *_ISSUE_COLUMNS, RUN_ID),
+    ),
+    Table(
+        "accounts",
+        "Every account of the newest CRM snapshot (virtual product accounts included) and every "
+        "account known only from events, with its hierarchy and status group",
+        _columns(*ACCOUNT_DIMENSION, RUN_ID),
+        public=True,
+        key=("account_id",),
+    ),
+    Table(
+        "hierarchy_issues",
+        "Every broken CRM record of the newest snapshot, cut and reported rather than repaired",
+        _columns(*_ISSUE_COLUMNS, RUN_ID),
+        public=True,
+    ),
+    Table(
+        "users",
+        "Contacts of the newest snapshot and every user seen in events",
+        _columns(
+            ("account_id", "VARCHAR", False, "the account the user belongs to"),
+            ("user_id", "VARCHAR", False, "the user (a contact's e-mail, or the events' user_id)"),
+            ("name", "VARCHAR", True, "the contact's name"),
+            ("first_seen", "DATE", True, "the first event day; null until an event"),
+            ("last_seen", "DATE", True, "the last event day; null until an event"),
+            RUN_ID,
+        ),
+        public=True,
+        key=("account_id", "user_id"),
+    ),
+    Table(
+        "usage_events",
+        "Product-usage events, each event_id once (its earliest delivery)",
+        _USAGE_EVENT_COLUMNS,
+        public=True,
+        key=("event_id",),
+        partition=("partition_date",),
+    ),
+    Table(
+        "usage_event_copies",
+        "Later deliveries of a stored event_id, kept so that the next copy can take over when the "
+        "earlier delivery is re-delivered without it",
+        _nullable(_USAGE_EVENT_COLUMNS),
+    ),
+    Table(
+        "rejected_events",
+        "Rows of the deliveries that were not stored as events, with the reason",
+        _columns(
+            _USAGE_EVENT_COLUMNS[7],
+            _USAGE_EVENT_COLUMNS[8],
+            ("source_row", "BIGINT", True, "the 1-based data row or line in source_file, when known"),
+            ("reason", "VARCHAR", False, "why the row was rejected"),
+            ("raw", "JSON", True, "the row as delivered (the normalised event for module_limit / action_limit)"),
+            RUN_ID,
+        ),
+        public=True,
+        partition=("partition_date",),
+    ),
+    Table(
+        "usage_vocabulary",
+        "Distinct modules and actions each delivery day brought, with the earliest ts seen: the "
+        "per-tenant limits admit the first ones by (first delivery day, ts)",
+        _columns(
+            _USAGE_EVENT_COLUMNS[7],
+            ("kind", "VARCHAR", False, "module or action"),
+            ("value", "VARCHAR", False, "the module or action"),
+            ("first_ts", "TIMESTAMP WITH TIME ZONE", False, "its earliest ts in the delivery"),
+        ),
+    ),
+    Table(
+        "usage_account_days",
+        "Daily aggregate of usage_events per delivery day, event day and account (events "
+        "without a user included): what the metrics read",
+        _columns(
+            _USAGE_EVENT_COLUMNS[7],
+            _USAGE_EVENT_COLUMNS[2],
+            ACCOUNT_ID,
+            ("events", "BIGINT", False, "events"),
+            ("modules", "VARCHAR[]", False, "the distinct modules"),
+            ("action_events", "MAP(VARCHAR, BIGINT)", False, "events per action"),
+            RUN_ID,
+        ),
+    ),
+    Table(
+        "usage_user_days",
+        "Daily aggregate of usage_events per delivery day, event day, account and (non-null) user",
+        _columns(
+            _USAGE_EVENT_COLUMNS[7],
+            _USAGE_EVENT_COLUMNS[2],
+            ACCOUNT_ID,
+            ("user_id", "VARCHAR", False, "the user"),
+            ("events", "BIGINT", False, "events"),
+            ("modules", "VARCHAR[]", False, "the distinct modules the user touched"),
+            RUN_ID,
+        ),
+    ),
+    Table(
+        "account_metrics",
+        "Usage metrics per day and account, with the account columns rules may use: "
+        "one row holds every input of that day's health. Custom metrics are DOUBLE columns "
+        "added when configured",
+        _columns(
+            DAY,
+            ACCOUNT_ID,
+            ("snapshot_date", "DATE", True, "the CRM snapshot the account columns come from"),
+            *(_DIMENSION[name] for name in ("account_type", "status", "status_group", "create_date", "renewal_date")),
+            *(_DIMENSION[name] for name in ("licenses", "contract_value", "attributes")),
+            *_metric_columns(USAGE_METRICS),
+            RUN_ID,
+        ),
+        public=True,
+        key=("date", "account_id"),
+        partition=("date",),
+    ),
+    Table(
+        "account_health",
+        "Health per day and account, by the first profile that matches the account",
+        _columns(
+            DAY,
+            ACCOUNT_ID,
+            ("profile", "VARCHAR", False, "the profile that scored the account"),
+            ("health", "VARCHAR", False, "Good, Average, Poor or No value"),
+            ("health_score", "INTEGER", True, "0-100 for a profile with dimensions; null for a scorecard"),
+            ("dimension_scores", "MAP(VARCHAR, INTEGER)", False, "dimension -> score (empty for a scorecard)"),
+            ("reasons", "VARCHAR[]", False, "the rules that decided the row, with the account's values"),
+            ("previous_health", "VARCHAR", True, "the account's health the day before (any profile)"),
+            RUN_ID,
+        ),
+        public=True,
+        key=("date", "profile", "account_id"),
+        partition=("date", "profile"),
+    ),
+    Table(
+        "salesforce_sync",
+        "One bookmark per mirrored Salesforce object (crm.source: salesforce), moved in the "
+        "transaction that updates its mirror table",
+        _columns(
+            ("object", "VARCHAR", False, "the Salesforce object"),
+            ("fields", "VARCHAR[]", False, "the field list the mirror holds: another list means a full refresh"),
+            ("bookmark", "TIMESTAMP WITH TIME ZONE", True, "the newest SystemModstamp mirrored"),
+            ("synced_at", "TIMESTAMP WITH TIME ZONE", False, "when the sync ran"),
+            ("mode", "VARCHAR", False, "full or incremental"),
+            RUN_ID,
+        ),
+        key=("object",),
+    ),
+    Table(
+        "status_history",
+        "The status of every account on each CRM snapshot date",
+        _columns(DAY, ACCOUNT_ID, *_STATUS.values(), RUN_ID),
+        public=True,
+        key=("date", "account_id"),
+        partition=("date",),
+    ),
+    Table(
+        "status_changes",
+        "Each account's status change since the previous snapshot date, by kind",
+        _columns(
+            DAY,
+            ACCOUNT_ID,
+            _STATUS["account_type"],
+            ("kind", "VARCHAR", False, "new, conversion, churn, reactivation, downgrade, plan_change or unclassified"),
+            ("previous_date", "DATE", True, "the previous snapshot date"),
+            ("previous_status", "VARCHAR", True, "the status then"),
+            ("previous_status_group", "VARCHAR", True, "the status group then"),
+            _STATUS["status"],
+            _STATUS["status_group"],
+            RUN_ID,
+        ),
+        public=True,
+        key=("date", "account_id"),
+        partition=("date",),
+    ),
+    Table(
+        "account_rollups",
+        "Roll-ups over the subtree of every account with descendants: the metrics "
+        "before health, the descendants' health after it",
+        _columns(
+            DAY,
+            ACCOUNT_ID,
+            ("descendants", "BIGINT", False, "accounts below it"),
+            *_metric_columns(ROLLUP_METRICS),
+            ("descendants_good", "BIGINT", True, "descendants in Good health; null until subaccount_health runs"),
+            ("descendants_average", "BIGINT", True, "descendants in Average health"),
+            ("descendants_poor", "BIGINT", True, "descendants in Poor health"),
+            ("subaccount_health", "VARCHAR", True, "the descendants' health (rollups.subaccount_health)"),
+            RUN_ID,
+        ),
+        public=True,
+        key=("date", "account_id"),
+        partition=("date",),
+    ),
+    Table(
+        "retention_log",
+        "One row per purge of an inactive Free account's events",
+        _columns(
+            ACCOUNT_ID,
+            ("purged_on", "DATE", False, "the day whose run purged"),
+            ("purged_through", "DATE", False, "events dated on or before it were purged; later ones are skipped"),
+            ("rows", "BIGINT", False, "events purged"),
+            RUN_ID,
+        ),
+        public=True,
+    ),
+    Table(
+        "schema_version",
+        "The warehouse's schema version: one row per migration applied (cs_pipeline/migrations.py)",
+        _columns(
+            ("version", "INTEGER", False, "the schema version reached"),
+            ("applied_at", "TIMESTAMP WITH TIME ZONE", False, "when"),
+            ("description", "VARCHAR", False, "what the migration did"),
+        ),
+        key=("version",),
+    ),
+    Table(
+        "publish_queue",
+        "Partitions of the published layer changed since they were last published (publish.py)",
+        _columns(
+            ("table_name", "VARCHAR", False, "the published table"),
+            ("partition", "VARCHAR", False, "the hive path ('date=2025-11-01/profile=default'; '' unpartitioned)"),
+        ),
+    ),
+)  # fmt: skip
+TABLES: dict[str, Table] = {t.name: t for t in TABLE_LIST}
+PUBLIC_TABLES: dict[str, Table] = {t.name: t for t in TABLE_LIST if t.public}
+
+
+def create_statements(version: int | None = None) -> str:
+    """CREATE TABLE for every table a warehouse at `version` has (None: the newest)."""
+    return "\n".join(t.create_statement(version) for t in TABLE_LIST if version is None or t.since <= version)
+
+
+def comment_statements() -> str:
+    """The registry's descriptions as catalog comments (duckdb_tables(), duckdb_columns())."""
+    statements = []
+    for table in TABLE_LIST:
+        statements.append(f"COMMENT ON TABLE {quote(table.name)} IS {_literal(table.description)};")
+        statements += [
+            f"COMMENT ON COLUMN {quote(table.name)}.{quote(c.name)} IS {_literal(c.description)};"
+            for c in table.columns
+            if c.description
+        ]
+    return "\n".join(statements)
