@@ -220,6 +220,18 @@ def test_virtual_id_colliding_with_a_real_account_is_a_duplicate():
     assert issues(resolution) == [("XYZ_Widget1", "duplicate_id")]
 
 
+def test_an_issue_about_a_record_with_blank_ids_still_says_what_it_is():
+    resolution = resolve(
+        [account(None, None), account("001B", "B")],
+        [holding(None, None, "Widget1")],
+    )
+    assert set(by_id(resolution.accounts)) == {"B"}
+    assert sorted(resolution.issues.select("issue", "detail").rows()) == [
+        ("missing_id", "Account with Salesforce Id (blank) has no account ID; dropped"),
+        ("orphan_parent", "Asset (blank) names AccountId (blank) that does not exist; the holding is dropped"),
+    ]
+
+
 def test_account_without_any_id_is_dropped_and_reported():
     resolution = resolve([account("001A", None), account("001B", "B")])
     assert set(by_id(resolution.accounts)) == {"B"}

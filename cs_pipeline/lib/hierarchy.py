@@ -82,6 +82,12 @@ def _parse_number(column: str) -> pl.Expr:
     return pl.col(column).cast(pl.Float64, strict=False)
 
 
+def _detail(template: str, *values: pl.Expr) -> pl.Expr:
+    """An issue's detail: pl.format, with a missing value written as (blank) — pl.format gives
+    null for the whole text when one value is null, and an issue always says what it is."""
+    return pl.format(template, *(value.cast(pl.String).fill_null("(blank)") for value in values))
+
+
 def _parsed(frame: pl.DataFrame, parsers: dict[str, pl.Expr], id_column: str, issues: list) -> pl.DataFrame:
     """Apply the parsers; a value that is present but does not parse becomes null and an
     `invalid_value` issue naming the field and the text."""
@@ -92,7 +98,7 @@ def _parsed(frame: pl.DataFrame, parsers: dict[str, pl.Expr], id_column: str, is
             bad.select(
                 account_id=pl.col(id_column),
                 issue=pl.lit("invalid_value"),
-                detail=pl.format(
+                detail=_detail(
                     "{} '{}' is not a valid {}; stored as null",
                     pl.lit(column),
                     pl.col(column),
@@ -109,7 +115,7 @@ def _typed_accounts(raw: pl.DataFrame, issues: list) -> pl.DataFrame:
         missing_id.select(
             account_id=pl.lit(None, dtype=pl.String),
             issue=pl.lit("missing_id"),
-            detail=pl.format("Account with Salesforce Id {} has no account ID; dropped", pl.col("salesforce_id")),
+            detail=_detail("Account with Salesforce Id {} has no account ID; dropped", pl.col("salesforce_id")),
         )
     )
     parsers = {
@@ -142,7 +148,7 @@ def _keep_latest(nodes: pl.DataFrame, issues: list) -> pl.DataFrame:
         dropped.select(
             "account_id",
             issue=pl.lit("duplicate_id"),
-            detail=pl.format(
+            detail=_detail(
                 "Salesforce Id {} dropped; kept {} (latest SystemModstamp, then larger Id)",
                 pl.col("salesforce_id"),
                 pl.col("kept_id"),
@@ -163,7 +169,7 @@ def _link_parents(accounts: pl.DataFrame, id_of_salesforce_id: pl.DataFrame, iss
         orphans.select(
             "account_id",
             issue=pl.lit("orphan_parent"),
-            detail=pl.format("ParentId {} does not exist; the account is a root", pl.col("parent_salesforce_id")),
+            detail=_detail("ParentId {} does not exist; the account is a root", pl.col("parent_salesforce_id")),
         )
     )
     return linked.drop("parent_salesforce_id")
@@ -188,7 +194,7 @@ def _product_accounts(
         no_holder.select(
             account_id=pl.lit(None, dtype=pl.String),
             issue=pl.lit("orphan_parent"),
-            detail=pl.format(
+            detail=_detail(
                 "Asset {} names AccountId {} that does not exist; the holding is dropped",
                 pl.col("salesforce_id"),
                 pl.col("account_salesforce_id"),
@@ -199,7 +205,7 @@ def _product_accounts(
         no_code.select(
             account_id=pl.col("parent_id"),
             issue=pl.lit("missing_product_code"),
-            detail=pl.format("Asset {} has no product code; the holding is dropped", pl.col("salesforce_id")),
+            detail=_detail("Asset {} has no product code; the holding is dropped", pl.col("salesforce_id")),
         )
     )
     holder_columns = accounts.select(
@@ -254,7 +260,7 @@ def _cut_cycles(nodes: pl.DataFrame, issues: list) -> pl.DataFrame:
         remaining.select(
             "account_id",
             issue=pl.lit("cycle"),
-            detail=pl.format("parent link to {} cut: the account is part of a parent cycle", pl.col("parent_id")),
+            detail=_detail("parent link to {} cut: the account is part of a parent cycle", pl.col("parent_id")),
         )
     )
     members = remaining.select("account_id", _in_cycle=pl.lit(True))
