@@ -11,6 +11,8 @@ import subprocess
 import sys
 import threading
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import date
 from pathlib import Path
 
@@ -188,24 +190,32 @@ def test_a_backfill_killed_at_any_point_is_completed_by_the_next_command(
         assert at < 30, f"the next command reported the dead run only after {at:.0f} s"
 
 
-def test_a_run_whose_warehouse_another_process_holds_fails_naming_it_within_the_time(stocked, tmp_path, commands):
-    shutil.copytree(stocked, tmp_path, dirs_exist_ok=True)
-    config = tmp_path / "cs_pipeline.yaml"
-    config.write_text(config.read_text() + "timeouts: {warehouse_lock_seconds: 3}\n")
-    duckdb.connect(str(tmp_path / "warehouse.duckdb")).close()
+@contextmanager
+def warehouse_held_by_an_analyst(warehouse: Path) -> Iterator[subprocess.Popen]:
+    """Another process holding the warehouse file open read-only, as a notebook would, until
+    the block ends."""
+    duckdb.connect(str(warehouse)).close()
     holder = subprocess.Popen(
         [sys.executable, "-c", "import duckdb, sys, time; c = duckdb.connect(sys.argv[1], read_only=True); "
-         "print('holding', flush=True); time.sleep(120)", str(tmp_path / "warehouse.duckdb")],
+         "print('holding', flush=True); time.sleep(120)", str(warehouse)],
         stdout=subprocess.PIPE, text=True, start_new_session=True,
     )  # fmt: skip
     try:
         assert holder.stdout.readline().strip() == "holding"
-        command = Command(tmp_path, "materialize", "--date", "2025-11-03")
-        commands.append(command)
-        finished = command.wait()
+        yield holder
     finally:
         os.killpg(holder.pid, signal.SIGKILL)
         holder.wait(timeout=30)
+
+
+def test_a_run_whose_warehouse_another_process_holds_fails_naming_it_within_the_time(stocked, tmp_path, commands):
+    shutil.copytree(stocked, tmp_path, dirs_exist_ok=True)
+    config = tmp_path / "cs_pipeline.yaml"
+    config.write_text(config.read_text() + "timeouts: {warehouse_lock_seconds: 3}\n")
+    with warehouse_held_by_an_analyst(tmp_path / "warehouse.duckdb") as holder:
+        command = Command(tmp_path, "materialize", "--date", "2025-11-03")
+        commands.append(command)
+        finished = command.wait()
 
     assert finished.returncode == 1
     [error] = [line for line in finished.stderr.splitlines() if "stayed locked" in line]
@@ -226,20 +236,15 @@ def test_a_step_whose_warehouse_another_process_holds_fails_with_the_holder_in_i
     shutil.copytree(stocked, tmp_path, dirs_exist_ok=True)
     config_path = tmp_path / "cs_pipeline.yaml"
     config_path.write_text(config_path.read_text() + "timeouts: {warehouse_lock_seconds: 2}\n")
-    duckdb.connect(str(tmp_path / "warehouse.duckdb")).close()
-    holder = subprocess.Popen(
-        [sys.executable, "-c", "import duckdb, sys, time; c = duckdb.connect(sys.argv[1], read_only=True); "
-         "print('holding', flush=True); time.sleep(120)", str(tmp_path / "warehouse.duckdb")],
-        stdout=subprocess.PIPE, text=True, start_new_session=True,
-    )  # fmt: skip
-    try:
-        assert holder.stdout.readline().strip() == "holding"
-        job = build_definitions(load_config(config_path)).resolve_job_def(DAILY_JOB)
-        with dg.instance_for_test() as instance:
-            result = job.execute_in_process(partition_key="2025-11-03", instance=instance, raise_on_error=False)
-    finally:
-        os.killpg(holder.pid, signal.SIGKILL)
-        holder.wait(timeout=30)
+    job = build_definitions(load_config(config_path)).resolve_job_def(DAILY_JOB)
+    with warehouse_held_by_an_analyst(tmp_path / "warehouse.duckdb") as holder, dg.instance_for_test() as instance:
+        # usage_events alone: crm_snapshot's retry policy would try again after 30 s and 60 s
+        result = job.execute_in_process(
+            partition_key="2025-11-03",
+            instance=instance,
+            raise_on_error=False,
+            asset_selection=[dg.AssetKey("usage_events")],
+        )
 
     assert not result.success
     [failure] = [event for event in result.all_events if event.event_type_value == "STEP_FAILURE"]
