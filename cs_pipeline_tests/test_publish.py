@@ -15,7 +15,8 @@ import pytest
 
 from cs_pipeline.config import ConfigError, parse_config
 from cs_pipeline.publish import PUBLISHED
-from cs_pipeline_tests.tenant import write_events_csv, write_tenant
+from cs_pipeline_tests.support.tenant import write_events_csv
+from cs_pipeline_tests.support.warehouse import read_only
 
 D19, D20, D21 = "2025-11-19", "2025-11-20", "2025-11-21"
 
@@ -25,21 +26,11 @@ def event(event_id: str, ts: str, account_id: str, action: str = "Login", **extr
 
 
 @pytest.fixture
-def tenant(tmp_path):
-    """The appendix tenant; 20th: e1 (XYZ), e2 (ABC_Widget2, 04:30 UTC on the 21st); 21st:
-    e1 again, e3 (ghost), e4 (no account: rejected)."""
-    config = write_tenant(tmp_path)
-    landing = tmp_path / "landing"
-    write_events_csv(landing, D20, "a.csv", [
-        event("e1", "2025-11-20T10:00:00Z", "XYZ", "Send invoice", user_id="Ann@Acme.com", module="Billing"),
-        event("e2", "2025-11-20T23:30:00-05:00", "ABC_Widget2", user_id="bob@acme.com"),
-    ])  # fmt: skip
-    write_events_csv(landing, D21, "a.csv", [
-        event("e1", "2025-11-20T10:00:00Z", "XYZ", "Send invoice"),
-        event("e3", "2025-11-21T08:00:00Z", "ghost", user_id="g1"),
-        event("e4", "2025-11-21T08:00:00Z", ""),
-    ])  # fmt: skip
-    return config
+def tenant(tenant_files: Path) -> Path:
+    """The appendix tenant of conftest.py (its config path); 20th: e1 (XYZ), e2 (ABC_Widget2, 04:30
+    UTC on the 21st); 21st: e1 again, e3 (ghost), e4 (no account: rejected). No DAGSTER_HOME: `cli`
+    runs cs-pipeline in processes of their own, with the instance beside the config."""
+    return tenant_files
 
 
 def cli(config: Path, *arguments: str) -> None:
@@ -57,9 +48,7 @@ def published(config: Path) -> Path:
 
 
 def analyst(config: Path) -> duckdb.DuckDBPyConnection:
-    con = duckdb.connect(str(published(config) / "analytics.duckdb"), read_only=True)
-    con.execute("SET TimeZone = 'UTC'")
-    return con
+    return read_only(published(config) / "analytics.duckdb")
 
 
 def rows(con: duckdb.DuckDBPyConnection, query: str) -> list[tuple]:
@@ -222,7 +211,7 @@ def test_a_publish_killed_mid_way_is_completed_by_the_next_step(tenant):
     cli(tenant, "materialize", "--date", D21)
     assert sorted(os.listdir(folder)) == ["part-0.parquet"]
     assert sorted(pq.read_table(folder / "part-0.parquet").column("event_id").to_pylist()) == ["e1", "e2"]
-    with duckdb.connect(str(tenant.parent / "warehouse.duckdb"), read_only=True) as con:
+    with read_only(tenant) as con:
         assert rows(con, "SELECT count(*) FROM publish_queue") == [(0,)]
 
 

@@ -40,7 +40,7 @@ from cs_pipeline.salesforce.local_server import LocalSalesforceServer
 from cs_pipeline.salesforce.schema import DEFAULT_SCHEMAS, FieldSpec, FieldType, ObjectSchema
 from cs_pipeline.salesforce.soql import INVALID_FIELD, INVALID_TYPE, MALFORMED_QUERY, SoqlError, bind, execute, parse
 from cs_pipeline.salesforce.store import Clock, SalesforceStore, salesforce_id
-from cs_pipeline_tests.processes import started
+from cs_pipeline_tests.support.processes import started
 
 
 @pytest.fixture(scope="module")

@@ -27,8 +27,8 @@ from cs_pipeline.crm.mapping import extract_snapshot
 from cs_pipeline.crm.sources import CrmExportError, CrmFilesSource
 from cs_pipeline.lib.hierarchy import resolve_accounts
 from cs_pipeline.warehouse import connect, read_sql, set_variables
-from cs_pipeline_tests.tenant import ACCOUNT_HEADER, ASSET_HEADER, CONTACT_HEADER, write_tenant
-from cs_pipeline_tests.test_hostile_input import warehouse_digest
+from cs_pipeline_tests.support.tenant import ACCOUNT_HEADER, ASSET_HEADER, CONTACT_HEADER, write_tenant
+from cs_pipeline_tests.support.warehouse import warehouse_digest
 
 D = date(2025, 11, 21)
 CORRUPTIONS = ["unterminated_quote", "utf16", "bad_byte", "semicolons", "missing_column", "extra_field"]

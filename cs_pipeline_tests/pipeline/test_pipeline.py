@@ -1,40 +1,13 @@
 """The pipeline through Dagster: CLI runs land in the instance and fill the warehouse."""
 
 import dagster as dg
-import duckdb
 import polars as pl
-import pytest
 
 from cs_pipeline import cli, schemas
 from cs_pipeline.config import load_config
 from cs_pipeline.definitions import build_definitions
 from cs_pipeline.defs.shared import CODE_VERSION, schema_check_result
-from cs_pipeline_tests.tenant import write_events_csv, write_tenant
-
-
-@pytest.fixture
-def tenant(tmp_path, monkeypatch):
-    monkeypatch.setenv("DAGSTER_HOME", str(tmp_path / "dagster_home"))
-    config = write_tenant(tmp_path)
-    landing = tmp_path / "landing"
-    write_events_csv(landing, "2025-11-20", "a.csv", [
-        {"event_id": "e1", "ts": "2025-11-20T10:00:00Z", "account_id": "XYZ", "user_id": "Ann@Acme.com",
-         "module": "Billing", "action": "Send invoice"},
-        {"event_id": "e2", "ts": "2025-11-20T23:30:00-05:00", "account_id": "ABC_Widget2", "user_id": "bob@acme.com",
-         "action": "Login"},
-    ])  # fmt: skip
-    write_events_csv(landing, "2025-11-21", "a.csv", [
-        {"event_id": "e1", "ts": "2025-11-20T10:00:00Z", "account_id": "XYZ", "action": "Send invoice"},
-        {"event_id": "e3", "ts": "2025-11-21T08:00:00Z", "account_id": "ghost", "user_id": "g1", "action": "Login"},
-        {"event_id": "e4", "ts": "2025-11-21T08:00:00Z", "account_id": "", "action": "Login"},
-    ])  # fmt: skip
-    return config
-
-
-def table(config, name: str) -> list[tuple]:
-    with duckdb.connect(str(config.parent / "warehouse.duckdb"), read_only=True) as con:
-        con.execute("SET TimeZone = 'UTC'")
-        return con.execute(f"SELECT * EXCLUDE (run_id) FROM {name} ORDER BY ALL").fetchall()
+from cs_pipeline_tests.support.warehouse import table
 
 
 def test_backfill_fills_the_warehouse_and_records_runs(tenant, capsys):
