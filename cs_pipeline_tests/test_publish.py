@@ -72,6 +72,7 @@ def partition_files(config: Path, table: str) -> dict[str, int]:
     return {str(p.relative_to(folder)): pq.ParquetFile(p).metadata.num_rows for p in sorted(folder.rglob("*.parquet"))}
 
 
+@pytest.mark.e2e
 def test_every_published_table_equals_the_warehouse_table(tenant):
     cli(tenant, "backfill", "--start", D20, "--end", D21)
     with analyst(tenant) as con:
@@ -112,6 +113,7 @@ def test_every_published_table_equals_the_warehouse_table(tenant):
     assert (published(tenant) / "analytics.sql").read_text().count("CREATE OR REPLACE VIEW") == len(PUBLISHED)
 
 
+@pytest.mark.e2e
 def test_analyst_sessions_held_across_runs_keep_working_and_see_the_new_day(tenant):
     cli(tenant, "materialize", "--date", D20)
     session = analyst(tenant)  # held across every run below, never reopened
@@ -157,6 +159,7 @@ def test_analyst_sessions_held_across_runs_keep_working_and_see_the_new_day(tena
     parquet_session.close()
 
 
+@pytest.mark.e2e
 def test_changed_other_days_are_republished_and_an_emptied_partition_keeps_an_empty_file(tenant):
     landing = tenant.parent / "landing"
     with tenant.open("a") as config:
@@ -199,6 +202,7 @@ def test_changed_other_days_are_republished_and_an_emptied_partition_keeps_an_em
     assert partition_files(tenant, "rejected_events")[f"partition_date={D21}/part-0.parquet"] == 1
 
 
+@pytest.mark.e2e
 def test_a_publish_killed_mid_way_is_completed_by_the_next_step(tenant):
     cli(tenant, "materialize", "--date", D20)
     folder = published(tenant) / "usage_events" / f"partition_date={D20}"

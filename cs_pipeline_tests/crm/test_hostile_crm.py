@@ -115,6 +115,8 @@ def tenant(tmp_path_factory) -> Path:
     return root
 
 
+@pytest.mark.e2e
+@pytest.mark.fuzz
 @settings(
     derandomize=True, max_examples=40, deadline=None, database=None,
     suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
@@ -179,6 +181,7 @@ def test_unreadable_account_export_is_one_short_error_with_file_line_and_cause(t
         assert fragment in message
 
 
+@pytest.mark.e2e
 def test_broken_export_fails_the_run_at_once_without_retries(tmp_path, monkeypatch, capsys):
     monkeypatch.setenv("DAGSTER_HOME", str(tmp_path / "dagster_home"))
     config = write_tenant(tmp_path)

@@ -62,6 +62,7 @@ def run_success_event(instance: dg.DagsterInstance, run_id: str) -> dg.DagsterEv
     return record.event_log_entry.dagster_event
 
 
+@pytest.mark.e2e
 def test_the_daily_run_is_followed_by_one_health_run_per_profile_then_the_subaccount_run(config_path):
     config = load_config(config_path)
     defs = build_definitions(config)
@@ -102,6 +103,7 @@ def test_the_daily_run_is_followed_by_one_health_run_per_profile_then_the_subacc
         assert (verdicts[1].partition_key, verdicts[1].run_key) == ("2025-11-20", f"subaccount:{daily.run_id}")
 
 
+@pytest.mark.e2e
 def test_a_daily_run_launched_by_hand_is_not_followed_up(config_path):
     defs = build_definitions(load_config(config_path))
     with dg.instance_for_test() as instance:

@@ -12,6 +12,8 @@ from cs_pipeline.definitions import HEALTH_JOB, build_definitions
 from cs_pipeline_tests.support.tenant import DEMO_CONFIG, write_crm
 from cs_pipeline_tests.support.warehouse import read_only
 
+pytestmark = pytest.mark.e2e
+
 PROFILES = ["onboarding", "high_touch", "digital", "default"]
 
 

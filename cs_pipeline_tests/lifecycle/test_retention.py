@@ -9,6 +9,8 @@ from cs_pipeline import cli
 from cs_pipeline_tests.support.tenant import CONFIG
 from cs_pipeline_tests.support.warehouse import rows as query
 
+pytestmark = pytest.mark.e2e
+
 
 @pytest.fixture
 def tenant_config() -> str:

@@ -26,6 +26,8 @@ from cs_pipeline.publish import PUBLISHED
 from cs_pipeline_tests.support.tenant import write_generated_tenant
 from cs_pipeline_tests.support.warehouse import read_only
 
+pytestmark = pytest.mark.e2e
+
 DAYS = ("2025-11-03", "2025-11-05")  # the backfill of every test: three days
 # no command here may take longer: a hang fails the test instead of stalling the suite
 COMMAND_TIMEOUT = 240

@@ -26,6 +26,8 @@ from cs_pipeline_tests.support import REPO, processes
 from cs_pipeline_tests.support.tenant import write_generated_tenant
 from cs_pipeline_tests.support.warehouse import read_only
 
+pytestmark = [pytest.mark.e2e, pytest.mark.postgres]
+
 PG_VARIABLES = ("DAGSTER_PG_HOST", "DAGSTER_PG_PORT", "DAGSTER_PG_USERNAME", "DAGSTER_PG_PASSWORD", "DAGSTER_PG_DB")
 HOW_TO_START = (
     "Start one with `.ci/postgres.sh` (as root it installs, starts and sets up a local server; "

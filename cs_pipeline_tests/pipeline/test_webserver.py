@@ -32,6 +32,8 @@ from cs_pipeline_tests.support import REPO, processes
 from cs_pipeline_tests.support.tenant import write_generated_tenant
 from cs_pipeline_tests.support.warehouse import read_only
 
+pytestmark = [pytest.mark.e2e, pytest.mark.ui]
+
 DAY = "2025-11-20"
 LOCATION = "cs_pipeline"
 REPOSITORY = "__repository__"  # the repository Dagster makes of a module's Definitions

@@ -14,6 +14,8 @@ from cs_pipeline.warehouse import connect
 from cs_pipeline_tests.support.tenant import APPENDIX_ACCOUNTS, APPENDIX_ASSETS, write_tenant
 from cs_pipeline_tests.support.warehouse import rows
 
+pytestmark = pytest.mark.e2e
+
 CONFIG = """\
 crm: {source: files, files_dir: crm/}
 landing: landing/

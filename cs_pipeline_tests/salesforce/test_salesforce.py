@@ -87,6 +87,7 @@ def live_ids(server, object_name) -> set[str]:
     return {record["Id"] for record in server.store.records(object_name)}
 
 
+@pytest.mark.e2e
 def test_full_load_equals_the_csv_path(tmp_path, monkeypatch, server, crm_export):
     """The demo export through the CSV path and through Salesforce gives the same accounts,
     hierarchy issues and users, row for row."""
@@ -256,6 +257,7 @@ def test_credentials_never_reach_errors(server):
         SalesforceResource().open()
 
 
+@pytest.mark.e2e
 def test_demo_through_the_local_salesforce_server(tmp_path, monkeypatch, capsys):
     monkeypatch.setenv("DAGSTER_HOME", str(tmp_path / "dagster_home"))
     for name in ("SF_USERNAME", "SF_PASSWORD", "SF_SECURITY_TOKEN", "SF_CA_BUNDLE", "SF_PROXY"):

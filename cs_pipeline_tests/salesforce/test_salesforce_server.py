@@ -601,6 +601,7 @@ def test_stop_ends_every_connection_at_once(server):
             assert connection.recv(1024) == b"", connection  # closed by the server, not left to its timeout
 
 
+@pytest.mark.e2e
 @pytest.mark.parametrize("sigint", ["default", "ignored by the parent"])
 def test_command_line_serves_the_demo_exports_until_ctrl_c_whatever_its_clients_do(demo_export, sigint):
     """Ctrl-C stops the command-line server at once, while clients keep a keep-alive HTTPS

@@ -271,6 +271,8 @@ def stored_ids(con) -> set[str]:
     return {event_id for (event_id,) in rows}
 
 
+@pytest.mark.e2e
+@pytest.mark.fuzz
 @FUZZ
 @given(delivery=deliveries())
 def test_any_delivery_is_stored_and_rejected_row_by_row_or_fails_naming_a_file_and_changes_nothing(stocked, delivery):
