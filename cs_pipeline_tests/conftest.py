@@ -22,6 +22,22 @@ import pytest
 from cs_pipeline_tests.support.processes import STARTED_SESSIONS, running_processes
 from cs_pipeline_tests.support.tenant import APPENDIX_CRM, APPENDIX_DELIVERIES, CONFIG, Crm, write_tenant
 
+# Markers that make a test e2e too (pyproject.toml lists them all), and the fixture that does:
+# a test that needs DAGSTER_HOME runs the pipeline through Dagster. So `pytest -m "not e2e"`
+# stays fast when a test is added with only one of them.
+IMPLY_E2E_MARKERS = ("postgres", "ui", "fuzz")
+IMPLY_E2E_FIXTURES = ("dagster_home",)
+
+
+@pytest.hookimpl(tryfirst=True)  # before `-m` selects
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    for item in items:
+        implied = any(item.get_closest_marker(name) for name in IMPLY_E2E_MARKERS) or any(
+            name in getattr(item, "fixturenames", ()) for name in IMPLY_E2E_FIXTURES
+        )
+        if implied and not item.get_closest_marker("e2e"):
+            item.add_marker(pytest.mark.e2e)
+
 
 @pytest.fixture(scope="session", autouse=True)
 def no_process_left_behind():
