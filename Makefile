@@ -8,7 +8,7 @@ EMBEDDED_HOME := $(CURDIR)/.dagster_home
 # Dagster command run on the folder first would lay out storage of its own
 EMBEDDED_INSTANCE := $(EMBEDDED_HOME)/dagster.yaml
 
-.PHONY: demo test bench bench-ingest bench-salesforce ui
+.PHONY: demo test test-fast bench bench-ingest bench-salesforce ui
 
 demo: $(VENV)/.installed
 	$(VENV)/bin/cs-pipeline demo
@@ -21,6 +21,10 @@ test: $(VENV)/.installed $(EMBEDDED_INSTANCE)
 	# DAGSTER_PG_* exported
 	.ci/chromium.sh
 	.ci/postgres.sh $(VENV)/bin/python -m pytest
+
+# the tests not marked e2e (no Dagster runs, processes, servers, PostgreSQL or Chromium): seconds
+test-fast: $(VENV)/.installed
+	$(VENV)/bin/python -m pytest -m "not e2e"
 
 ui: $(VENV)/.installed $(EMBEDDED_INSTANCE)
 	DAGSTER_HOME=$(EMBEDDED_HOME) $(VENV)/bin/dagster dev -w workspace.yaml

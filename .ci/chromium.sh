@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Chromium for the screenshot of the Dagster UI (cs_pipeline_tests/test_webserver.py), made
+# Chromium for the screenshot of the Dagster UI (cs_pipeline_tests/pipeline/test_webserver.py), made
 # ready by `make test` before pytest, as .ci/postgres.sh makes PostgreSQL ready: as root, the
 # Debian package `chromium` is installed if no Chromium is on PATH; otherwise a missing
 # Chromium fails here, saying what to install.

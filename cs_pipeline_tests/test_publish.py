@@ -16,7 +16,8 @@ import pytest
 
 from cs_pipeline.config import ConfigError, parse_config
 from cs_pipeline.publish import PUBLISHED
-from cs_pipeline_tests.tenant import write_events_csv, write_tenant
+from cs_pipeline_tests.support.tenant import write_events_csv
+from cs_pipeline_tests.support.warehouse import read_only
 
 D19, D20, D21 = "2025-11-19", "2025-11-20", "2025-11-21"
 
@@ -26,21 +27,11 @@ def event(event_id: str, ts: str, account_id: str, action: str = "Login", **extr
 
 
 @pytest.fixture
-def tenant(tmp_path):
-    """The appendix tenant; 20th: e1 (XYZ), e2 (ABC_Widget2, 04:30 UTC on the 21st); 21st:
-    e1 again, e3 (ghost), e4 (no account: rejected)."""
-    config = write_tenant(tmp_path)
-    landing = tmp_path / "landing"
-    write_events_csv(landing, D20, "a.csv", [
-        event("e1", "2025-11-20T10:00:00Z", "XYZ", "Send invoice", user_id="Ann@Acme.com", module="Billing"),
-        event("e2", "2025-11-20T23:30:00-05:00", "ABC_Widget2", user_id="bob@acme.com"),
-    ])  # fmt: skip
-    write_events_csv(landing, D21, "a.csv", [
-        event("e1", "2025-11-20T10:00:00Z", "XYZ", "Send invoice"),
-        event("e3", "2025-11-21T08:00:00Z", "ghost", user_id="g1"),
-        event("e4", "2025-11-21T08:00:00Z", ""),
-    ])  # fmt: skip
-    return config
+def tenant(tenant_files: Path) -> Path:
+    """The appendix tenant of conftest.py (its config path); 20th: e1 (XYZ), e2 (ABC_Widget2, 04:30
+    UTC on the 21st); 21st: e1 again, e3 (ghost), e4 (no account: rejected). No DAGSTER_HOME: `cli`
+    runs cs-pipeline in processes of their own, with the instance beside the config."""
+    return tenant_files
 
 
 def cli(config: Path, *arguments: str) -> None:
@@ -58,9 +49,7 @@ def published(config: Path) -> Path:
 
 
 def analyst(config: Path) -> duckdb.DuckDBPyConnection:
-    con = duckdb.connect(str(published(config) / "analytics.duckdb"), read_only=True)
-    con.execute("SET TimeZone = 'UTC'")
-    return con
+    return read_only(published(config) / "analytics.duckdb")
 
 
 def rows(con: duckdb.DuckDBPyConnection, query: str) -> list[tuple]:
@@ -84,6 +73,7 @@ def partition_files(config: Path, table: str) -> dict[str, int]:
     return {str(p.relative_to(folder)): pq.ParquetFile(p).metadata.num_rows for p in sorted(folder.rglob("*.parquet"))}
 
 
+@pytest.mark.e2e
 def test_every_published_table_equals_the_warehouse_table(tenant):
     cli(tenant, "backfill", "--start", D20, "--end", D21)
     with analyst(tenant) as con:
@@ -124,6 +114,7 @@ def test_every_published_table_equals_the_warehouse_table(tenant):
     assert (published(tenant) / "analytics.sql").read_text().count("CREATE OR REPLACE VIEW") == len(PUBLISHED)
 
 
+@pytest.mark.e2e
 def test_analyst_sessions_held_across_runs_keep_working_and_see_the_new_day(tenant):
     cli(tenant, "materialize", "--date", D20)
     session = analyst(tenant)  # held across every run below, never reopened
@@ -169,6 +160,7 @@ def test_analyst_sessions_held_across_runs_keep_working_and_see_the_new_day(tena
     parquet_session.close()
 
 
+@pytest.mark.e2e
 def test_changed_other_days_are_republished_and_an_emptied_partition_keeps_an_empty_file(tenant):
     landing = tenant.parent / "landing"
     with tenant.open("a") as config:
@@ -211,6 +203,7 @@ def test_changed_other_days_are_republished_and_an_emptied_partition_keeps_an_em
     assert partition_files(tenant, "rejected_events")[f"partition_date={D21}/part-0.parquet"] == 1
 
 
+@pytest.mark.e2e
 def test_a_publish_killed_mid_way_is_completed_by_the_next_step(tenant):
     cli(tenant, "materialize", "--date", D20)
     folder = published(tenant) / "usage_events" / f"partition_date={D20}"
@@ -223,7 +216,7 @@ def test_a_publish_killed_mid_way_is_completed_by_the_next_step(tenant):
     cli(tenant, "materialize", "--date", D21)
     assert sorted(os.listdir(folder)) == ["part-0.parquet"]
     assert sorted(pq.read_table(folder / "part-0.parquet").column("event_id").to_pylist()) == ["e1", "e2"]
-    with duckdb.connect(str(tenant.parent / "warehouse.duckdb"), read_only=True) as con:
+    with read_only(tenant) as con:
         assert rows(con, "SELECT count(*) FROM publish_queue") == [(0,)]
 
 

@@ -14,20 +14,20 @@ import uuid
 from collections.abc import Iterator
 from contextlib import closing
 from datetime import date
-from pathlib import Path
 
 import dagster as dg
-import duckdb
 import psycopg2
 import pytest
 from dagster_postgres import PostgresEventLogStorage, PostgresRunStorage, PostgresScheduleStorage
 from psycopg2 import sql
 
 from cs_pipeline.config import load_config
-from cs_pipeline_tests import processes
-from cs_pipeline_tests.tenant import write_generated_tenant
+from cs_pipeline_tests.support import REPO, processes
+from cs_pipeline_tests.support.tenant import write_generated_tenant
+from cs_pipeline_tests.support.warehouse import read_only
 
-REPO = Path(__file__).resolve().parents[1]
+pytestmark = [pytest.mark.e2e, pytest.mark.postgres]
+
 PG_VARIABLES = ("DAGSTER_PG_HOST", "DAGSTER_PG_PORT", "DAGSTER_PG_USERNAME", "DAGSTER_PG_PASSWORD", "DAGSTER_PG_DB")
 HOW_TO_START = (
     "Start one with `.ci/postgres.sh` (as root it installs, starts and sets up a local server; "
@@ -133,7 +133,7 @@ def test_production_instance_records_a_cli_backfill(tmp_path, pg_database, monke
     finally:
         instance.dispose()
 
-    with duckdb.connect(str(config.parent / "warehouse.duckdb"), read_only=True) as con:
+    with read_only(config) as con:
         per_day = "SELECT CAST(date AS VARCHAR), count(*) FROM {} GROUP BY ALL"
         health = dict(con.execute(per_day.format("account_health")).fetchall())
         metrics = dict(con.execute(per_day.format("account_metrics")).fetchall())

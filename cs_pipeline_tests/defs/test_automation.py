@@ -11,7 +11,7 @@ from cs_pipeline.config import load_config
 from cs_pipeline.definitions import DAILY_JOB, HEALTH_JOB, build_definitions
 from cs_pipeline.defs.automation.sensors import DAILY_RUN_TAG, landing_run_requests
 from cs_pipeline.defs.shared import PipelineSettings, daily_partitions
-from cs_pipeline_tests.tenant import CONFIG, write_events_csv, write_tenant
+from cs_pipeline_tests.support.tenant import CONFIG, write_events_csv
 
 TWO_PROFILES = CONFIG.replace(
     "profiles:\n",
@@ -21,14 +21,23 @@ TWO_PROFILES = CONFIG.replace(
 
 
 @pytest.fixture
-def config_path(tmp_path):
-    path = write_tenant(tmp_path)
-    path.write_text(TWO_PROFILES)
-    write_events_csv(tmp_path / "landing", "2025-11-20", "a.csv", [
+def tenant_config() -> str:
+    """The appendix tenant's config with a second profile, `onboarding`, before `default`."""
+    return TWO_PROFILES
+
+
+@pytest.fixture
+def tenant_deliveries() -> dict[str, list[dict[str, str]]]:
+    return {"2025-11-20": [
         {"event_id": "e1", "ts": "2025-11-20T10:00:00Z", "account_id": "XYZ", "user_id": "ann@acme.com",
          "action": "Login"},
-    ])  # fmt: skip
-    return path
+    ]}  # fmt: skip
+
+
+@pytest.fixture
+def config_path(tenant_files):
+    """conftest.py's `tenant_files`: no DAGSTER_HOME, each test makes its instance."""
+    return tenant_files
 
 
 def test_a_tick_asks_for_yesterday_in_utc(config_path):
@@ -53,6 +62,7 @@ def run_success_event(instance: dg.DagsterInstance, run_id: str) -> dg.DagsterEv
     return record.event_log_entry.dagster_event
 
 
+@pytest.mark.e2e
 def test_the_daily_run_is_followed_by_one_health_run_per_profile_then_the_subaccount_run(config_path):
     config = load_config(config_path)
     defs = build_definitions(config)
@@ -93,6 +103,7 @@ def test_the_daily_run_is_followed_by_one_health_run_per_profile_then_the_subacc
         assert (verdicts[1].partition_key, verdicts[1].run_key) == ("2025-11-20", f"subaccount:{daily.run_id}")
 
 
+@pytest.mark.e2e
 def test_a_daily_run_launched_by_hand_is_not_followed_up(config_path):
     defs = build_definitions(load_config(config_path))
     with dg.instance_for_test() as instance:

@@ -40,7 +40,7 @@ from cs_pipeline.salesforce.local_server import LocalSalesforceServer
 from cs_pipeline.salesforce.schema import DEFAULT_SCHEMAS, FieldSpec, FieldType, ObjectSchema
 from cs_pipeline.salesforce.soql import INVALID_FIELD, INVALID_TYPE, MALFORMED_QUERY, SoqlError, bind, execute, parse
 from cs_pipeline.salesforce.store import Clock, SalesforceStore, salesforce_id
-from cs_pipeline_tests.processes import started
+from cs_pipeline_tests.support.processes import started
 
 
 @pytest.fixture(scope="module")
@@ -601,6 +601,7 @@ def test_stop_ends_every_connection_at_once(server):
             assert connection.recv(1024) == b"", connection  # closed by the server, not left to its timeout
 
 
+@pytest.mark.e2e
 @pytest.mark.parametrize("sigint", ["default", "ignored by the parent"])
 def test_command_line_serves_the_demo_exports_until_ctrl_c_whatever_its_clients_do(demo_export, sigint):
     """Ctrl-C stops the command-line server at once, while clients keep a keep-alive HTTPS

@@ -19,7 +19,7 @@ from cs_pipeline.config import PipelineConfig, parse_config
 from cs_pipeline.metrics.account_metrics import MetricQueryError, compute_account_metrics
 from cs_pipeline.usage.ingest import ingest_delivery
 from cs_pipeline.warehouse import connect
-from cs_pipeline_tests.tenant import write_events_csv
+from cs_pipeline_tests.support.tenant import write_events_csv
 
 D = date(2025, 11, 20)
 

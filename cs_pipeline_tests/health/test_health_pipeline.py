@@ -1,20 +1,19 @@
 """account_health end to end: two days through the CLI and Dagster, checked against values
 worked out by hand below, with the bundled config (the profiles of demo/cs_pipeline.yaml)."""
 
-import shutil
 from datetime import date
-from pathlib import Path
 
 import dagster as dg
-import duckdb
 import pytest
 
 from cs_pipeline import cli
 from cs_pipeline.config import load_config
 from cs_pipeline.definitions import HEALTH_JOB, build_definitions
-from cs_pipeline_tests.tenant import write_crm, write_events_csv
+from cs_pipeline_tests.support.tenant import DEMO_CONFIG, write_crm
+from cs_pipeline_tests.support.warehouse import read_only
 
-DEMO = Path(__file__).resolve().parents[1] / "demo"
+pytestmark = pytest.mark.e2e
+
 PROFILES = ["onboarding", "high_touch", "digital", "default"]
 
 
@@ -47,25 +46,33 @@ def events(day: str, account_id: str, user: str, count: int, first: int) -> list
 
 
 @pytest.fixture
-def tenant(tmp_path, monkeypatch):
+def tenant_config() -> str:
+    return DEMO_CONFIG
+
+
+@pytest.fixture
+def tenant_crm() -> None:
+    """No CRM export yet: `run_day` writes it as it is on the day it runs."""
+    return None
+
+
+@pytest.fixture
+def tenant_deliveries() -> dict[str, list[dict]]:
     """Deliveries: 2025-11-19 holds the 19th's events and one late event of NEW (the 15th);
     2025-11-20 holds the 20th's events and an unknown account."""
-    monkeypatch.setenv("DAGSTER_HOME", str(tmp_path / "dagster_home"))
-    (tmp_path / "cs_pipeline.yaml").write_text((DEMO / "cs_pipeline.yaml").read_text() + 'start_date: "2025-11-01"\n')
-    shutil.copytree(DEMO / "sql", tmp_path / "sql")
-    landing = tmp_path / "landing"
-    write_events_csv(
-        landing, "2025-11-19", "a.csv",
-        events("2025-11-19", "ENT", "a1", 7, 100) + events("2025-11-19", "ENT", "a2", 7, 200)
+    return {
+        "2025-11-19": events("2025-11-19", "ENT", "a1", 7, 100) + events("2025-11-19", "ENT", "a2", 7, 200)
         + events("2025-11-19", "RISK", "r1", 14, 300) + events("2025-11-15", "NEW", "n1", 1, 400)
         + events("2025-11-19", "DIG", "d1", 7, 500),
-    )  # fmt: skip
-    write_events_csv(
-        landing, "2025-11-20", "a.csv",
-        events("2025-11-20", "ENT", "a1", 14, 600) + events("2025-11-20", "RISK", "r1", 14, 700)
+        "2025-11-20": events("2025-11-20", "ENT", "a1", 14, 600) + events("2025-11-20", "RISK", "r1", 14, 700)
         + events("2025-11-20", "DIG", "d1", 7, 800) + events("2025-11-20", "ghost", "g1", 1, 900),
-    )  # fmt: skip
-    return tmp_path
+    }  # fmt: skip
+
+
+@pytest.fixture
+def tenant(tenant_files, dagster_home):
+    """conftest.py's `tenant` under the bundled demo config, as its folder (not its config path)."""
+    return tenant_files.parent
 
 
 def run_day(tenant, day: str, risk_of_risk: str) -> None:
@@ -75,7 +82,7 @@ def run_day(tenant, day: str, risk_of_risk: str) -> None:
 
 
 def health_rows(tenant, day: str) -> dict[str, tuple]:
-    with duckdb.connect(str(tenant / "warehouse.duckdb"), read_only=True) as con:
+    with read_only(tenant) as con:
         rows = con.execute(
             "SELECT account_id, profile, health, health_score, dimension_scores, reasons, previous_health "
             "FROM account_health WHERE date = ? ORDER BY account_id",
@@ -162,7 +169,7 @@ def test_rerunning_a_date_and_profile_leaves_the_table_identical(tenant):
     run_day(tenant, "2025-11-20", "0 - NO RISK")
 
     def table() -> list[tuple]:
-        with duckdb.connect(str(tenant / "warehouse.duckdb"), read_only=True) as con:
+        with read_only(tenant) as con:
             return con.execute("SELECT * EXCLUDE (run_id) FROM account_health ORDER BY ALL").fetchall()
 
     before = table()

@@ -1,7 +1,6 @@
 """The pipeline through Dagster: CLI runs land in the instance and fill the warehouse."""
 
 import dagster as dg
-import duckdb
 import polars as pl
 import pytest
 
@@ -9,34 +8,10 @@ from cs_pipeline import cli, schemas
 from cs_pipeline.config import load_config
 from cs_pipeline.definitions import build_definitions
 from cs_pipeline.defs.shared import CODE_VERSION, schema_check_result
-from cs_pipeline_tests.tenant import write_events_csv, write_tenant
+from cs_pipeline_tests.support.warehouse import table
 
 
-@pytest.fixture
-def tenant(tmp_path, monkeypatch):
-    monkeypatch.setenv("DAGSTER_HOME", str(tmp_path / "dagster_home"))
-    config = write_tenant(tmp_path)
-    landing = tmp_path / "landing"
-    write_events_csv(landing, "2025-11-20", "a.csv", [
-        {"event_id": "e1", "ts": "2025-11-20T10:00:00Z", "account_id": "XYZ", "user_id": "Ann@Acme.com",
-         "module": "Billing", "action": "Send invoice"},
-        {"event_id": "e2", "ts": "2025-11-20T23:30:00-05:00", "account_id": "ABC_Widget2", "user_id": "bob@acme.com",
-         "action": "Login"},
-    ])  # fmt: skip
-    write_events_csv(landing, "2025-11-21", "a.csv", [
-        {"event_id": "e1", "ts": "2025-11-20T10:00:00Z", "account_id": "XYZ", "action": "Send invoice"},
-        {"event_id": "e3", "ts": "2025-11-21T08:00:00Z", "account_id": "ghost", "user_id": "g1", "action": "Login"},
-        {"event_id": "e4", "ts": "2025-11-21T08:00:00Z", "account_id": "", "action": "Login"},
-    ])  # fmt: skip
-    return config
-
-
-def table(config, name: str) -> list[tuple]:
-    with duckdb.connect(str(config.parent / "warehouse.duckdb"), read_only=True) as con:
-        con.execute("SET TimeZone = 'UTC'")
-        return con.execute(f"SELECT * EXCLUDE (run_id) FROM {name} ORDER BY ALL").fetchall()
-
-
+@pytest.mark.e2e
 def test_backfill_fills_the_warehouse_and_records_runs(tenant, capsys):
     assert cli.main(["--config", str(tenant), "backfill", "--start", "2025-11-20", "--end", "2025-11-21"]) == 0
     assert "[2/2] 2025-11-21 done" in capsys.readouterr().out
@@ -91,6 +66,7 @@ def test_backfill_fills_the_warehouse_and_records_runs(tenant, capsys):
     assert len(checks) == 2
 
 
+@pytest.mark.e2e
 def test_the_embedded_instance_keeps_its_history_when_its_folder_moves(tenant, tmp_path, monkeypatch):
     assert cli.main(["--config", str(tenant), "materialize", "--date", "2025-11-20"]) == 0
     home = tmp_path / "dagster_home"
@@ -106,6 +82,7 @@ def test_the_embedded_instance_keeps_its_history_when_its_folder_moves(tenant, t
     assert not home.exists()
 
 
+@pytest.mark.e2e
 def test_rerunning_a_day_leaves_every_table_identical(tenant):
     args = ["--config", str(tenant), "backfill", "--start", "2025-11-20", "--end", "2025-11-21"]
     assert cli.main(args) == 0
@@ -137,6 +114,7 @@ def data_versions(config, day: str) -> dict[str, tuple[str, str]]:
     return found
 
 
+@pytest.mark.e2e
 def test_each_run_records_the_config_hash_and_each_materialisation_the_code_and_data_version(tenant):
     assert cli.main(["--config", str(tenant), "materialize", "--date", "2025-11-20"]) == 0
     [run] = dg.DagsterInstance.get().get_runs(filters=dg.RunsFilter(job_name="health_pipeline"))
@@ -150,11 +128,13 @@ def test_each_run_records_the_config_hash_and_each_materialisation_the_code_and_
     assert versions["account_health"][0].startswith("5:")
 
 
+@pytest.mark.e2e
 def test_date_outside_the_partitions_is_a_clear_error(tenant, capsys):
     assert cli.main(["--config", str(tenant), "materialize", "--date", "2025-10-01"]) == 1
     assert "2025-10-01 is not a daily partition: they run from 2025-11-01" in capsys.readouterr().err
 
 
+@pytest.mark.e2e
 def test_config_error_names_file_and_key(tenant, capsys):
     tenant.write_text(tenant.read_text().replace("landing:", "landnig:"))
     assert cli.main(["--config", str(tenant), "materialize", "--date", "2025-11-20"]) == 1
@@ -162,6 +142,7 @@ def test_config_error_names_file_and_key(tenant, capsys):
     assert f"config {tenant}: landnig:" in err and "landing" in err
 
 
+@pytest.mark.e2e
 def test_failed_run_reports_the_file_at_fault(tenant, capsys):
     (tenant.parent / "landing" / "usage" / "date=2025-11-20" / "broken.parquet").write_bytes(b"not parquet")
     assert cli.main(["--config", str(tenant), "materialize", "--date", "2025-11-20"]) == 1

@@ -22,7 +22,6 @@ from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
 
-import duckdb
 import numpy as np
 import pytest
 
@@ -30,10 +29,12 @@ from cs_pipeline import runs
 from cs_pipeline.cli import EMBEDDED_INSTANCE_YAML, yesterday
 from cs_pipeline.config import load_config
 from cs_pipeline.definitions import DAILY_JOB, build_definitions
-from cs_pipeline_tests import processes
-from cs_pipeline_tests.tenant import write_generated_tenant
+from cs_pipeline_tests.support import REPO, processes
+from cs_pipeline_tests.support.tenant import write_generated_tenant
+from cs_pipeline_tests.support.warehouse import read_only
 
-REPO = Path(__file__).resolve().parents[1]
+pytestmark = [pytest.mark.e2e, pytest.mark.ui]
+
 DAY = "2025-11-20"
 LOCATION = "cs_pipeline"
 REPOSITORY = "__repository__"  # the repository Dagster makes of a module's Definitions
@@ -227,7 +228,7 @@ def test_a_run_launched_through_the_ui_succeeds(webserver, tenant):
             "status_history", "retention",
         )  # fmt: skip
     }
-    with duckdb.connect(str(tenant.parent / "warehouse.duckdb"), read_only=True) as con:
+    with read_only(tenant) as con:
         accounts = con.execute("SELECT count(*) FROM accounts").fetchone()[0]
         metrics = con.execute("SELECT count(*) FROM account_metrics WHERE date = ?", [DAY]).fetchone()[0]
     assert accounts > 0 and metrics >= accounts

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import csv
 import gzip
-import hashlib
 import io
 import json
 import os
@@ -31,6 +30,7 @@ from hypothesis import strategies as st
 from cs_pipeline.usage.ingest import FIELD_LENGTH_LIMIT, ingest_delivery
 from cs_pipeline.usage.landing import LandingFileError, list_delivery, read_delivery
 from cs_pipeline.warehouse import connect
+from cs_pipeline_tests.support.warehouse import warehouse_digest
 
 D = date(2025, 11, 21)
 D_PREV = D - timedelta(days=1)
@@ -55,16 +55,6 @@ def day_folder(landing: Path, day: date) -> Path:
 
 def ingest(con, landing: Path, day: date = D):
     return ingest_delivery(con, landing=landing, partition_date=day, module_limit=100, action_limit=500, run_id="r")
-
-
-def warehouse_digest(con) -> dict[str, str]:
-    """Every table of the warehouse, rows sorted, as one digest per table."""
-    tables = [name for (name,) in con.execute("SELECT table_name FROM duckdb_tables() WHERE NOT temporary").fetchall()]
-    digest = {}
-    for table in sorted(tables):
-        rows = con.execute(f"SELECT * FROM {table} ORDER BY ALL").fetchall()
-        digest[table] = hashlib.sha256(repr(rows).encode()).hexdigest()
-    return digest
 
 
 @pytest.fixture(scope="module")
@@ -281,6 +271,8 @@ def stored_ids(con) -> set[str]:
     return {event_id for (event_id,) in rows}
 
 
+@pytest.mark.e2e
+@pytest.mark.fuzz
 @FUZZ
 @given(delivery=deliveries())
 def test_any_delivery_is_stored_and_rejected_row_by_row_or_fails_naming_a_file_and_changes_nothing(stocked, delivery):

@@ -10,7 +10,7 @@ from cs_pipeline.lifecycle.retention import purge_inactive_free_accounts
 from cs_pipeline.lifecycle.status_history import record_status_history
 from cs_pipeline.rollups.account_rollups import compute_account_rollups, compute_subaccount_health
 from cs_pipeline.warehouse import InputsMissing, connect
-from cs_pipeline_tests.tenant import write_tenant
+from cs_pipeline_tests.support.tenant import write_tenant
 
 GROUPS = {
     "Trial": "Free", "Pro": "Paying", "Enterprise": "Paying", "Cancelled": "Canceled", None: "Unknown",

@@ -1,9 +1,15 @@
-"""Writing small hand-made tenants (CRM export, landing zone, config) for tests."""
+"""Writing small hand-made tenants (CRM export, landing zone, config) for tests. The fixtures
+that give a test such a tenant are in conftest.py (`tenant`, `tenant_files` and the three
+fixtures a test module overrides to change what they write)."""
 
 from __future__ import annotations
 
 import csv
+import shutil
+from collections.abc import Mapping, Sequence
 from pathlib import Path
+
+from cs_pipeline_tests.support import DEMO
 
 ACCOUNT_HEADER = [
     "Id", "External_Id__c", "Name", "ParentId", "Status__c", "Customer_Since__c", "CreatedDate",
@@ -81,25 +87,67 @@ profiles:
 """
 
 
-def write_tenant(root: Path) -> Path:
-    """The appendix tenant with its config; returns the config path."""
-    write_crm(root / "crm", APPENDIX_ACCOUNTS, APPENDIX_ASSETS, APPENDIX_CONTACTS)
+# The deliveries of `tenant`: on the 20th e1 (XYZ) and e2 (ABC_Widget2; 23:30 at -05:00 is 04:30
+# UTC on the 21st); on the 21st e1 again, e3 (an account the CRM does not know) and e4 (no account:
+# rejected).
+APPENDIX_DELIVERIES = {
+    "2025-11-20": [
+        {"event_id": "e1", "ts": "2025-11-20T10:00:00Z", "account_id": "XYZ", "user_id": "Ann@Acme.com",
+         "module": "Billing", "action": "Send invoice"},
+        {"event_id": "e2", "ts": "2025-11-20T23:30:00-05:00", "account_id": "ABC_Widget2", "user_id": "bob@acme.com",
+         "action": "Login"},
+    ],
+    "2025-11-21": [
+        {"event_id": "e1", "ts": "2025-11-20T10:00:00Z", "account_id": "XYZ", "action": "Send invoice"},
+        {"event_id": "e3", "ts": "2025-11-21T08:00:00Z", "account_id": "ghost", "user_id": "g1", "action": "Login"},
+        {"event_id": "e4", "ts": "2025-11-21T08:00:00Z", "account_id": "", "action": "Login"},
+    ],
+}  # fmt: skip
+
+# `config=DEMO_CONFIG`: the bundled demo config (its four profiles and custom metrics, with its
+# sql/ folder), partitions from 2025-11-01
+DEMO_CONFIG = "<the bundled demo config>"
+APPENDIX_CRM = (APPENDIX_ACCOUNTS, APPENDIX_ASSETS, APPENDIX_CONTACTS)
+Crm = tuple[Sequence[dict], Sequence[dict], Sequence[dict]]  # accounts, assets, contacts
+
+
+def write_tenant(
+    root: Path,
+    *,
+    config: str = CONFIG,
+    crm: Crm | None = APPENDIX_CRM,
+    deliveries: Mapping[str, list[dict[str, str]]] | None = None,
+) -> Path:
+    """A hand-made tenant in `root`; returns its config path (`root / "cs_pipeline.yaml"`). By
+    default the appendix tenant with its config (one `default` profile) and an empty landing zone.
+
+    config: the config's text, or DEMO_CONFIG. crm: (accounts, assets, contacts) of the CRM
+    export, or None for no export (a test that writes it as it runs each day). deliveries: day
+    -> the event rows of that day's delivery, `a.csv`."""
+    if crm is not None:
+        write_crm(root / "crm", *crm)
     (root / "landing" / "usage").mkdir(parents=True, exist_ok=True)
+    for day, rows in (deliveries or {}).items():
+        write_events_csv(root / "landing", day, "a.csv", rows)
+    if config == DEMO_CONFIG:
+        return write_demo_config(root)
+    path = root / "cs_pipeline.yaml"
+    path.write_text(config)
+    return path
+
+
+def write_demo_config(root: Path) -> Path:
+    """The bundled demo config (with its sql/) in `root`, partitions from 2025-11-01; returns its path."""
+    shutil.copytree(DEMO / "sql", root / "sql")
     config = root / "cs_pipeline.yaml"
-    config.write_text(CONFIG)
+    config.write_text((DEMO / "cs_pipeline.yaml").read_text() + 'start_date: "2025-11-01"\n')
     return config
 
 
 def write_generated_tenant(root: Path, end_date, days: int = 2, accounts: int = 8) -> Path:
     """A small generated tenant (cs_pipeline.demo.generator) under the bundled demo config
     (its four profiles and custom metrics), partitions from 2025-11-01; returns the config path."""
-    import shutil
-
     from cs_pipeline.demo.generator import generate_tenant
 
-    demo = Path(__file__).resolve().parents[1] / "demo"
     generate_tenant(root, end_date=end_date, days=days, accounts=accounts, events_per_day=120, progress=None)
-    shutil.copytree(demo / "sql", root / "sql")
-    config = root / "cs_pipeline.yaml"
-    config.write_text((demo / "cs_pipeline.yaml").read_text() + 'start_date: "2025-11-01"\n')
-    return config
+    return write_demo_config(root)

@@ -3,30 +3,30 @@ logged, its metrics of the days before are untouched, and a later backfill of th
 events came in does not bring them back."""
 
 import dagster as dg
-import duckdb
 import pytest
 
 from cs_pipeline import cli
-from cs_pipeline_tests.tenant import CONFIG, write_events_csv, write_tenant
+from cs_pipeline_tests.support.tenant import CONFIG
+from cs_pipeline_tests.support.warehouse import rows as query
+
+pytestmark = pytest.mark.e2e
 
 
 @pytest.fixture
-def tenant(tmp_path, monkeypatch):
-    monkeypatch.setenv("DAGSTER_HOME", str(tmp_path / "dagster_home"))
-    config = write_tenant(tmp_path)
-    config.write_text(CONFIG + "retention: {free_inactive_days: 3}\n")
-    write_events_csv(tmp_path / "landing", "2025-11-20", "a.csv", [
+def tenant_config() -> str:
+    """conftest.py's `tenant` with a retention of 3 days for inactive Free accounts."""
+    return CONFIG + "retention: {free_inactive_days: 3}\n"
+
+
+@pytest.fixture
+def tenant_deliveries() -> dict[str, list[dict[str, str]]]:
+    """The 20th only: two events of ABC_Widget2 (one of them late) and one of XYZ."""
+    return {"2025-11-20": [
         # ABC_Widget2 is a Trial product account (group Free), XYZ an Enterprise one (Paying)
         {"event_id": "w1", "ts": "2025-11-20T08:00:00Z", "account_id": "ABC_Widget2", "action": "Login"},
         {"event_id": "w2", "ts": "2025-11-19T23:00:00Z", "account_id": "ABC_Widget2", "action": "Login"},
         {"event_id": "x1", "ts": "2025-11-20T09:00:00Z", "account_id": "XYZ", "action": "Login"},
-    ])  # fmt: skip
-    return config
-
-
-def query(config, sql: str) -> list[tuple]:
-    with duckdb.connect(str(config.parent / "warehouse.duckdb"), read_only=True) as con:
-        return con.execute(sql).fetchall()
+    ]}  # fmt: skip
 
 
 def backfill(config, start: str, end: str) -> None:

@@ -5,14 +5,16 @@ parent health), and subaccount_health comes by contract value (the config) and b
 
 from datetime import date
 
-import duckdb
 import pytest
 
 from cs_pipeline import cli
 from cs_pipeline.config import load_config
 from cs_pipeline.rollups.account_rollups import compute_subaccount_health
 from cs_pipeline.warehouse import connect
-from cs_pipeline_tests.tenant import APPENDIX_ACCOUNTS, APPENDIX_ASSETS, write_crm, write_events_csv
+from cs_pipeline_tests.support.tenant import APPENDIX_ACCOUNTS, APPENDIX_ASSETS, write_tenant
+from cs_pipeline_tests.support.warehouse import rows
+
+pytestmark = pytest.mark.e2e
 
 CONFIG = """\
 crm: {source: files, files_dir: crm/}
@@ -44,14 +46,13 @@ EVENTS = [
 
 @pytest.fixture(scope="module")
 def tenant(tmp_path_factory):
+    """The tenant above (no contacts), its 2025-11-20 run through the CLI (in an instance of its own)."""
     root = tmp_path_factory.mktemp("rollups")
-    write_crm(root / "crm", ACCOUNTS, ASSETS)
-    write_events_csv(root / "landing", "2025-11-20", "a.csv", [
+    write_tenant(root, config=CONFIG, crm=(ACCOUNTS, ASSETS, ()), deliveries={"2025-11-20": [
         {"event_id": f"e{n}", "ts": f"2025-11-20T0{n}:00:00Z", "account_id": account, "user_id": user,
          "action": "Login"}
         for n, (account, user) in enumerate(EVENTS)
-    ])  # fmt: skip
-    (root / "cs_pipeline.yaml").write_text(CONFIG)
+    ]})  # fmt: skip
     mp = pytest.MonkeyPatch()
     mp.setenv("DAGSTER_HOME", str(root / "dagster_home"))
     assert (
@@ -62,11 +63,6 @@ def tenant(tmp_path_factory):
     )
     mp.undo()
     return root
-
-
-def rows(tenant, query: str) -> list[tuple]:
-    with duckdb.connect(str(tenant / "warehouse.duckdb"), read_only=True) as con:
-        return con.execute(query).fetchall()
 
 
 def test_rollup_metrics_over_each_subtree(tenant):

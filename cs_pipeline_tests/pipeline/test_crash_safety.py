@@ -25,7 +25,10 @@ from dagster._daemon.monitoring.run_monitoring import monitor_started_run
 from cs_pipeline import runs
 from cs_pipeline.cli import dagster_instance
 from cs_pipeline.publish import PUBLISHED
-from cs_pipeline_tests.tenant import write_generated_tenant
+from cs_pipeline_tests.support.tenant import write_generated_tenant
+from cs_pipeline_tests.support.warehouse import read_only
+
+pytestmark = pytest.mark.e2e
 
 DAYS = ("2025-11-03", "2025-11-05")  # the backfill of every test: three days
 # no command here may take longer: a hang fails the test instead of stalling the suite
@@ -111,12 +114,10 @@ def commands():
 def public_tables(root: Path) -> dict[str, list[tuple]]:
     """Every public table's rows (run_id aside), sorted, from the warehouse and the published layer."""
     tables = {}
-    with duckdb.connect(str(root / "warehouse.duckdb"), read_only=True) as con:
-        con.execute("SET TimeZone = 'UTC'")
+    with read_only(root) as con:
         for table in PUBLISHED:
             tables[table] = con.execute(f"SELECT * EXCLUDE (run_id) FROM {table} ORDER BY ALL").fetchall()
-    with duckdb.connect(str(root / "published" / "analytics.duckdb"), read_only=True) as con:
-        con.execute("SET TimeZone = 'UTC'")
+    with read_only(root / "published" / "analytics.duckdb") as con:
         for table in PUBLISHED:
             tables[f"published {table}"] = con.execute(
                 f"SELECT * EXCLUDE (run_id) FROM {table} ORDER BY ALL"

@@ -27,8 +27,8 @@ from cs_pipeline.crm.mapping import extract_snapshot
 from cs_pipeline.crm.sources import CrmExportError, CrmFilesSource
 from cs_pipeline.lib.hierarchy import resolve_accounts
 from cs_pipeline.warehouse import connect, read_sql, set_variables
-from cs_pipeline_tests.tenant import ACCOUNT_HEADER, ASSET_HEADER, CONTACT_HEADER, write_tenant
-from cs_pipeline_tests.test_hostile_input import warehouse_digest
+from cs_pipeline_tests.support.tenant import ACCOUNT_HEADER, ASSET_HEADER, CONTACT_HEADER, write_tenant
+from cs_pipeline_tests.support.warehouse import warehouse_digest
 
 D = date(2025, 11, 21)
 CORRUPTIONS = ["unterminated_quote", "utf16", "bad_byte", "semicolons", "missing_column", "extra_field"]
@@ -115,6 +115,8 @@ def tenant(tmp_path_factory) -> Path:
     return root
 
 
+@pytest.mark.e2e
+@pytest.mark.fuzz
 @settings(
     derandomize=True, max_examples=40, deadline=None, database=None,
     suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
@@ -179,6 +181,7 @@ def test_unreadable_account_export_is_one_short_error_with_file_line_and_cause(t
         assert fragment in message
 
 
+@pytest.mark.e2e
 def test_broken_export_fails_the_run_at_once_without_retries(tmp_path, monkeypatch, capsys):
     monkeypatch.setenv("DAGSTER_HOME", str(tmp_path / "dagster_home"))
     config = write_tenant(tmp_path)

@@ -7,7 +7,6 @@ import shutil
 from datetime import date, timedelta
 from pathlib import Path
 
-import duckdb
 import pytest
 
 from cs_pipeline import cli
@@ -20,8 +19,9 @@ from cs_pipeline.crm.salesforce import (
 from cs_pipeline.demo.generator import generate_tenant
 from cs_pipeline.salesforce.local_server import LocalSalesforceServer
 from cs_pipeline.warehouse import connect
+from cs_pipeline_tests.support import DEMO
+from cs_pipeline_tests.support.warehouse import read_only
 
-DEMO = Path(__file__).resolve().parents[1] / "demo"
 ACCOUNT_FIELDS = ["Id", "External_Id__c", "Name", "ParentId", "Status__c", "Licenses__c", "CreatedDate"]
 ASSET_FIELDS = ["Id", "AccountId", "Product2.ProductCode", "Product2.Name", "Quantity", "Price", "InstallDate"]
 CONTACT_FIELDS = ["Id", "AccountId", "Email", "Name"]
@@ -88,6 +88,7 @@ def live_ids(server, object_name) -> set[str]:
     return {record["Id"] for record in server.store.records(object_name)}
 
 
+@pytest.mark.e2e
 def test_full_load_equals_the_csv_path(tmp_path, monkeypatch, server, crm_export):
     """The demo export through the CSV path and through Salesforce gives the same accounts,
     hierarchy issues and users, row for row."""
@@ -110,7 +111,7 @@ def test_full_load_equals_the_csv_path(tmp_path, monkeypatch, server, crm_export
         }.items():
             monkeypatch.setenv(name, value)
         assert cli.main(["--config", str(config), "materialize", "--date", "2025-11-20"]) == 0
-        with duckdb.connect(str(root / "warehouse.duckdb"), read_only=True) as con:
+        with read_only(root) as con:
             results[source] = {
                 table: con.execute(f"SELECT * EXCLUDE (run_id) FROM {table} ORDER BY ALL").fetchall()
                 for table in ("accounts", "hierarchy_issues", "users")
@@ -257,6 +258,7 @@ def test_credentials_never_reach_errors(server):
         SalesforceResource().open()
 
 
+@pytest.mark.e2e
 def test_demo_through_the_local_salesforce_server(tmp_path, monkeypatch, capsys):
     monkeypatch.setenv("DAGSTER_HOME", str(tmp_path / "dagster_home"))
     for name in ("SF_USERNAME", "SF_PASSWORD", "SF_SECURITY_TOKEN", "SF_CA_BUNDLE", "SF_PROXY"):
@@ -265,7 +267,7 @@ def test_demo_through_the_local_salesforce_server(tmp_path, monkeypatch, capsys)
     shutil.copytree(DEMO / "sql", tmp_path / "sql")
     assert cli.main(["--config", str(tmp_path / "cs_pipeline.yaml"), "demo", "--days", "2", "--crm", "salesforce"]) == 0
     assert "local Salesforce at https://127.0.0.1:" in capsys.readouterr().out
-    with duckdb.connect(str(tmp_path / "warehouse.duckdb"), read_only=True) as con:
+    with read_only(tmp_path) as con:
         [(mirrored, accounts, modes)] = con.execute(
             "SELECT (SELECT count(*) FROM salesforce_account), (SELECT count(*) FROM accounts WHERE account_type = "
             "'account'), (SELECT list(DISTINCT mode ORDER BY mode) FROM salesforce_sync)"

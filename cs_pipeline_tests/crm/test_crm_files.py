@@ -10,7 +10,7 @@ from cs_pipeline.config import load_config
 from cs_pipeline.crm.mapping import extract_snapshot
 from cs_pipeline.crm.sources import CrmFilesSource, CrmSourceError
 from cs_pipeline.lib.hierarchy import resolve_accounts
-from cs_pipeline_tests.tenant import ACCOUNT_HEADER, write_crm, write_csv, write_tenant
+from cs_pipeline_tests.support.tenant import ACCOUNT_HEADER, write_crm, write_csv, write_tenant
 
 
 def snapshot(root):
