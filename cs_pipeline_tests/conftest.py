@@ -19,6 +19,7 @@ from pathlib import Path
 
 import pytest
 
+from cs_pipeline_tests.support.commands import Command
 from cs_pipeline_tests.support.processes import STARTED_SESSIONS, running_processes
 from cs_pipeline_tests.support.tenant import APPENDIX_CRM, APPENDIX_DELIVERIES, CONFIG, Crm, write_tenant
 
@@ -110,3 +111,14 @@ def tenant(tenant_files: Path, dagster_home: Path) -> Path:
     """`tenant_files` (its config path) with DAGSTER_HOME set by `dagster_home`: for tests that
     run `cs_pipeline.cli.main` in the test's process."""
     return tenant_files
+
+
+@pytest.fixture
+def commands() -> list[Command]:
+    """The `cs-pipeline` commands a test starts (it appends them): each is killed at the test's
+    end, whatever happened."""
+    started: list[Command] = []
+    yield started
+    for command in started:
+        if command.process.poll() is None:
+            command.kill()

@@ -26,7 +26,7 @@ from cs_pipeline.warehouse import (
     connect,
     table_schema,
 )
-from cs_pipeline_tests.tenant import write_events_csv, write_tenant
+from cs_pipeline_tests.support.tenant import write_events_csv, write_tenant
 
 FIXTURES = Path(__file__).parent / "fixtures"
 # main's sql/warehouse/schema.sql before schema versions (git show main:sql/warehouse/schema.sql)
@@ -140,6 +140,7 @@ def test_the_published_tables_schemas_and_column_metadata_come_from_the_registry
 # --- (d) the public tables are unchanged for users ------------------------------------------------
 
 
+@pytest.mark.e2e  # the module's tenant runs a backfill through the CLI
 def test_every_public_table_keeps_mains_names_and_types_in_the_warehouse_and_the_published_layer(tenant):
     assert set(MAIN_PUBLIC_TABLES) == set(tables.PUBLIC_TABLES)
     with duckdb.connect(str(tenant.parent / "published" / "analytics.duckdb"), read_only=True) as con:
@@ -171,6 +172,7 @@ def _contents(con: duckdb.DuckDBPyConnection, table: str) -> list[tuple]:
     return sorted(con.execute(f"SELECT * FROM {table}").fetchall(), key=repr)
 
 
+@pytest.mark.e2e  # the module's tenant runs a backfill through the CLI
 def test_a_warehouse_of_the_code_before_versions_is_upgraded_in_place_without_losing_a_row(tenant, tmp_path):
     path = tmp_path / "warehouse.duckdb"
     _main_warehouse(path, tenant.parent / "warehouse.duckdb")

@@ -9,7 +9,6 @@ import shutil
 import signal
 import subprocess
 import sys
-import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -24,15 +23,12 @@ from dagster._daemon.monitoring.run_monitoring import monitor_started_run
 
 from cs_pipeline import runs
 from cs_pipeline.cli import dagster_instance
-from cs_pipeline.publish import PUBLISHED
+from cs_pipeline_tests.support.commands import COMMAND_TIMEOUT, Command, public_tables
 from cs_pipeline_tests.support.tenant import write_generated_tenant
-from cs_pipeline_tests.support.warehouse import read_only
 
 pytestmark = pytest.mark.e2e
 
 DAYS = ("2025-11-03", "2025-11-05")  # the backfill of every test: three days
-# no command here may take longer: a hang fails the test instead of stalling the suite
-COMMAND_TIMEOUT = 240
 
 
 @pytest.fixture(scope="module")
@@ -52,77 +48,6 @@ def uninterrupted(stocked, tmp_path_factory) -> dict[str, list[tuple]]:
     finished = Command(root, "backfill", "--start", DAYS[0], "--end", DAYS[1]).wait()
     assert finished.returncode == 0, finished.stderr
     return public_tables(root)
-
-
-class Command:
-    """`cs-pipeline` in a process group of its own, its output read line by line as it comes."""
-
-    def __init__(self, root: Path, *arguments: str, extra_env: dict[str, str] | None = None):
-        env = {**os.environ, "DAGSTER_HOME": str(root / "dagster_home"), **(extra_env or {})}
-        self.started = time.monotonic()
-        self.process = subprocess.Popen(
-            [sys.executable, "-m", "cs_pipeline.cli", "--config", str(root / "cs_pipeline.yaml"), *arguments],
-            env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True,
-        )  # fmt: skip
-        self.lines: list[tuple[float, str]] = []  # (seconds since start, line) of stdout and stderr
-        self._readers = [
-            threading.Thread(target=self._read, args=(stream,), daemon=True)
-            for stream in (self.process.stdout, self.process.stderr)
-        ]
-        for reader in self._readers:
-            reader.start()
-
-    def _read(self, stream) -> None:
-        for line in stream:
-            self.lines.append((time.monotonic() - self.started, line.rstrip("\n")))
-
-    def wait_for_line(self, starting: str, timeout: float = COMMAND_TIMEOUT) -> None:
-        deadline = time.monotonic() + timeout
-        while not any(line.startswith(starting) for _, line in self.lines):
-            assert self.process.poll() is None or time.monotonic() < deadline, self.text()
-            assert time.monotonic() < deadline, f"no line {starting!r} in {timeout} s:\n{self.text()}"
-            time.sleep(0.01)
-
-    def kill(self) -> None:
-        os.killpg(self.process.pid, signal.SIGKILL)
-        self.process.wait(timeout=30)
-
-    def wait(self) -> subprocess.CompletedProcess:
-        try:
-            self.process.wait(timeout=COMMAND_TIMEOUT)
-        finally:
-            if self.process.poll() is None:
-                self.kill()
-            for reader in self._readers:
-                reader.join(timeout=10)
-        return subprocess.CompletedProcess(self.process.args, self.process.returncode, self.text(), self.text())
-
-    def text(self) -> str:
-        return "\n".join(line for _, line in self.lines)
-
-
-@pytest.fixture
-def commands():
-    """Every command a test starts is killed at its end, whatever happened."""
-    started: list[Command] = []
-    yield started
-    for command in started:
-        if command.process.poll() is None:
-            command.kill()
-
-
-def public_tables(root: Path) -> dict[str, list[tuple]]:
-    """Every public table's rows (run_id aside), sorted, from the warehouse and the published layer."""
-    tables = {}
-    with read_only(root) as con:
-        for table in PUBLISHED:
-            tables[table] = con.execute(f"SELECT * EXCLUDE (run_id) FROM {table} ORDER BY ALL").fetchall()
-    with read_only(root / "published" / "analytics.duckdb") as con:
-        for table in PUBLISHED:
-            tables[f"published {table}"] = con.execute(
-                f"SELECT * EXCLUDE (run_id) FROM {table} ORDER BY ALL"
-            ).fetchall()
-    return tables
 
 
 def kill_inside_a_step(command: Command, root: Path) -> None:

@@ -32,9 +32,11 @@ from cs_pipeline.crm.salesforce import SalesforceResource, sync_object
 from cs_pipeline.salesforce.faults import RecordedRequest
 from cs_pipeline.salesforce.local_server import LocalSalesforceServer
 from cs_pipeline.warehouse import connect
-from cs_pipeline_tests import processes
-from cs_pipeline_tests.tenant import write_generated_tenant
-from cs_pipeline_tests.test_crash_safety import COMMAND_TIMEOUT, Command, commands, public_tables  # noqa: F401
+from cs_pipeline_tests.support import processes
+from cs_pipeline_tests.support.commands import COMMAND_TIMEOUT, Command, public_tables
+from cs_pipeline_tests.support.tenant import write_generated_tenant
+
+pytestmark = pytest.mark.e2e
 
 DAYS = ("2025-11-04", "2025-11-05")  # two daily runs: a full sync of each object, then an incremental one
 OBJECTS = ("Account", "Asset", "Contact")
