@@ -94,7 +94,7 @@ _CANCELLED = STATUS_CATALOG.index("Cancelled")
 # Catalog values, then a missing status and an uncatalogued one (both group Unknown).
 _STATUS_VALUES: tuple[str, ...] = (*STATUS_CATALOG, "", "Legacy")
 _STATUS_WEIGHTS = (0.10, 0.03, 0.14, 0.33, 0.18, 0.17, 0.025, 0.025)
-_TRIAL, _PERSONAL, _PRO, _ENTERPRISE, _LEGACY = 0, 2, 3, 4, 7
+_TRIAL, _PERSONAL, _PRO, _LEGACY = 0, 2, 3, 7
 _FREE, _PAYING, _UNKNOWN = (0, 1), (2, 3, 4), (6, 7)
 
 # The story of the window: the share of accounts per kind of status change (about 12 % in all;
@@ -581,7 +581,7 @@ def _build_accounts(
             "risk": pl.Series(CSM_RISKS).gather(_pick(rng, _CSM_RISK_WEIGHTS, n)),
             "segment": pl.Series(SEGMENTS).gather(segment),
             "_since_ms": created_ms,
-            "_modstamp_at": rng.random(n),  # see _modstamp_in
+            "_modstamp_at": rng.random(n),  # see _export_rows
         }
     )
     number = pl.int_range(1, n + 1).cast(pl.String).str.zfill(max(4, len(str(n))))
