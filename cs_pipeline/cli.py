@@ -245,7 +245,7 @@ def cmd_demo(args: argparse.Namespace) -> None:
     )
     instance = dagster_instance()
     if args.crm == "salesforce":
-        with local_salesforce(config.source_path, summary.crm_dir) as salesforce_config:
+        with local_salesforce(config.source_path, summary.latest_crm_export) as salesforce_config:
             run_days(load_config(salesforce_config), summary.days, instance, verbose=args.verbose)
     else:
         run_days(config, summary.days, instance, verbose=args.verbose)

@@ -3,10 +3,18 @@
 It writes what a real tenant delivers (docs/data-model.md#crm-export-files and
 #usage-events-landing-zone):
 
-* ``<out>/crm/Account.csv``, ``Asset.csv``, ``Contact.csv``: a Salesforce export, Salesforce
-  field names as headers, relationship fields flattened (``Product2.ProductCode``);
+* ``<out>/crm/date=YYYY-MM-DD/Account.csv``, ``Asset.csv``, ``Contact.csv``: dated Salesforce
+  exports (one on the window's first day, then every ``crm_export_every`` days, and one on its
+  last day), each a full snapshot of the CRM as it was that day, Salesforce field names as
+  headers, relationship fields flattened (``Product2.ProductCode``);
 * ``<out>/landing/usage/date=YYYY-MM-DD/events-NNN.<fmt>``: each day's usage deliveries,
   the files rotating through the requested formats.
+
+The exports tell a story worth backtesting: over the window about 12 % of the accounts change
+status (churn, conversion, plan change, downgrade, reactivation, an uncatalogued status
+migrated into the catalog) and accounts created meanwhile appear in later exports. The usage
+of most churners declines over the weeks before they cancel, with noise: a quarter of them
+look healthy to the end, and a few healthy accounts have a seasonal dip.
 
 The data is untidy on purpose, like real inputs: mixed-case statuses and e-mails, padded
 IDs, missing optional fields, timestamps with UTC offsets, late events and (``bad_rows``)
@@ -22,6 +30,7 @@ from __future__ import annotations
 
 import gzip
 import math
+import shutil
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import date, timedelta
@@ -85,6 +94,22 @@ _CANCELLED = STATUS_CATALOG.index("Cancelled")
 # Catalog values, then a missing status and an uncatalogued one (both group Unknown).
 _STATUS_VALUES: tuple[str, ...] = (*STATUS_CATALOG, "", "Legacy")
 _STATUS_WEIGHTS = (0.10, 0.03, 0.14, 0.33, 0.18, 0.17, 0.025, 0.025)
+_TRIAL, _PERSONAL, _PRO, _LEGACY = 0, 2, 3, 7
+_FREE, _PAYING, _UNKNOWN = (0, 1), (2, 3, 4), (6, 7)
+
+# The story of the window: the share of accounts per kind of status change (about 12 % in all;
+# at least one of each from 48 accounts on), the statuses each kind changes from (others are
+# given one of them) and the status it is given when none fits.
+_CHANGE_KINDS: tuple[str, ...] = ("churn", "conversion", "plan_change", "downgrade", "reactivation", "unclassified")
+_CHANGE_SHARES = (0.04, 0.03, 0.02, 0.01, 0.01, 0.01)
+_CHANGE_FROM = ((*_FREE, *_PAYING), (_TRIAL,), _PAYING, _PAYING, (_CANCELLED,), _UNKNOWN)
+_CHANGE_FORCED = (_PRO, _TRIAL, _PERSONAL, _PRO, _CANCELLED, _LEGACY)
+_CHURN, _REACTIVATION = _CHANGE_KINDS.index("churn"), _CHANGE_KINDS.index("reactivation")
+_CHURNER_ARCHETYPES = (0.45, 0.35, 0.10, 0.10)  # DAILY, WEEKLY, MONTHLY, DORMANT
+_SURPRISE_CHURN = 0.25  # churners whose usage does not decline first
+_FADE_DAYS = (14, 36)  # the others' decline lasts this many days (low, high + 1) ...
+_FADE_FLOOR = 0.05  # ... down to this share of their usual activity
+_DIP_SHARE, _DIP_DAYS, _DIP_LEVEL = 0.06, (10, 22), 0.15  # healthy accounts with a seasonal dip
 
 SEGMENTS: tuple[str, ...] = ("SMB", "Mid-Market", "Enterprise")
 _SEGMENT_WEIGHTS = (0.50, 0.35, 0.15)
@@ -178,9 +203,10 @@ class _EventKind(IntEnum):
 
 @dataclass(frozen=True)
 class TenantSummary:
-    """What `generate_tenant` wrote. Counts are rows in the event files of all days."""
+    """What `generate_tenant` wrote. Counts are rows in the event files of all days; CRM counts
+    those of the newest export (the CRM on the last day)."""
 
-    crm_dir: Path
+    crm_dir: Path  # crm.files_dir: the date=YYYY-MM-DD/ export folders
     landing_dir: Path
     accounts: int
     assets: int
@@ -190,6 +216,13 @@ class TenantSummary:
     bad_rows_written: int  # rows to reject: blank account_id/action, bad or future ts
     late_events_written: int = 0  # valid rows whose ts is the previous UTC day
     redelivered_rows_written: int = 0  # exact copies (same event_id) of earlier rows
+    crm_exports: tuple[date, ...] = ()  # the dates of the CRM exports, oldest first
+    status_changes_planned: int = 0  # CRM accounts whose status changes between two exports
+
+    @property
+    def latest_crm_export(self) -> Path:
+        """The folder of the newest CRM export: the CRM as it is on the last day."""
+        return self.crm_dir / f"date={max(self.crm_exports).isoformat()}"
 
 
 @dataclass(frozen=True)
@@ -205,6 +238,10 @@ class _Population:
     weight: np.ndarray  # relative event volume on an active day
     active_from: np.ndarray  # epoch day of the first possible event (create/install date)
     last_active: np.ndarray  # epoch day of the last possible event (churned accounts)
+    fade_from: np.ndarray  # activity declines from this epoch day ...
+    fade_to: np.ndarray  # ... to almost nothing on this one (a churn); _NEVER: no decline
+    dip_from: np.ndarray  # a seasonal dip: little activity from this epoch day ...
+    dip_to: np.ndarray  # ... until the day before this one; _NEVER: none
     user_start: np.ndarray  # the sender's contacts are contacts[start : start + count]
     user_count: np.ndarray
     internal_user_base: np.ndarray  # the sender's internal user IDs: internal[base : base + 4]
@@ -230,10 +267,31 @@ class _Population:
 
 @dataclass(frozen=True)
 class _Crm:
+    """Every record ever in the CRM, with what varies between exports in helper columns
+    (names starting with `_`, see `_export_rows`); `accounts` holds every account."""
+
     accounts: pl.DataFrame
     assets: pl.DataFrame
     contacts: pl.DataFrame
     population: _Population
+    story: _Story
+
+
+@dataclass(frozen=True)
+class _Story:
+    """Each CRM account's status over the window (indexes into _STATUS_VALUES): `status` until
+    `change_day`, `new_status` from it on (_NEVER: no change), the change's `kind` (index into
+    _CHANGE_KINDS, -1 none), and how its usage goes."""
+
+    status: np.ndarray
+    new_status: np.ndarray
+    change_day: np.ndarray
+    kind: np.ndarray
+    archetype: np.ndarray
+    fade_from: np.ndarray
+    fade_to: np.ndarray
+    dip_from: np.ndarray
+    dip_to: np.ndarray
 
 
 def generate_tenant(
@@ -247,14 +305,17 @@ def generate_tenant(
     bad_rows: bool = True,
     formats: Sequence[str] = EVENT_FORMATS,
     progress: Callable[[str], None] | None = None,
+    crm_export_every: int = 7,
 ) -> TenantSummary:
-    """Write a synthetic tenant: the CRM export and `days` days of usage ending at `end_date`.
+    """Write a synthetic tenant: dated CRM exports and `days` days of usage ending at `end_date`.
 
-    Rewrites the CRM files and the event files of the window's days; partitions of other
-    days are left alone. `progress` hears once per day written.
+    The CRM is exported on the window's first day, every `crm_export_every` days after it, and
+    on `end_date`. Rewrites the CRM folder (stale exports and loose CSV files of an earlier
+    run are removed) and the event files of the window's days; partitions of other days are
+    left alone. `progress` hears once per day written.
     """
-    if days < 1 or accounts < 1 or events_per_day < 0:
-        raise ValueError("days and accounts must be >= 1 and events_per_day >= 0")
+    if days < 1 or accounts < 1 or events_per_day < 0 or crm_export_every < 1:
+        raise ValueError("days, accounts and crm_export_every must be >= 1 and events_per_day >= 0")
     unknown = sorted(set(formats) - set(EVENT_FORMATS))
     if unknown or not formats:
         raise ValueError(f"formats must be a non-empty subset of {EVENT_FORMATS}, got {list(formats)}")
@@ -263,17 +324,18 @@ def generate_tenant(
     crm_dir = out_dir / "crm"
     landing_dir = out_dir / "landing"
     window = [end_date - timedelta(days=days - 1 - i) for i in range(days)]
+    exports = sorted({*window[::crm_export_every], end_date})
 
     # Independent streams, so that e.g. changing the event volume leaves the CRM as it is.
-    crm_seq, population_seq = np.random.SeedSequence([seed, 0]).spawn(2)
+    crm_seq, population_seq, story_seq = np.random.SeedSequence([seed, 0]).spawn(3)
     crm = _build_crm(
         np.random.default_rng(crm_seq),
         np.random.default_rng(population_seq),
+        np.random.default_rng(story_seq),
         accounts,
-        _epoch_day(window[0]),
-        _epoch_day(end_date),
+        np.array([_epoch_day(day) for day in exports]),
     )
-    _write_crm(crm, crm_dir)
+    _write_crm(crm, crm_dir, exports)
 
     events = bad = late = redelivered = 0
     carry = _empty_rows()
@@ -300,6 +362,8 @@ def generate_tenant(
         bad_rows_written=bad,
         late_events_written=late,
         redelivered_rows_written=redelivered,
+        crm_exports=tuple(exports),
+        status_changes_planned=int((crm.story.kind >= 0).sum()),
     )
 
 
@@ -316,9 +380,12 @@ class _AccountTraits:
     root: np.ndarray  # row of the account's root
     segment: np.ndarray
     create_day: np.ndarray  # the pipeline's create_date, as an epoch day
+    created_day: np.ndarray  # when the record was created: it is in the exports from then on
+    active_from: np.ndarray  # its first possible event
     archetype: np.ndarray
     last_active: np.ndarray
     weight: np.ndarray
+    story: _Story
 
     @property
     def size(self) -> int:
@@ -338,19 +405,103 @@ class _ProductAccounts:
     module: np.ndarray  # the module the product's events favour
 
 
-def _build_crm(rng: np.random.Generator, pop_rng: np.random.Generator, n: int, start_day: int, end_day: int) -> _Crm:
+def _build_crm(
+    rng: np.random.Generator,
+    pop_rng: np.random.Generator,
+    story_rng: np.random.Generator,
+    n: int,
+    export_days: np.ndarray,
+) -> _Crm:
     """Accounts with a 3-level hierarchy, their product holdings, contacts, and the event
-    senders they make up. `pop_rng` draws only what never reaches the CRM files."""
-    accounts, traits = _build_accounts(rng, n, start_day, end_day)
-    assets, products = _build_assets(rng, pop_rng, accounts, traits, start_day, end_day)
-    contacts, user_start, user_count, emails = _build_contacts(rng, accounts, traits, end_day)
+    senders they make up. `pop_rng` draws only what never reaches the CRM files, `story_rng`
+    the status changes and the usage around them."""
+    accounts, traits = _build_accounts(rng, story_rng, n, export_days)
+    assets, products = _build_assets(rng, pop_rng, accounts, traits, export_days)
+    contacts, user_start, user_count, emails = _build_contacts(rng, accounts, traits)
     population = _build_population(pop_rng, traits, products, user_start, user_count, emails)
-    return _Crm(accounts=accounts, assets=assets, contacts=contacts, population=population)
+    return _Crm(accounts=accounts, assets=assets, contacts=contacts, population=population, story=traits.story)
+
+
+def _in_exports_from(day: np.ndarray, export_days: np.ndarray) -> np.ndarray:
+    """The first export day on or after `day` for a day inside the window (when a record
+    created that day first shows), else `day` itself."""
+    index = np.minimum(np.searchsorted(export_days, day), export_days.size - 1)
+    return np.where(day > export_days[0], export_days[index], day)
+
+
+def _plan_story(
+    rng: np.random.Generator,
+    status: np.ndarray,
+    archetype: np.ndarray,
+    existing: np.ndarray,
+    start_day: int,
+    end_day: int,
+) -> _Story:
+    """Who changes status when during the window (accounts that exist before it), and whose
+    usage declines before a churn or dips for a while. Returns copies."""
+    n = status.size
+    status, archetype = status.copy(), archetype.copy()
+    kind = np.full(n, -1, dtype=np.int8)
+    change_day = np.full(n, _NEVER, dtype=np.int64)
+    span = end_day - start_day
+    if span >= 2:  # a change needs an export before it and one after
+        first = start_day + max(1, min(14, span // 3))  # leaves a lead time inside the window
+        free = existing.copy()
+        for index, (share, sources, forced) in enumerate(
+            zip(_CHANGE_SHARES, _CHANGE_FROM, _CHANGE_FORCED, strict=True)
+        ):
+            count = max(round(share * n), 1 if n >= 8 * len(_CHANGE_KINDS) else 0)
+            order = rng.permutation(n)
+            fits = free & np.isin(status, sources)
+            # others are given a status the kind changes from; cancelled (silent) accounts only
+            # when reactivating
+            others = free & ~fits & ((status != _CANCELLED) | (index == _REACTIVATION))
+            picked = np.concatenate([order[fits[order]], order[others[order]]])[:count]
+            status[picked] = np.where(np.isin(status[picked], sources), status[picked], forced)
+            kind[picked] = index
+            change_day[picked] = rng.integers(first, end_day + 1, size=picked.size)
+            free[picked] = False
+    paying = np.array(_PAYING)
+    new_status = np.select(
+        [kind == i for i in range(len(_CHANGE_KINDS))],
+        [
+            np.full(n, _CANCELLED),  # churn
+            paying[_pick(rng, (0.4, 0.45, 0.15), n)],  # conversion
+            _PERSONAL + (status - _PERSONAL + rng.integers(1, 3, size=n)) % 3,  # plan change
+            np.full(n, _TRIAL),  # downgrade
+            paying[rng.integers(0, 2, size=n)],  # reactivation: Personal or Pro
+            np.full(n, _PRO),  # unclassified: a Legacy or missing status migrated to Pro
+        ],
+        status,
+    )
+    # Reactivated accounts come back to life on their change day (silent before).
+    reactivated = kind == _REACTIVATION
+    archetype[reactivated] = np.where(rng.random(int(reactivated.sum())) < 0.5, _Archetype.DAILY, _Archetype.WEEKLY)
+    # Churners mostly used the product; their usage declines over a few weeks before they
+    # cancel, but not always.
+    churners = kind == _CHURN
+    archetype[churners] = _pick(rng, _CHURNER_ARCHETYPES, int(churners.sum()))
+    fading = churners & (rng.random(n) >= _SURPRISE_CHURN)
+    fade_to = np.where(fading, change_day, _NEVER)
+    fade_from = np.where(fading, change_day - rng.integers(*_FADE_DAYS, size=n), _NEVER)
+    # Some healthy accounts look bad for a while: a seasonal dip, sometimes up to the end.
+    dipping = (
+        existing
+        & (kind < 0)
+        & np.isin(archetype, [_Archetype.DAILY, _Archetype.WEEKLY])
+        & (status != _CANCELLED)
+        & (rng.random(n) < _DIP_SHARE)
+    )
+    dip_start = start_day + rng.integers(0, max(1, span - 4), size=n)
+    dip_from = np.where(dipping, dip_start, _NEVER)
+    dip_to = np.where(dipping, dip_start + rng.integers(*_DIP_DAYS, size=n), _NEVER)
+    return _Story(status, new_status, change_day, kind, archetype, fade_from, fade_to, dip_from, dip_to)
 
 
 def _build_accounts(
-    rng: np.random.Generator, n: int, start_day: int, end_day: int
+    rng: np.random.Generator, story_rng: np.random.Generator, n: int, export_days: np.ndarray
 ) -> tuple[pl.DataFrame, _AccountTraits]:
+    start_day, end_day = int(export_days[0]), int(export_days[-1])
     # Hierarchy: ~70% roots, ~20% children of a root, ~10% grandchildren.
     level = rng.choice(3, size=n, p=[0.7, 0.2, 0.1])
     level[0] = 0
@@ -372,10 +523,12 @@ def _build_accounts(
     status = _pick(rng, _STATUS_WEIGHTS, n)
 
     # Dates, as epoch days. Most accounts predate the window; ~5% are onboarding (created
-    # in the last 30 days), at least two of them in the last 5 days.
+    # in the last 30 days), at least two of them in the last 5 days. Onboarding accounts
+    # have no sub-accounts, so that no export has a child without its parent.
     created_day = start_day - 1 - rng.integers(0, 1_500, size=n)
-    n_onboarding = min(n, max(2, round(0.05 * n)))
-    onboarding = rng.choice(n, size=n_onboarding, replace=False)
+    leaves = np.setdiff1d(np.arange(n), parent[parent >= 0])
+    onboarding = rng.choice(leaves, size=min(leaves.size, max(2, round(0.05 * n))), replace=False)
+    n_onboarding = onboarding.size
     created_day[onboarding] = end_day - rng.integers(0, 30, size=n_onboarding)
     newest = onboarding[:2]
     created_day[newest] = end_day - rng.integers(0, 5, size=newest.size)
@@ -390,11 +543,20 @@ def _build_accounts(
     cancelled = status == _CANCELLED
     archetype[cancelled] = np.where(rng.random(int(cancelled.sum())) < 0.85, _Archetype.CHURNED, _Archetype.DORMANT)
     archetype[onboarding] = np.where(rng.random(n_onboarding) < 0.8, _Archetype.ONBOARDING, _Archetype.DORMANT)
+    story = _plan_story(story_rng, status, archetype, created_day < start_day, start_day, end_day)
+    status, archetype = story.status, story.archetype
     last_active = _last_active_days(rng, archetype, start_day, end_day)
+    # Accounts cancelled before the window are silent in it; churners stop on their churn day.
+    cancelled_before = (status == _CANCELLED) & (story.kind != _REACTIVATION)
+    last_active = np.where(cancelled_before, np.minimum(last_active, start_day - 1), last_active)
+    last_active = np.where(story.kind == _CHURN, np.minimum(last_active, story.change_day - 1), last_active)
+    # Events start once the account shows in an export; a reactivated one's on its reactivation.
+    active_from = np.maximum(create_day, _in_exports_from(created_day, export_days))
+    active_from = np.where(story.kind == _REACTIVATION, story.change_day, active_from)
     weight = _SEGMENT_VOLUME[segment] * _ARCHETYPE_VOLUME[archetype] * rng.lognormal(0.0, 0.8, size=n)
 
     contract = np.round(_SEGMENT_CONTRACT[segment] * rng.lognormal(0.0, 0.6, size=n), -2)
-    contract_blank = (rng.random(n) < 0.08) | np.isin(status, [0, 1])  # free accounts pay nothing
+    contract_blank = rng.random(n) < 0.08  # and free accounts pay nothing
     licenses = rng.integers(_SEGMENT_LICENSES[segment, 0], _SEGMENT_LICENSES[segment, 1] + 1).astype(np.float64)
     licenses[rng.random(n) < 0.02] = 0.0
     status_case = rng.random(n)  # mixed-case catalog values: the pipeline matches case-insensitively
@@ -409,6 +571,7 @@ def _build_accounts(
             "level": level,
             "parent": np.where(parent < 0, 0, parent),
             "status": pl.Series(_STATUS_VALUES).gather(status),
+            "new_status": pl.Series(_STATUS_VALUES).gather(story.new_status),
             "status_case": status_case,
             "since": customer_since.astype(np.int32),
             "created_ms": created_ms,
@@ -417,11 +580,27 @@ def _build_accounts(
             "licenses": licenses,
             "risk": pl.Series(CSM_RISKS).gather(_pick(rng, _CSM_RISK_WEIGHTS, n)),
             "segment": pl.Series(SEGMENTS).gather(segment),
-            "modstamp_ms": _modstamps(rng, created_ms, end_day),
+            "_since_ms": created_ms,
+            "_modstamp_at": rng.random(n),  # see _export_rows
         }
     )
     number = pl.int_range(1, n + 1).cast(pl.String).str.zfill(max(4, len(str(n))))
-    catalogued = pl.col("status").is_in(STATUS_CATALOG)
+
+    def spelt(column: str) -> pl.Expr:
+        catalogued = pl.col(column).is_in(STATUS_CATALOG)
+        return (
+            pl.when(pl.col(column) == "")
+            .then(pl.lit(None, dtype=pl.String))
+            .when(catalogued & (pl.col("status_case") < 0.06))
+            .then(pl.col(column).str.to_lowercase())
+            .when(catalogued & (pl.col("status_case") < 0.08))
+            .then(pl.col(column).str.to_uppercase())
+            .otherwise(pl.col(column))
+        )
+
+    def contract_value(status: np.ndarray) -> pl.Expr:
+        return _blank_where(pl.col("contract").cast(pl.String), contract_blank | np.isin(status, _FREE))
+
     accounts = raw.select(
         pl.col("Id"),
         _blank_where(pl.concat_str([pl.col("prefix"), pl.lit("-"), number]), external_blank).alias("External_Id__c"),
@@ -430,23 +609,23 @@ def _build_accounts(
         .otherwise(pl.concat_str([pl.col("word"), pl.col("city")], separator=" "))
         .alias("Name"),
         _blank_where(pl.col("Id").gather(pl.col("parent")), parent < 0).alias("ParentId"),
-        pl.when(pl.col("status") == "")
-        .then(pl.lit(None, dtype=pl.String))
-        .when(catalogued & (pl.col("status_case") < 0.06))
-        .then(pl.col("status").str.to_lowercase())
-        .when(catalogued & (pl.col("status_case") < 0.08))
-        .then(pl.col("status").str.to_uppercase())
-        .otherwise(pl.col("status"))
-        .alias("Status__c"),
+        spelt("status").alias("Status__c"),
         _blank_where(_date_text(pl.col("since")), since_blank).alias("Customer_Since__c"),
         _datetime_text(pl.col("created_ms")).alias("CreatedDate"),
-        _blank_where(pl.col("contract").cast(pl.String), contract_blank).alias("Contract_Value__c"),
+        contract_value(status).alias("Contract_Value__c"),
         _blank_where(_date_text(pl.col("renewal")), rng.random(n) < 0.15).alias("Renewal_Date__c"),
         _blank_where(pl.col("licenses").cast(pl.String), rng.random(n) < 0.08).alias("Licenses__c"),
         _blank_where(pl.col("risk"), pl.col("risk") == "").alias("CSM_Risk__c"),
         pl.col("segment").alias("Segment__c"),
-        _datetime_text(pl.col("modstamp_ms")).alias("SystemModstamp"),
+        pl.lit(None, dtype=pl.String).alias("SystemModstamp"),  # per export
         pl.lit("false").alias("IsDeleted"),
+        # what varies between exports (_export_rows)
+        pl.lit(pl.Series(created_day)).alias("_visible_from"),
+        "_since_ms",
+        "_modstamp_at",
+        pl.lit(pl.Series(story.change_day)).alias("_change_day"),
+        spelt("new_status").alias("_new_status"),
+        contract_value(story.new_status).alias("_new_contract"),
     )
     traits = _AccountTraits(
         sf_id=sf_ids,
@@ -455,9 +634,12 @@ def _build_accounts(
         root=root,
         segment=segment,
         create_day=create_day,
+        created_day=created_day,
+        active_from=active_from,
         archetype=archetype,
         last_active=last_active,
         weight=weight,
+        story=story,
     )
     return accounts, traits
 
@@ -467,10 +649,12 @@ def _build_assets(
     pop_rng: np.random.Generator,
     accounts: pl.DataFrame,
     traits: _AccountTraits,
-    start_day: int,
-    end_day: int,
+    export_days: np.ndarray,
 ) -> tuple[pl.DataFrame, _ProductAccounts]:
-    """Product holdings: about a third of accounts hold one or two distinct products."""
+    """Product holdings: about a third of accounts hold one or two distinct products. A
+    holding shows in the exports from its install date (else its holder's creation) on; when
+    its holder churns, a status of its own becomes Cancelled (an empty one follows the holder's)."""
+    start_day, end_day = int(export_days[0]), int(export_days[-1])
     n = traits.size
     holds = rng.random(n) < 1 / 3
     holds_two = holds & (rng.random(n) < 0.35)
@@ -486,6 +670,9 @@ def _build_assets(
     install_day = np.minimum(traits.create_day[holder] + rng.integers(0, 600, size=m), end_day)
     install_blank = rng.random(m) < 0.15
     codes = pl.Series([code for code, _ in PRODUCTS]).gather(product)
+    holder_churn = np.where(traits.story.kind[holder] == _CHURN, traits.story.change_day[holder], _NEVER)
+    own_status = (status != 0) & (status != _ASSET_STATUSES.index("Cancelled"))
+    visible_from = np.maximum(np.where(install_blank, 0, install_day), traits.created_day[holder])
     assets = pl.DataFrame(
         {
             "Id": _salesforce_ids("02i", m, rng),
@@ -496,7 +683,8 @@ def _build_assets(
             "quantity": rng.integers(1, 51, size=m).astype(np.float64),
             "price": np.round(rng.lognormal(np.log(2_000.0), 0.7, size=m), -2),
             "install": install_day.astype(np.int32),
-            "modstamp_ms": _modstamps(rng, install_day * _MS_PER_DAY, end_day),
+            "_since_ms": install_day * _MS_PER_DAY,
+            "_modstamp_at": rng.random(m),
         }
     ).select(
         "Id",
@@ -507,13 +695,22 @@ def _build_assets(
         _blank_where(pl.col("quantity").cast(pl.String), rng.random(m) < 0.20).alias("Quantity"),
         _blank_where(pl.col("price").cast(pl.String), rng.random(m) < 0.25).alias("Price"),
         _blank_where(_date_text(pl.col("install")), install_blank).alias("InstallDate"),
-        _datetime_text(pl.col("modstamp_ms")).alias("SystemModstamp"),
+        pl.lit(None, dtype=pl.String).alias("SystemModstamp"),  # per export
         pl.lit("false").alias("IsDeleted"),
+        pl.lit(pl.Series(visible_from)).alias("_visible_from"),
+        "_since_ms",
+        "_modstamp_at",
+        pl.lit(pl.Series(np.where(own_status, holder_churn, _NEVER))).alias("_change_day"),
+        pl.lit("Cancelled").alias("_new_status"),
     )
 
     # As event senders: products of silent holders stay silent; others have their own
-    # pattern, from their install date (else the holder's create date) on.
+    # pattern, from their install date (else the holder's create date) on, once the holding
+    # shows in an export and its holder is active.
     active_from = np.where(install_blank, traits.create_day[holder], install_day)
+    active_from = np.maximum.reduce(
+        [active_from, traits.active_from[holder], _in_exports_from(visible_from, export_days)]
+    )
     own = _pick(pop_rng, (0.45, 0.35, 0.20), m)  # DAILY, WEEKLY, MONTHLY
     own = np.where(active_from > end_day - 30, _Archetype.ONBOARDING, own)
     own = np.where(status == _ASSET_STATUSES.index("Cancelled"), _Archetype.CHURNED, own)
@@ -522,6 +719,7 @@ def _build_assets(
     last_active = np.where(
         holder_silent, traits.last_active[holder], _last_active_days(pop_rng, archetype, start_day, end_day)
     )
+    last_active = np.minimum(last_active, traits.last_active[holder])  # never after the holder's
     products = _ProductAccounts(
         holder=holder,
         ids=traits.account_id.gather(holder) + PRODUCT_SEPARATOR + codes,
@@ -535,7 +733,7 @@ def _build_assets(
 
 
 def _build_contacts(
-    rng: np.random.Generator, accounts: pl.DataFrame, traits: _AccountTraits, end_day: int
+    rng: np.random.Generator, accounts: pl.DataFrame, traits: _AccountTraits
 ) -> tuple[pl.DataFrame, np.ndarray, np.ndarray, pl.Series]:
     """A few contacts per account, grouped by account; e-mails use the group's domain.
 
@@ -565,7 +763,8 @@ def _build_contacts(
             "first": pl.Series(_FIRST_NAMES).gather(rng.integers(len(_FIRST_NAMES), size=c)),
             "last": pl.Series(_LAST_NAMES).gather(rng.integers(len(_LAST_NAMES), size=c)),
             "domain": domain,
-            "modstamp_ms": _modstamps(rng, traits.create_day[account] * _MS_PER_DAY, end_day),
+            "_since_ms": traits.create_day[account] * _MS_PER_DAY,
+            "_modstamp_at": rng.random(c),
         }
     )
     local = pl.concat_str([pl.col("first"), pl.lit("."), pl.col("last")]).str.to_lowercase()
@@ -586,8 +785,11 @@ def _build_contacts(
         .otherwise(pl.col("email"))
         .alias("Email"),
         pl.concat_str([pl.col("first"), pl.col("last")], separator=" ").alias("Name"),
-        _datetime_text(pl.col("modstamp_ms")).alias("SystemModstamp"),
+        pl.lit(None, dtype=pl.String).alias("SystemModstamp"),  # per export
         pl.lit("false").alias("IsDeleted"),
+        pl.lit(pl.Series(traits.created_day[account])).alias("_visible_from"),
+        "_since_ms",
+        "_modstamp_at",
     )
     return contacts, user_start, per_account, raw["email"]
 
@@ -608,11 +810,17 @@ def _build_population(
     internal_ids = "U" + pl.Series(np.arange(n_internal)).cast(pl.String).str.zfill(7)
     module_weights = [sum(w for _, w in actions) for actions in MODULE_ACTIONS.values()]
     blanks = pl.Series(["", None], dtype=pl.String)
+    never = np.full(n_ghosts, _NEVER)
     return _Population(
         archetype=np.concatenate([traits.archetype, products.archetype, np.full(n_ghosts, _Archetype.WEEKLY)]),
         weight=np.concatenate([traits.weight, products.weight, np.full(n_ghosts, 0.3)]),
-        active_from=np.concatenate([traits.create_day, products.active_from, np.full(n_ghosts, _ALWAYS)]),
+        active_from=np.concatenate([traits.active_from, products.active_from, np.full(n_ghosts, _ALWAYS)]),
         last_active=np.concatenate([traits.last_active, products.last_active, np.full(n_ghosts, _NEVER)]),
+        # a product declines or dips with its holder
+        **{
+            name: np.concatenate([getattr(traits.story, name), getattr(traits.story, name)[holder], never])
+            for name in ("fade_from", "fade_to", "dip_from", "dip_to")
+        },
         user_start=np.concatenate([user_start, user_start[holder], np.zeros(n_ghosts, dtype=np.int64)]),
         user_count=np.concatenate([user_count, user_count[holder], np.zeros(n_ghosts, dtype=np.int64)]),
         internal_user_base=4 * np.concatenate([np.arange(n), holder, n + np.arange(n_ghosts)]),
@@ -625,14 +833,50 @@ def _build_population(
     )
 
 
-def _write_crm(crm: _Crm, crm_dir: Path) -> None:
+def _write_crm(crm: _Crm, crm_dir: Path, exports: list[date]) -> None:
+    """One date=YYYY-MM-DD/ folder per export, after removing what an earlier run left (other
+    dated folders, loose CSV files): a mix would be another history, or an error."""
     crm_dir.mkdir(parents=True, exist_ok=True)
-    for name, frame, columns in (
-        ("Account", crm.accounts, ACCOUNT_COLUMNS),
-        ("Asset", crm.assets, ASSET_COLUMNS),
-        ("Contact", crm.contacts, CONTACT_COLUMNS),
-    ):
-        frame.select(columns).write_csv(crm_dir / f"{name}.csv")
+    folders = {f"date={day.isoformat()}" for day in exports}
+    for entry in crm_dir.iterdir():
+        if entry.is_dir() and entry.name.startswith("date=") and entry.name not in folders:
+            shutil.rmtree(entry)
+        elif entry.name in ("Account.csv", "Asset.csv", "Contact.csv") and entry.is_file():
+            entry.unlink()
+    for day in exports:
+        folder = crm_dir / f"date={day.isoformat()}"
+        folder.mkdir(exist_ok=True)
+        for name, frame, columns, changes in (
+            (
+                "Account",
+                crm.accounts,
+                ACCOUNT_COLUMNS,
+                {"Status__c": "_new_status", "Contract_Value__c": "_new_contract"},
+            ),
+            ("Asset", crm.assets, ASSET_COLUMNS, {"Status": "_new_status"}),
+            ("Contact", crm.contacts, CONTACT_COLUMNS, {}),
+        ):
+            _export_rows(frame, _epoch_day(day), changes).select(columns).write_csv(folder / f"{name}.csv")
+
+
+def _export_rows(frame: pl.DataFrame, day: int, changes: dict[str, str]) -> pl.DataFrame:
+    """The records of an export taken on epoch day `day`: those created by then, with the
+    values their change gave them (`changes`: column -> column of the new value, from
+    `_change_day` on), last modified by then (a changed record on its change day at the
+    earliest)."""
+    end_ms = (day + 1) * _MS_PER_DAY - 1_000
+    modstamp = pl.col("_since_ms") + (pl.col("_modstamp_at") * (end_ms + 1_000 - pl.col("_since_ms"))).cast(pl.Int64)
+    rows = frame.filter(pl.col("_visible_from") <= day)
+    if changes:
+        changed = pl.col("_change_day") <= day
+        change_ms = pl.min_horizontal("_change_day", pl.lit(day)) * _MS_PER_DAY + 9 * 3_600_000
+        modstamp = pl.when(changed).then(pl.max_horizontal(modstamp, change_ms)).otherwise(modstamp)
+        rows = rows.with_columns(
+            pl.when(changed).then(pl.col(new)).otherwise(pl.col(column)).alias(column)
+            for column, new in changes.items()
+        )
+    modstamp = pl.min_horizontal(modstamp // 1_000 * 1_000, pl.lit(end_ms))
+    return rows.with_columns(_datetime_text(modstamp).alias("SystemModstamp"))
 
 
 # --------------------------------------------------------------------------- events
@@ -649,6 +893,10 @@ def _simulate_day(
 
     p_active = (_P_ACTIVE_WEEKEND if weekend else _P_ACTIVE_WEEKDAY)[pop.archetype]
     p_active = np.where((pop.active_from > today) | (pop.last_active < today), 0.0, p_active)
+    # before a churn, activity declines linearly to _FADE_FLOOR; during a dip it is low
+    fade = (pop.fade_to - today) / np.maximum(pop.fade_to - pop.fade_from, 1)
+    p_active = p_active * np.where(today >= pop.fade_from, np.clip(fade, _FADE_FLOOR, 1.0), 1.0)
+    p_active = p_active * np.where((today >= pop.dip_from) & (today < pop.dip_to), _DIP_LEVEL, 1.0)
     active = np.flatnonzero(rng.random(pop.size) < p_active)
     if active.size == 0 or target == 0:
         sender = np.empty(0, dtype=np.int64)
@@ -903,13 +1151,6 @@ def _last_active_days(rng: np.random.Generator, archetype: np.ndarray, start_day
     latest = max(end_day - 20, start_day - 1)
     stop = start_day - 1 + rng.integers(0, latest - start_day + 2, size=archetype.size)
     return np.where(archetype == _Archetype.CHURNED, stop, _NEVER)
-
-
-def _modstamps(rng: np.random.Generator, since_ms: np.ndarray, end_day: int) -> np.ndarray:
-    """Last-modified instants between `since_ms` and the end of `end_day`, in whole
-    seconds as Salesforce keeps them."""
-    span = (end_day + 1) * _MS_PER_DAY - since_ms
-    return (since_ms + (rng.random(since_ms.size) * span).astype(np.int64)) // 1_000 * 1_000
 
 
 def _salesforce_ids(key_prefix: str, count: int, rng: np.random.Generator) -> pl.Series:

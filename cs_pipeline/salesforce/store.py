@@ -160,6 +160,7 @@ class SalesforceStore:
 
     def load_csv_exports(self, directory: Path | str) -> dict[str, int]:
         """Load `<Object>.csv` for every object that has one, as `import_records` would; returns rows per object.
+        A directory of dated exports (`date=YYYY-MM-DD/` folders) loads the newest one.
 
         Headers are field names. A `Rel.Field` header (e.g. `Product2.ProductCode`) names a field
         of the record a reference field points at: that record is found by those values, or
@@ -169,6 +170,9 @@ class SalesforceStore:
         directory = Path(directory)
         if not directory.is_dir():
             raise FileNotFoundError(f"CRM export directory {directory} does not exist")
+        dated = sorted(path for path in directory.glob("date=*") if path.is_dir())
+        if dated and not any(directory.glob("*.csv")):  # dated exports: the newest is today's CRM
+            directory = dated[-1]
         loaded = {}
         for schema in list(self._schemas.values()):
             path = directory / f"{schema.name}.csv"

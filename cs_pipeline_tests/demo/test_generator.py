@@ -10,9 +10,11 @@ from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+import duckdb
 import polars as pl
 import pytest
 
+from cs_pipeline import cli
 from cs_pipeline.demo.generator import (
     ACCOUNT_COLUMNS,
     ASSET_COLUMNS,
@@ -22,6 +24,7 @@ from cs_pipeline.demo.generator import (
     TenantSummary,
     generate_tenant,
 )
+from cs_pipeline_tests.support.tenant import CONFIG
 
 END = date(2025, 11, 30)
 DAYS = 14
@@ -40,7 +43,7 @@ def clean_tenant(tmp_path_factory: pytest.TempPathFactory) -> TenantSummary:
 
 
 def _read_crm(summary: TenantSummary, name: str) -> pl.DataFrame:
-    return pl.read_csv(summary.crm_dir / f"{name}.csv", infer_schema=False)
+    return pl.read_csv(summary.latest_crm_export / f"{name}.csv", infer_schema=False)
 
 
 def _read_event_file(path: Path) -> pl.DataFrame:
@@ -113,7 +116,7 @@ def test_parquet_only(tmp_path: Path) -> None:
 
 def test_crm_headers_are_salesforce_field_names(tenant: TenantSummary) -> None:
     for name, columns in (("Account", ACCOUNT_COLUMNS), ("Asset", ASSET_COLUMNS), ("Contact", CONTACT_COLUMNS)):
-        header = (tenant.crm_dir / f"{name}.csv").read_text().splitlines()[0]
+        header = (tenant.latest_crm_export / f"{name}.csv").read_text().splitlines()[0]
         assert header.split(",") == list(columns)
     assert "Product2.ProductCode" in ASSET_COLUMNS
     assert tenant.accounts == _read_crm(tenant, "Account").height
@@ -290,7 +293,8 @@ def test_same_seed_same_bytes(tmp_path: Path) -> None:
 
     assert contents(tmp_path / "a") == contents(tmp_path / "b")
     assert first == TenantSummary(**{**second.__dict__, "crm_dir": first.crm_dir, "landing_dir": first.landing_dir})
-    assert (other.crm_dir / "Account.csv").read_bytes() != (first.crm_dir / "Account.csv").read_bytes()
+    latest = "Account.csv"
+    assert (other.latest_crm_export / latest).read_bytes() != (first.latest_crm_export / latest).read_bytes()
 
 
 def test_progress_once_per_day_and_rerun_replaces_files(tmp_path: Path) -> None:
@@ -308,3 +312,138 @@ def test_rejects_bad_arguments(tmp_path: Path) -> None:
         generate_tenant(tmp_path, end_date=END, formats=("xlsx",))
     with pytest.raises(ValueError):
         generate_tenant(tmp_path, end_date=END, days=0)
+
+
+# The story of the window (docs/data-model.md#dated-exports, README's demo): dated CRM
+# exports in which about one account in eight changes status, churners fading out first.
+STORY: dict[str, Any] = {
+    "end_date": END, "days": 56, "accounts": 300, "events_per_day": 900, "seed": 11, "formats": ("parquet",),
+}  # fmt: skip
+CHANGE_KINDS = {"new", "conversion", "churn", "reactivation", "downgrade", "plan_change", "unclassified"}
+GROUPS = {"trial": "Free", "internal-use": "Free", "personal": "Paying", "pro": "Paying", "enterprise": "Paying",
+          "cancelled": "Canceled"}  # fmt: skip
+
+
+@pytest.fixture(scope="module")
+def story(tmp_path_factory: pytest.TempPathFactory) -> TenantSummary:
+    return generate_tenant(tmp_path_factory.mktemp("story"), **STORY)
+
+
+def _export_statuses(summary: TenantSummary, day: date) -> dict[str, str]:
+    """account_id -> status (lower case, "" when missing) in the export of `day`."""
+    accounts = pl.read_csv(summary.crm_dir / f"date={day.isoformat()}" / "Account.csv", infer_schema=False)
+    ids = accounts.select(pl.coalesce("External_Id__c", "Id")).to_series()
+    return dict(zip(ids, accounts["Status__c"].str.to_lowercase().fill_null(""), strict=True))
+
+
+def _kind(before: str, after: str) -> str:
+    """docs/lifecycle.md#status-changes, for two different statuses."""
+    old, new = GROUPS.get(before, "Unknown"), GROUPS.get(after, "Unknown")
+    if new == "Canceled" and old != "Canceled":
+        return "churn"
+    if old == "Canceled" and new in ("Free", "Paying"):
+        return "reactivation"
+    if (old, new) in (("Free", "Paying"), ("Paying", "Free")):
+        return "conversion" if old == "Free" else "downgrade"
+    return "plan_change" if old == new != "Unknown" else "unclassified"
+
+
+def _changes(summary: TenantSummary) -> list[tuple[date, str, str]]:
+    """(export date, account_id, kind) of each CRM account's change from one export to the next."""
+    found, previous = [], None
+    for day in summary.crm_exports:
+        current = _export_statuses(summary, day)
+        for account, status in current.items():
+            if previous is not None and previous.get(account) != status:
+                found.append((day, account, "new" if account not in previous else _kind(previous[account], status)))
+        previous = current
+    return found
+
+
+def test_the_crm_is_exported_weekly_and_on_the_last_day(story: TenantSummary) -> None:
+    first = END - timedelta(days=55)
+    assert story.crm_exports == (*(first + timedelta(days=7 * week) for week in range(8)), END)
+    assert sorted(path.name for path in story.crm_dir.iterdir()) == [f"date={day}" for day in story.crm_exports]
+    for day in story.crm_exports:
+        assert sorted(path.name for path in (story.crm_dir / f"date={day}").iterdir()) == [
+            "Account.csv", "Asset.csv", "Contact.csv",
+        ]  # fmt: skip
+    # accounts created during the window show from the first export after their creation on
+    counts = [pl.read_csv(story.crm_dir / f"date={day}" / "Account.csv").height for day in story.crm_exports]
+    assert counts == sorted(counts) and counts[0] < counts[-1] == story.accounts == 300
+
+
+def test_about_one_account_in_eight_changes_status_and_every_kind_occurs(story: TenantSummary) -> None:
+    changes = _changes(story)
+    changed = [account for _, account, kind in changes if kind != "new"]
+    assert len(changed) == len(set(changed)) == story.status_changes_planned  # one change each at most
+    assert 0.10 <= len(changed) / story.accounts <= 0.15
+    assert {kind for _, _, kind in changes} == CHANGE_KINDS
+    kinds = Counter(kind for _, _, kind in changes)
+    assert kinds["churn"] >= kinds["conversion"] >= kinds["downgrade"] >= 1
+
+
+def _events_per_account(summary: TenantSummary) -> pl.DataFrame:
+    files = sorted((summary.landing_dir / "usage").glob("date=*/events-*.parquet"))
+    return pl.concat(
+        pl.read_parquet(path).select(pl.col("account_id").str.strip_chars(), pl.col("ts").dt.date().alias("day"))
+        for path in files
+    )
+
+
+def _count(events: pl.DataFrame, account: str, first: date, last: date) -> int:
+    return events.filter((pl.col("account_id") == account) & pl.col("day").is_between(first, last)).height
+
+
+def test_churners_usage_declines_before_they_churn_with_noise(story: TenantSummary) -> None:
+    """Per churn whose export date E leaves four weeks of window before it: the account's events
+    in weeks 4-3 before E against weeks 2-1. On average the later weeks have far fewer, yet some
+    churners stay as busy as before to the end."""
+    events = _events_per_account(story)
+    start = story.days[0]
+    pairs = [
+        (_count(events, account, day - timedelta(days=28), day - timedelta(days=15)),
+         _count(events, account, day - timedelta(days=14), day - timedelta(days=1)))
+        for day, account, kind in _changes(story)
+        if kind == "churn" and day - timedelta(days=28) >= start
+    ]  # fmt: skip
+    assert len(pairs) >= 8
+    early, late = (sum(side) / len(pairs) for side in zip(*pairs, strict=True))
+    assert late < 0.75 * early
+    assert any(before >= 5 and after >= 0.8 * before for before, after in pairs)  # a surprise churn
+
+    # and some accounts that never churn have a fortnight far quieter than the one before (a dip)
+    churned = {account for _, account, kind in _changes(story) if kind == "churn"}
+    fortnights = (
+        events.filter(~pl.col("account_id").is_in(churned) & (pl.col("day") >= start))
+        .group_by("account_id", ((pl.col("day") - start).dt.total_days() // 14).alias("fortnight"))
+        .len()
+        .sort("account_id", "fortnight")
+        .with_columns(before=pl.col("len").shift(1).over("account_id"))
+    )
+    assert fortnights.filter((pl.col("before") >= 20) & (pl.col("len") < 0.25 * pl.col("before"))).height >= 1
+
+
+def test_a_rerun_removes_the_exports_of_an_earlier_one(tmp_path: Path) -> None:
+    (tmp_path / "crm").mkdir()
+    (tmp_path / "crm" / "Account.csv").write_text("Id\n")  # the undated layout of an older demo
+    generate_tenant(tmp_path, **{**SMALL, "days": 3, "end_date": END - timedelta(days=1)})
+    summary = generate_tenant(tmp_path, **{**SMALL, "days": 3})
+    assert summary.crm_exports == (END - timedelta(days=2), END)
+    assert sorted(path.name for path in summary.crm_dir.iterdir()) == [f"date={day}" for day in summary.crm_exports]
+
+
+@pytest.mark.e2e  # runs the pipeline through the CLI
+def test_every_change_kind_shows_in_status_changes_after_a_backfill(tmp_path: Path, monkeypatch) -> None:
+    """Four days exported daily: every kind occurs (each at least once from 48 accounts on),
+    and the pipeline's changes of CRM accounts are those the exports give."""
+    monkeypatch.setenv("DAGSTER_HOME", str(tmp_path / "dagster_home"))
+    summary = generate_tenant(tmp_path, end_date=END, days=4, accounts=60, events_per_day=100, crm_export_every=1)
+    config = tmp_path / "cs_pipeline.yaml"
+    config.write_text(CONFIG)
+    assert cli.main(["--config", str(config), "backfill", "--start", str(summary.days[0]), "--end", str(END)]) == 0
+    with duckdb.connect(str(tmp_path / "warehouse.duckdb"), read_only=True) as con:
+        rows = con.execute("SELECT date, account_id, account_type, kind FROM status_changes").fetchall()
+    assert {kind for *_, kind in rows} == CHANGE_KINDS
+    later = {(day, account, kind) for day, account, account_type, kind in rows if account_type == "account"}
+    assert later - {row for row in later if row[0] == summary.days[0]} == set(_changes(summary))

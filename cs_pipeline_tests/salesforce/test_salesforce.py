@@ -31,7 +31,7 @@ CONTACT_FIELDS = ["Id", "AccountId", "Email", "Name"]
 def crm_export(tmp_path_factory) -> Path:
     """The demo generator's CRM export: 60 accounts with hierarchy, asset holdings, contacts."""
     root = tmp_path_factory.mktemp("export")
-    return generate_tenant(root, end_date=date(2025, 11, 20), days=1, progress=None).crm_dir
+    return generate_tenant(root, end_date=date(2025, 11, 20), days=1, progress=None).latest_crm_export
 
 
 @pytest.fixture

@@ -47,7 +47,7 @@ from cs_pipeline_tests.support.processes import started
 def demo_export(tmp_path_factory) -> Path:
     """The demo generator's CRM export (demo/crm is generated, not part of the repository)."""
     root = tmp_path_factory.mktemp("export")
-    return generate_tenant(root, end_date=date(2025, 11, 20), days=1, progress=None).crm_dir
+    return generate_tenant(root, end_date=date(2025, 11, 20), days=1, progress=None).latest_crm_export
 
 
 def exported(crm_dir: Path, object_name: str) -> list[dict[str, str]]:
@@ -530,6 +530,8 @@ def test_loading_the_demo_exports_keeps_ids_and_stamps_and_creates_products(demo
     accounts, contacts, assets = (exported(demo_export, name) for name in ("Account", "Contact", "Asset"))
     counts = {"Account": len(accounts), "Contact": len(contacts), "Asset": len(assets)}
     assert store.load_csv_exports(demo_export) == counts
+    # the folder of dated exports loads the newest one (the CRM as it is now)
+    assert SalesforceStore(clock=Clock(T0)).load_csv_exports(demo_export.parent) == counts
 
     row = next(row for row in accounts if row["ParentId"] and row["Renewal_Date__c"] and row["Licenses__c"])
     account = store.get("Account", row["Id"])

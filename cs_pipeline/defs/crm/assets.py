@@ -37,14 +37,20 @@ def build_crm_assets(
         kinds={"duckdb", "salesforce"},
         # for errors that can pass (a warehouse held by another process); never for a bad input
         retry_policy=dg.RetryPolicy(max_retries=2, delay=30, backoff=dg.Backoff.EXPONENTIAL),
-        description="What the CRM holds when day D is materialised, stored as D's snapshot "
-        "(crm_accounts_raw, crm_assets_raw, crm_contacts_raw), mapped to canonical names.",
+        description="What the CRM holds for day D, stored as D's snapshot (crm_accounts_raw, "
+        "crm_assets_raw, crm_contacts_raw), mapped to canonical names: what Salesforce or the "
+        "export files hold when D is materialised, or, when crm.files_dir holds dated exports "
+        "(date=YYYY-MM-DD/ folders), the newest one dated on or before D (none: the oldest); "
+        "metadata export_date names it.",
     )
     def crm_snapshot(
         context: dg.AssetExecutionContext, settings: PipelineSettings, crm: CrmSource, warehouse: WarehouseResource
     ) -> dg.MaterializeResult:
         try:
-            frames = extract_snapshot(crm, settings.config)
+            reading = crm.as_of(partition_date(context))
+            if reading.warning:
+                context.log.warning(reading.warning)
+            frames = extract_snapshot(reading.source, settings.config)
         except CrmSourceError as exc:  # a bad export file or a missing mirror: retrying fails the same way
             raise dg.Failure(str(exc), allow_retries=False) from None
         with warehouse.connection() as con:
@@ -60,6 +66,7 @@ def build_crm_assets(
             data_version=version,
             metadata={
                 **metadata,
+                **reading.metadata,
                 "accounts": frames["crm_accounts_raw"].height,
                 "assets": frames["crm_assets_raw"].height,
                 "contacts": frames["crm_contacts_raw"].height,
