@@ -44,6 +44,7 @@ from urllib3.util.retry import Retry
 
 from cs_pipeline.crm.sources import CrmSource, CrmSourceError
 from cs_pipeline.lib.health_sql import quote_identifier
+from cs_pipeline.transactions import transaction
 from cs_pipeline.warehouse import connect
 
 T = TypeVar("T")
@@ -406,33 +407,29 @@ def sync_object(
     newest = batch["modstamp"].max()
     bookmark = newest if newest is not None else (None if full else state[0][1])
     column_list = ", ".join(quote_identifier(c) for c in columns)
-    con.begin()
     try:
-        con.register("salesforce_live", live.to_arrow())
-        con.register("salesforce_deleted", deleted_ids.to_arrow())
-        if full:
-            definition = ", ".join(f"{quote_identifier(c)} VARCHAR" for c in columns)
-            con.execute(f"CREATE OR REPLACE TABLE {table} ({definition}, run_id VARCHAR NOT NULL)")
-            deleted = 0
-        else:
-            [(deleted,)] = con.execute(
-                f'SELECT count(*) FROM {table} WHERE "Id" IN (SELECT "Id" FROM salesforce_deleted)'
-            ).fetchall()
+        with transaction(con):
+            con.register("salesforce_live", live.to_arrow())
+            con.register("salesforce_deleted", deleted_ids.to_arrow())
+            if full:
+                definition = ", ".join(f"{quote_identifier(c)} VARCHAR" for c in columns)
+                con.execute(f"CREATE OR REPLACE TABLE {table} ({definition}, run_id VARCHAR NOT NULL)")
+                deleted = 0
+            else:
+                [(deleted,)] = con.execute(
+                    f'SELECT count(*) FROM {table} WHERE "Id" IN (SELECT "Id" FROM salesforce_deleted)'
+                ).fetchall()
+                con.execute(
+                    f'DELETE FROM {table} WHERE "Id" IN (SELECT "Id" FROM salesforce_live) '
+                    'OR "Id" IN (SELECT "Id" FROM salesforce_deleted)'
+                )
+            con.execute(f"INSERT INTO {table} SELECT {column_list}, ? FROM salesforce_live", [run_id])
+            con.execute("DELETE FROM salesforce_sync WHERE object = ?", [object_name])
             con.execute(
-                f'DELETE FROM {table} WHERE "Id" IN (SELECT "Id" FROM salesforce_live) '
-                'OR "Id" IN (SELECT "Id" FROM salesforce_deleted)'
+                "INSERT INTO salesforce_sync VALUES (?, ?, ?, now(), ?, ?)",
+                [object_name, columns, bookmark, "full" if full else "incremental", run_id],
             )
-        con.execute(f"INSERT INTO {table} SELECT {column_list}, ? FROM salesforce_live", [run_id])
-        con.execute("DELETE FROM salesforce_sync WHERE object = ?", [object_name])
-        con.execute(
-            "INSERT INTO salesforce_sync VALUES (?, ?, ?, now(), ?, ?)",
-            [object_name, columns, bookmark, "full" if full else "incremental", run_id],
-        )
-        [(rows,)] = con.execute(f"SELECT count(*) FROM {table}").fetchall()
-        con.commit()
-    except BaseException:
-        con.rollback()
-        raise
+            [(rows,)] = con.execute(f"SELECT count(*) FROM {table}").fetchall()
     finally:
         con.unregister("salesforce_live")
         con.unregister("salesforce_deleted")

@@ -14,6 +14,7 @@ import duckdb
 from cs_pipeline import publish
 from cs_pipeline.config import PipelineConfig
 from cs_pipeline.lib.health_sql import health_query
+from cs_pipeline.transactions import transaction
 from cs_pipeline.vocabulary import HEALTH_LABELS, ROLLUP_METRICS
 from cs_pipeline.warehouse import require_rows, set_variables
 
@@ -45,8 +46,7 @@ def compute_account_health(
         "WHERE m.date = getvariable('as_of')"
     )
     attributes = list(config.crm.mapping.account.attributes)
-    con.begin()
-    try:
+    with transaction(con):
         con.execute(
             "CREATE OR REPLACE TEMP TABLE health_slice AS "
             + health_query(chosen, config.profiles, attributes, "health_input")
@@ -68,10 +68,6 @@ def compute_account_health(
         )
         publish.queue(con, "account_health", [(as_of, profile)])
         result = _summarise(con, as_of, profile)
-        con.commit()
-    except BaseException:
-        con.rollback()
-        raise
     return result
 
 

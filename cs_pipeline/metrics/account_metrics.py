@@ -17,6 +17,7 @@ import duckdb
 from cs_pipeline import publish
 from cs_pipeline.config import CustomMetric, PipelineConfig
 from cs_pipeline.lib.health_sql import quote_identifier
+from cs_pipeline.transactions import transaction
 from cs_pipeline.warehouse import read_sql, set_variables
 
 
@@ -39,8 +40,7 @@ def compute_account_metrics(
     con: duckdb.DuckDBPyConnection, config: PipelineConfig, *, as_of: date, run_id: str
 ) -> MetricsResult:
     set_variables(con, as_of=as_of)
-    con.begin()
-    try:
+    with transaction(con):
         for name in config.metrics:
             con.execute(f'ALTER TABLE account_metrics ADD COLUMN IF NOT EXISTS "{name}" DOUBLE')
         con.execute(read_sql("metrics/metric_setup.sql"))
@@ -66,10 +66,6 @@ def compute_account_metrics(
         )
         publish.queue(con, "account_metrics", [(as_of,)])
         result = _summarise(con, config, as_of, ignored)
-        con.commit()
-    except BaseException:
-        con.rollback()
-        raise
     return result
 
 

@@ -8,6 +8,7 @@ from cs_pipeline.crm.mapping import extract_snapshot
 from cs_pipeline.crm.sources import CrmSource, CrmSourceError
 from cs_pipeline.defs.shared import CODE_VERSION, PipelineSettings, partition_date
 from cs_pipeline.lib.hierarchy import RAW_ACCOUNT_SCHEMA, RAW_ASSET_SCHEMA, resolve_accounts
+from cs_pipeline.transactions import transaction
 from cs_pipeline.warehouse import (
     DUCKDB_POOL,
     WarehouseResource,
@@ -55,11 +56,10 @@ def build_crm_assets(
             raise dg.Failure(str(exc), allow_retries=False) from None
         with warehouse.connection() as con:
             _set_variables(con, context)
-            con.begin()
-            for name, frame in frames.items():
-                con.register(name.replace("crm_", "snapshot_").replace("_raw", ""), frame.to_arrow())
-            con.execute(read_sql("crm/store_snapshot.sql"))
-            con.commit()
+            with transaction(con):
+                for name, frame in frames.items():
+                    con.register(name.replace("crm_", "snapshot_").replace("_raw", ""), frame.to_arrow())
+                con.execute(read_sql("crm/store_snapshot.sql"))
             metadata = table_metadata(con, "crm_accounts_raw", frames["crm_accounts_raw"].height)
             version = slice_version(con, "crm_accounts_raw", "snapshot_date = ?", [partition_date(context)])
         return dg.MaterializeResult(
@@ -107,14 +107,13 @@ def build_crm_assets(
             schemas.validate(schemas.accounts, resolution.accounts)
             schemas.validate(schemas.hierarchy_issues, resolution.issues)
             _set_variables(con, context)
-            con.begin()
-            con.register("resolved_accounts", resolution.accounts.to_arrow())
-            con.register("resolved_issues", resolution.issues.to_arrow())
-            con.execute(read_sql("crm/store_account_snapshot.sql"))
-            con.execute(read_sql("crm/refresh_current_accounts.sql"))
-            publish.queue(con, "accounts")
-            publish.queue(con, "hierarchy_issues")
-            con.commit()
+            with transaction(con):
+                con.register("resolved_accounts", resolution.accounts.to_arrow())
+                con.register("resolved_issues", resolution.issues.to_arrow())
+                con.execute(read_sql("crm/store_account_snapshot.sql"))
+                con.execute(read_sql("crm/refresh_current_accounts.sql"))
+                publish.queue(con, "accounts")
+                publish.queue(con, "hierarchy_issues")
             [(current_rows,)] = con.execute("SELECT count(*) FROM accounts").fetchall()
             metadata = table_metadata(con, "accounts", current_rows)
             version = slice_version(con, "account_snapshots", "snapshot_date = ?", [day])
@@ -149,10 +148,9 @@ def build_crm_assets(
     def users(context: dg.AssetExecutionContext, warehouse: WarehouseResource) -> dg.MaterializeResult:
         with warehouse.connection() as con:
             _set_variables(con, context)
-            con.begin()
-            con.execute(read_sql("crm/refresh_users.sql"))
-            publish.queue(con, "users")
-            con.commit()  # the blocking check users_schema validates what was written
+            with transaction(con):  # the blocking check users_schema validates what was written
+                con.execute(read_sql("crm/refresh_users.sql"))
+                publish.queue(con, "users")
             [(rows, from_contacts, seen_in_events)] = con.execute(
                 "SELECT count(*), count(name), count(first_seen) FROM users"
             ).fetchall()
