@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import hashlib
 from datetime import date
-from pathlib import Path
 from typing import Any
 
 import dagster as dg
@@ -13,21 +11,6 @@ import polars as pl
 
 from cs_pipeline import schemas
 from cs_pipeline.config import PipelineConfig, load_config
-from cs_pipeline.warehouse import SQL_DIR
-
-
-def _code_version() -> str:
-    """The cs_pipeline version and a digest of its Python and SQL sources: every asset carries
-    it, so each materialisation names the exact code that produced it."""
-    from cs_pipeline import __version__
-
-    digest = hashlib.sha256()
-    for path in sorted([*Path(__file__).parents[1].rglob("*.py"), *SQL_DIR.rglob("*.sql")]):
-        digest.update(path.read_bytes())
-    return f"{__version__}+{digest.hexdigest()[:12]}"
-
-
-CODE_VERSION = _code_version()
 
 # What dg.define_asset_job returns; Dagster does not export its class.
 AssetJob = Any
