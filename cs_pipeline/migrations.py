@@ -52,6 +52,7 @@ class WarehouseOutdated(SchemaVersionError):
 
 @dataclass(frozen=True)
 class Migration:
+    """One version of the warehouse schema, and how to bring the previous one to it."""
     version: int
     description: str
     apply: Callable[[duckdb.DuckDBPyConnection], None] | None = None

@@ -63,6 +63,7 @@ class RequestLimitExceeded(SalesforceSourceError):
 
 
 def mirror_table(object_name: str) -> str:
+    """The warehouse table that mirrors a Salesforce object."""
     return f"salesforce_{object_name.lower()}"
 
 
@@ -87,6 +88,7 @@ class SalesforceResource(dg.ConfigurableResource):
     bulk_poll_seconds: float = 2.0
 
     def open(self) -> SalesforceConnection:
+        """A connection to the Salesforce org this resource names."""
         return SalesforceConnection(self)
 
 
@@ -289,6 +291,7 @@ class SalesforceConnection:
 
 @dataclass(frozen=True)
 class QueryResult:
+    """The records a SOQL query returned, and through which API, in how many pages."""
     frame: pl.DataFrame
     api: str  # rest | bulk
     pages: int
@@ -356,6 +359,7 @@ def _typed_text(frame: pl.DataFrame, types: dict[str, str]) -> pl.DataFrame:
 
 @dataclass(frozen=True)
 class SyncResult:
+    """What one sync of a Salesforce object did to its mirror table."""
     object_name: str
     mode: str  # full | incremental
     api: str  # rest | bulk
@@ -453,6 +457,7 @@ class SalesforceMirror(CrmSource):
     warehouse_path: str
 
     def fetch(self, object_name: str, fields: list[str], optional_fields: list[str]) -> pl.DataFrame:
+        """The mirrored records of `object_name`, with `fields` (and those of `optional_fields` it has)."""
         table = mirror_table(object_name)
         con = connect(Path(self.warehouse_path))
         try:

@@ -1,4 +1,6 @@
-"""What every domain under defs/ shares: the pipeline settings resource and the daily partitions."""
+"""What the domains under defs/ share: the settings resource, the partitions and how a step reads its
+partition, the audit tags of runs, and the result of a schema check. How an asset is declared is in
+declare.py, its code version in code_versions.py."""
 
 from __future__ import annotations
 
@@ -23,7 +25,7 @@ class PipelineSettings(dg.ConfigurableResource):
 
     @property
     def config(self) -> PipelineConfig:
-        # read at each use: a long-lived code server sees edits without a restart
+        """The config file's content, read at each use: a long-lived code server sees edits without a restart."""
         return load_config(self.config_path)
 
 
@@ -40,7 +42,7 @@ def audit_tags(config: PipelineConfig) -> dict[str, str]:
 
 
 def daily_partitions(config: PipelineConfig) -> dg.DailyPartitionsDefinition:
-    # UTC days, the last one being yesterday: a day is processed once it is over.
+    """UTC days from the config's start_date, the last one being yesterday: a day is processed once it is over."""
     return dg.DailyPartitionsDefinition(start_date=config.start_date.isoformat(), timezone="UTC")
 
 
@@ -59,6 +61,7 @@ def health_partition(context: dg.AssetExecutionContext | dg.AssetCheckExecutionC
 
 
 def partition_date(context: dg.AssetExecutionContext | dg.AssetCheckExecutionContext) -> date:
+    """The day of a daily partition."""
     return date.fromisoformat(context.partition_key)
 
 

@@ -24,6 +24,7 @@ HEALTH_COUNT_KEYS = {label: label.lower().replace(" ", "_") for label in HEALTH_
 
 @dataclass(frozen=True)
 class HealthResult:
+    """What compute_account_health wrote for one (day, profile)."""
     as_of: date
     profile: str
     rows: int
@@ -35,6 +36,7 @@ class HealthResult:
 def compute_account_health(
     con: duckdb.DuckDBPyConnection, config: PipelineConfig, *, as_of: date, profile: str, run_id: str
 ) -> HealthResult:
+    """Replaces the account_health rows of (`as_of`, `profile`) from the day's metrics and roll-ups."""
     require_rows(con, "account_metrics", as_of)
     chosen = next(p for p in config.profiles if p.name == profile)
     set_variables(con, as_of=as_of, profile=profile, run_id=run_id)

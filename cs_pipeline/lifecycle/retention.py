@@ -14,6 +14,7 @@ from cs_pipeline.warehouse import read_sql, require_rows, set_variables
 
 @dataclass(frozen=True)
 class RetentionResult:
+    """How many accounts' events, and how many events, a retention run purged."""
     accounts_purged: int
     rows_purged: int
 

@@ -27,6 +27,7 @@ class MetricQueryError(ValueError):
 
 @dataclass(frozen=True)
 class MetricsResult:
+    """What compute_account_metrics wrote for one day."""
     as_of: date
     snapshot_date: date | None  # the CRM snapshot the accounts come from (None: no snapshot yet)
     rows: int
@@ -39,6 +40,7 @@ class MetricsResult:
 def compute_account_metrics(
     con: duckdb.DuckDBPyConnection, config: PipelineConfig, *, as_of: date, run_id: str
 ) -> MetricsResult:
+    """Replaces the account_metrics rows of `as_of`: built-in and custom metrics of every account."""
     set_variables(con, as_of=as_of)
     with transaction(con):
         for name in config.metrics:

@@ -22,6 +22,7 @@ SUBACCOUNT_HEALTH_LABELS = ("Good", "Average", "Poor")
 
 @dataclass(frozen=True)
 class RollupResult:
+    """What compute_account_rollups wrote for one day."""
     rows: int  # accounts with descendants
     max_descendants: int
 

@@ -28,6 +28,7 @@ FIELD_LENGTH_LIMIT = 1000
 
 @dataclass(frozen=True)
 class IngestResult:
+    """What ingest_delivery read, stored, rejected and reconciled for one delivery day."""
     partition_date: date
     files: int
     files_ignored: list[str]
@@ -42,6 +43,7 @@ class IngestResult:
 
     @property
     def rows_rejected(self) -> int:
+        """The rows rejected, all reasons together."""
         return sum(self.rejected.values())
 
 
@@ -54,6 +56,8 @@ def ingest_delivery(
     action_limit: int,
     run_id: str,
 ) -> IngestResult:
+    """Ingests the delivery of `partition_date` into usage_events (bad rows into rejected_events), in one
+    transaction."""
     delivery = list_delivery(landing, partition_date)
     set_variables(
         con,

@@ -15,6 +15,7 @@ def _stored(warehouse: WarehouseResource, table: str) -> pl.DataFrame:
 
 
 def build_crm_checks(daily: dg.DailyPartitionsDefinition) -> list[dg.AssetChecksDefinition]:
+    """The schema checks of the CRM assets."""
     @dg.asset_check(
         asset="accounts",
         blocking=True,

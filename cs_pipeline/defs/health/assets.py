@@ -9,6 +9,7 @@ from cs_pipeline.warehouse import WarehouseResource
 
 
 def build_health_assets(partitions: dg.MultiPartitionsDefinition) -> list[dg.AssetsDefinition]:
+    """The account_health asset, partitioned by day x profile (`partitions`)."""
     previous_day_all_profiles = dg.AssetDep(
         "account_health",
         partition_mapping=dg.MultiPartitionMapping(

@@ -8,6 +8,7 @@ from cs_pipeline.warehouse import DUCKDB_POOL, WarehouseResource, query_frame
 
 
 def build_health_checks(partitions: dg.MultiPartitionsDefinition) -> list[dg.AssetChecksDefinition]:
+    """The checks of account_health: its schema, one row per account."""
     @dg.asset_check(
         asset="account_health",
         blocking=True,

@@ -10,6 +10,7 @@ from cs_pipeline.warehouse import WarehouseResource
 
 
 def build_lifecycle_assets(daily: dg.DailyPartitionsDefinition) -> list[dg.AssetsDefinition]:
+    """The status_history and retention assets, partitioned by day."""
     @warehouse_asset(
         partitions=daily,
         group="lifecycle",

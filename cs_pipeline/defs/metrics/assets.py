@@ -13,6 +13,7 @@ from cs_pipeline.warehouse import DUCKDB_POOL, WarehouseResource
 
 
 def build_metrics_assets(daily: dg.DailyPartitionsDefinition) -> list[dg.AssetsDefinition]:
+    """The account_metrics and account_rollups assets, computed in one step a day."""
     # One step for both: the roll-ups reuse the metrics' (account, user) pairs of window 30,
     # the costliest input of each.
     @dg.multi_asset(

@@ -8,6 +8,7 @@ from cs_pipeline.warehouse import DUCKDB_POOL, WarehouseResource, query_frame
 
 
 def build_metrics_checks(daily: dg.DailyPartitionsDefinition) -> list[dg.AssetChecksDefinition]:
+    """The schema check of account_metrics."""
     @dg.asset_check(
         asset="account_metrics",
         blocking=True,

@@ -9,6 +9,7 @@ from cs_pipeline.warehouse import WarehouseResource
 
 
 def build_rollup_assets(daily: dg.DailyPartitionsDefinition) -> list[dg.AssetsDefinition]:
+    """The subaccount_health asset, partitioned by day."""
     @warehouse_asset(
         partitions=daily,
         group="rollups",

@@ -17,6 +17,7 @@ from cs_pipeline.warehouse import WarehouseResource
 
 
 class SalesforceSyncConfig(dg.Config):
+    """Run config of a Salesforce sync asset."""
     full_refresh: bool = False  # fetch every record again instead of those changed since the bookmark
 
 
@@ -80,4 +81,5 @@ def _build_sync_asset(object_name: str) -> dg.AssetsDefinition:
 
 
 def build_salesforce_assets() -> list[dg.AssetsDefinition]:
+    """One mirror asset per Salesforce object the CRM mapping reads (Account, Asset, Contact)."""
     return [_build_sync_asset(object_name) for object_name in ("Account", "Asset", "Contact")]

@@ -10,6 +10,7 @@ from cs_pipeline.warehouse import WarehouseResource
 
 
 def build_usage_assets(daily: dg.DailyPartitionsDefinition) -> list[dg.AssetsDefinition]:
+    """The usage_events asset, partitioned by delivery day."""
     @warehouse_asset(
         partitions=daily,
         group="usage",

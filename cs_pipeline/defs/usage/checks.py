@@ -13,6 +13,7 @@ USAGE_EVENTS_BUT_UNIQUENESS = schemas.usage_events.update_column("event_id", uni
 
 
 def build_usage_checks(daily: dg.DailyPartitionsDefinition) -> list[dg.AssetChecksDefinition]:
+    """The schema check of usage_events."""
     @dg.asset_check(
         asset="usage_events",
         blocking=True,
