@@ -63,3 +63,12 @@ def materialization(
         data_version=slice_version(con, version_table or table, where, params),
         metadata={**table_metadata(con, table, rows), **metadata},
     )
+
+
+def warehouse_check(
+    *, asset: str, partitions: dg.PartitionsDefinition, description: str, blocking: bool = False
+) -> Callable[[Callable[..., dg.AssetCheckResult]], dg.AssetChecksDefinition]:
+    """Declare a check that reads the warehouse: in the duckdb pool, partitioned as its asset."""
+    return dg.asset_check(
+        asset=asset, blocking=blocking, pool=DUCKDB_POOL, partitions_def=partitions, description=description
+    )
