@@ -82,10 +82,12 @@ def dagster_instance() -> dg.DagsterInstance:
 
 
 def yesterday() -> date:
+    """The last UTC day that is over: the default day to process."""
     return datetime.now(timezone.utc).date() - timedelta(days=1)
 
 
 def days_between(start: date, end: date) -> list[date]:
+    """Every day from `start` to `end`, both included; a CliError when `end` comes first."""
     if end < start:
         raise CliError(f"--end {end} is before --start {start}")
     return [start + timedelta(days=n) for n in range((end - start).days + 1)]
@@ -216,16 +218,19 @@ def _failure_summary(result: dg.ExecuteInProcessResult) -> str:
 
 
 def cmd_materialize(args: argparse.Namespace) -> None:
+    """`cs-pipeline materialize`: run the pipeline for one day."""
     config = load_config(args.config)
     run_days(config, [args.date], dagster_instance(), verbose=args.verbose)
 
 
 def cmd_backfill(args: argparse.Namespace) -> None:
+    """`cs-pipeline backfill`: run the pipeline for each day of a range, in order."""
     config = load_config(args.config)
     run_days(config, days_between(args.start, args.end), dagster_instance(), verbose=args.verbose)
 
 
 def cmd_demo(args: argparse.Namespace) -> None:
+    """`cs-pipeline demo`: generate the demo tenant's data, then run the pipeline over its days."""
     from cs_pipeline.demo.generator import generate_tenant
 
     config = load_config(default_config_path() if args.config is None else args.config)
@@ -309,6 +314,7 @@ def _date(text: str) -> date:
 
 
 def main(argv: list[str] | None = None) -> int:
+    """The `cs-pipeline` command: parse `argv`, run the subcommand; returns the exit status."""
     parser = argparse.ArgumentParser(prog="cs-pipeline", description=__doc__.split("\n\n")[0])
     parser.add_argument(
         "--config", help="the pipeline YAML (default: $CS_PIPELINE_CONFIG, else the bundled demo config)"

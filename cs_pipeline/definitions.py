@@ -38,6 +38,7 @@ SUBACCOUNT_JOB = "subaccount_health_pipeline"
 
 
 def build_definitions(config: PipelineConfig) -> dg.Definitions:
+    """The code location for `config`: every asset, check, job, schedule, sensor and resource."""
     daily = daily_partitions(config)
     health = health_partitions(config)
     extraction = build_salesforce_assets() if config.crm.source == "salesforce" else []

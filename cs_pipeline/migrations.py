@@ -33,6 +33,7 @@ from pathlib import Path
 import duckdb
 
 from cs_pipeline import tables
+from cs_pipeline.transactions import transaction
 
 VERSION_TABLE = "schema_version"
 
@@ -51,6 +52,7 @@ class WarehouseOutdated(SchemaVersionError):
 
 @dataclass(frozen=True)
 class Migration:
+    """One version of the warehouse schema, and how to bring the previous one to it."""
     version: int
     description: str
     apply: Callable[[duckdb.DuckDBPyConnection], None] | None = None
@@ -158,14 +160,8 @@ def upgrade(con: duckdb.DuckDBPyConnection, path: str | Path) -> list[int]:
     version = stored_version(con)
     if version == LATEST:
         return []
-    with _LOCK:
-        con.begin()
-        try:
-            applied = _upgrade_in_transaction(con, path)
-            con.commit()
-        except BaseException:
-            con.rollback()
-            raise
+    with _LOCK, transaction(con):
+        applied = _upgrade_in_transaction(con, path)
     return applied
 
 

@@ -32,6 +32,7 @@ from urllib.parse import quote, unquote
 import duckdb
 
 from cs_pipeline.tables import PUBLIC_TABLES
+from cs_pipeline.transactions import transaction
 
 # table -> its partition columns, in path order: the public tables of the registry
 # (cs_pipeline/tables.py). Everything else in the warehouse is internal.
@@ -81,9 +82,8 @@ def drain(con: duckdb.DuckDBPyConnection, folder: str | Path) -> int:
     deleted) gets everything."""
     folder = Path(folder).resolve()
     if not (folder / DDL_NAME).exists():
-        con.begin()
-        queue_everything(con)
-        con.commit()
+        with transaction(con):
+            queue_everything(con)
     pending = con.execute("SELECT DISTINCT table_name, partition FROM publish_queue ORDER BY ALL").fetchall()
     if not pending:
         return 0
@@ -97,9 +97,8 @@ def drain(con: duckdb.DuckDBPyConnection, folder: str | Path) -> int:
             _publish_partition(con, folder, table, partition, columns[table])
     finally:
         con.execute(f"SET preserve_insertion_order = {bool(ordered)}")
-    con.begin()
-    con.executemany("DELETE FROM publish_queue WHERE table_name = ? AND partition = ?", pending)
-    con.commit()
+    with transaction(con):
+        con.executemany("DELETE FROM publish_queue WHERE table_name = ? AND partition = ?", pending)
     _refresh_views(folder, columns)
     return len(pending)
 

@@ -41,6 +41,7 @@ UNFINISHED = [
 
 
 def this_host() -> str:
+    """This machine's host name, as run tags record it."""
     return socket.gethostname()
 
 
@@ -112,6 +113,7 @@ def _running_since(pid: int, seen_at: float) -> bool:
 
 @dataclass(frozen=True)
 class FailedRun:
+    """A run whose worker died, and that worker."""
     run: dg.DagsterRun
     worker: Worker
 
@@ -120,6 +122,7 @@ class FailedRun:
 
 
 def describe_partition(run: dg.DagsterRun) -> str:
+    """The partition (or range) a run covers, for messages."""
     tags = run.tags
     if "dagster/partition" in tags:
         return tags["dagster/partition"]
@@ -253,14 +256,17 @@ class MonitoredRunLauncher(DefaultRunLauncher):
     run monitoring's max_runtime_seconds still applies)."""
 
     def launch_run(self, context: LaunchRunContext) -> None:
+        """Launch the run, tagged with the host that runs it."""
         self._instance.add_run_tags(context.dagster_run.run_id, {HOST_TAG: this_host()})
         super().launch_run(context)
 
     @property
     def supports_check_run_worker_health(self) -> bool:
+        """Yes: this launcher can tell a dead run worker."""
         return True
 
     def check_run_worker_health(self, run: dg.DagsterRun) -> CheckRunHealthResult:
+        """Whether the run's worker process is alive."""
         instance = self._instance
         worker = run_worker(instance, instance.get_run_by_id(run.run_id) or run)
         if worker is None:

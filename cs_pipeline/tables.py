@@ -24,6 +24,7 @@ from cs_pipeline.vocabulary import ROLLUP_METRICS, USAGE_METRICS, Metric
 
 @dataclass(frozen=True)
 class Column:
+    """A column of a registered table."""
     name: str
     type: str  # DuckDB type as information_schema.columns spells it
     nullable: bool = True
@@ -31,11 +32,13 @@ class Column:
     since: int = 1  # the schema version that added it
 
     def ddl(self) -> str:
+        """The column's definition in a CREATE TABLE statement."""
         return f"{quote(self.name)} {self.type}{'' if self.nullable else ' NOT NULL'}"
 
 
 @dataclass(frozen=True)
 class Table:
+    """A table of the warehouse: its columns, key, and the schema version each column came in."""
     name: str
     description: str
     columns: tuple[Column, ...]
@@ -56,9 +59,11 @@ class Table:
                 raise ValueError(f"{self.name}.{column.name}: a column added by a migration must be nullable")
 
     def column(self, name: str) -> Column:
+        """The column called `name`."""
         return self._by_name[name]
 
     def has(self, name: str) -> bool:
+        """Whether the table has a column called `name`."""
         return name in self._by_name
 
     def ordered(self, version: int | None = None) -> list[Column]:
@@ -69,14 +74,17 @@ class Table:
         return sorted(kept, key=lambda c: c.since)  # stable: registry order within a version
 
     def names(self, *, run_id: bool = False) -> list[str]:
+        """The column names in order, run_id left out unless asked for."""
         return [c.name for c in self.ordered() if run_id or c.name != "run_id"]
 
     def create_statement(self, version: int | None = None) -> str:
+        """The CREATE TABLE statement of the table as of schema `version` (default: the latest)."""
         columns = ",\n    ".join(c.ddl() for c in self.ordered(version))
         return f"CREATE TABLE {quote(self.name)} (\n    {columns}\n);"
 
 
 def quote(name: str) -> str:
+    """`name` as a DuckDB identifier, in double quotes."""
     return '"' + name.replace('"', '""') + '"'
 
 

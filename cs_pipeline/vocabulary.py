@@ -61,6 +61,7 @@ class Metric:
 
     @property
     def is_count(self) -> bool:
+        """Whether the metric counts (BIGINT) rather than measures."""
         return self.type == "BIGINT"
 
 

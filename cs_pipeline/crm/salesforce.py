@@ -44,6 +44,7 @@ from urllib3.util.retry import Retry
 
 from cs_pipeline.crm.sources import CrmSource, CrmSourceError
 from cs_pipeline.lib.health_sql import quote_identifier
+from cs_pipeline.transactions import transaction
 from cs_pipeline.warehouse import connect
 
 T = TypeVar("T")
@@ -62,6 +63,7 @@ class RequestLimitExceeded(SalesforceSourceError):
 
 
 def mirror_table(object_name: str) -> str:
+    """The warehouse table that mirrors a Salesforce object."""
     return f"salesforce_{object_name.lower()}"
 
 
@@ -86,6 +88,7 @@ class SalesforceResource(dg.ConfigurableResource):
     bulk_poll_seconds: float = 2.0
 
     def open(self) -> SalesforceConnection:
+        """A connection to the Salesforce org this resource names."""
         return SalesforceConnection(self)
 
 
@@ -288,6 +291,7 @@ class SalesforceConnection:
 
 @dataclass(frozen=True)
 class QueryResult:
+    """The records a SOQL query returned, and through which API, in how many pages."""
     frame: pl.DataFrame
     api: str  # rest | bulk
     pages: int
@@ -355,6 +359,7 @@ def _typed_text(frame: pl.DataFrame, types: dict[str, str]) -> pl.DataFrame:
 
 @dataclass(frozen=True)
 class SyncResult:
+    """What one sync of a Salesforce object did to its mirror table."""
     object_name: str
     mode: str  # full | incremental
     api: str  # rest | bulk
@@ -406,33 +411,29 @@ def sync_object(
     newest = batch["modstamp"].max()
     bookmark = newest if newest is not None else (None if full else state[0][1])
     column_list = ", ".join(quote_identifier(c) for c in columns)
-    con.begin()
     try:
-        con.register("salesforce_live", live.to_arrow())
-        con.register("salesforce_deleted", deleted_ids.to_arrow())
-        if full:
-            definition = ", ".join(f"{quote_identifier(c)} VARCHAR" for c in columns)
-            con.execute(f"CREATE OR REPLACE TABLE {table} ({definition}, run_id VARCHAR NOT NULL)")
-            deleted = 0
-        else:
-            [(deleted,)] = con.execute(
-                f'SELECT count(*) FROM {table} WHERE "Id" IN (SELECT "Id" FROM salesforce_deleted)'
-            ).fetchall()
+        with transaction(con):
+            con.register("salesforce_live", live.to_arrow())
+            con.register("salesforce_deleted", deleted_ids.to_arrow())
+            if full:
+                definition = ", ".join(f"{quote_identifier(c)} VARCHAR" for c in columns)
+                con.execute(f"CREATE OR REPLACE TABLE {table} ({definition}, run_id VARCHAR NOT NULL)")
+                deleted = 0
+            else:
+                [(deleted,)] = con.execute(
+                    f'SELECT count(*) FROM {table} WHERE "Id" IN (SELECT "Id" FROM salesforce_deleted)'
+                ).fetchall()
+                con.execute(
+                    f'DELETE FROM {table} WHERE "Id" IN (SELECT "Id" FROM salesforce_live) '
+                    'OR "Id" IN (SELECT "Id" FROM salesforce_deleted)'
+                )
+            con.execute(f"INSERT INTO {table} SELECT {column_list}, ? FROM salesforce_live", [run_id])
+            con.execute("DELETE FROM salesforce_sync WHERE object = ?", [object_name])
             con.execute(
-                f'DELETE FROM {table} WHERE "Id" IN (SELECT "Id" FROM salesforce_live) '
-                'OR "Id" IN (SELECT "Id" FROM salesforce_deleted)'
+                "INSERT INTO salesforce_sync VALUES (?, ?, ?, now(), ?, ?)",
+                [object_name, columns, bookmark, "full" if full else "incremental", run_id],
             )
-        con.execute(f"INSERT INTO {table} SELECT {column_list}, ? FROM salesforce_live", [run_id])
-        con.execute("DELETE FROM salesforce_sync WHERE object = ?", [object_name])
-        con.execute(
-            "INSERT INTO salesforce_sync VALUES (?, ?, ?, now(), ?, ?)",
-            [object_name, columns, bookmark, "full" if full else "incremental", run_id],
-        )
-        [(rows,)] = con.execute(f"SELECT count(*) FROM {table}").fetchall()
-        con.commit()
-    except BaseException:
-        con.rollback()
-        raise
+            [(rows,)] = con.execute(f"SELECT count(*) FROM {table}").fetchall()
     finally:
         con.unregister("salesforce_live")
         con.unregister("salesforce_deleted")
@@ -456,6 +457,7 @@ class SalesforceMirror(CrmSource):
     warehouse_path: str
 
     def fetch(self, object_name: str, fields: list[str], optional_fields: list[str]) -> pl.DataFrame:
+        """The mirrored records of `object_name`, with `fields` (and those of `optional_fields` it has)."""
         table = mirror_table(object_name)
         con = connect(Path(self.warehouse_path))
         try:

@@ -42,6 +42,7 @@ class SnapshotReading:
 
 
 class CrmSource(dg.ConfigurableResource, ABC):
+    """Where the CRM records come from (export files or Salesforce mirrors): the `crm` resource."""
     def as_of(self, day: date) -> SnapshotReading:
         """The source that holds day `day`'s snapshot. A source without history (Salesforce,
         a folder of undated CSV files) is itself: it holds what the CRM holds now."""
@@ -62,6 +63,7 @@ class CrmFilesSource(CrmSource):
     files_dir: str
 
     def as_of(self, day: date) -> SnapshotReading:
+        """The newest dated export on or before `day` (none: the oldest); the folder itself without dated exports."""
         exports = dated_exports(Path(self.files_dir))
         if not exports:
             return SnapshotReading(self, {"export_folder": self.files_dir})
@@ -80,6 +82,7 @@ class CrmFilesSource(CrmSource):
         )
 
     def fetch(self, object_name: str, fields: list[str], optional_fields: list[str]) -> pl.DataFrame:
+        """The rows of `<object_name>.csv`, with `fields` (and those of `optional_fields` it has)."""
         path = Path(self.files_dir) / f"{object_name}.csv"
         wanted = list(dict.fromkeys([*fields, *optional_fields]))
         if not path.is_file():

@@ -1,10 +1,10 @@
-"""What every domain under defs/ shares: the pipeline settings resource and the daily partitions."""
+"""What the domains under defs/ share: the settings resource, the partitions and how a step reads its
+partition, the audit tags of runs, and the result of a schema check. How an asset is declared is in
+declare.py, its code version in code_versions.py."""
 
 from __future__ import annotations
 
-import hashlib
 from datetime import date
-from pathlib import Path
 from typing import Any
 
 import dagster as dg
@@ -13,21 +13,6 @@ import polars as pl
 
 from cs_pipeline import schemas
 from cs_pipeline.config import PipelineConfig, load_config
-from cs_pipeline.warehouse import SQL_DIR
-
-
-def _code_version() -> str:
-    """The cs_pipeline version and a digest of its Python and SQL sources: every asset carries
-    it, so each materialisation names the exact code that produced it."""
-    from cs_pipeline import __version__
-
-    digest = hashlib.sha256()
-    for path in sorted([*Path(__file__).parents[1].rglob("*.py"), *SQL_DIR.rglob("*.sql")]):
-        digest.update(path.read_bytes())
-    return f"{__version__}+{digest.hexdigest()[:12]}"
-
-
-CODE_VERSION = _code_version()
 
 # What dg.define_asset_job returns; Dagster does not export its class.
 AssetJob = Any
@@ -40,7 +25,7 @@ class PipelineSettings(dg.ConfigurableResource):
 
     @property
     def config(self) -> PipelineConfig:
-        # read at each use: a long-lived code server sees edits without a restart
+        """The config file's content, read at each use: a long-lived code server sees edits without a restart."""
         return load_config(self.config_path)
 
 
@@ -57,7 +42,7 @@ def audit_tags(config: PipelineConfig) -> dict[str, str]:
 
 
 def daily_partitions(config: PipelineConfig) -> dg.DailyPartitionsDefinition:
-    # UTC days, the last one being yesterday: a day is processed once it is over.
+    """UTC days from the config's start_date, the last one being yesterday: a day is processed once it is over."""
     return dg.DailyPartitionsDefinition(start_date=config.start_date.isoformat(), timezone="UTC")
 
 
@@ -76,6 +61,7 @@ def health_partition(context: dg.AssetExecutionContext | dg.AssetCheckExecutionC
 
 
 def partition_date(context: dg.AssetExecutionContext | dg.AssetCheckExecutionContext) -> date:
+    """The day of a daily partition."""
     return date.fromisoformat(context.partition_key)
 
 

@@ -14,6 +14,7 @@ import duckdb
 from cs_pipeline import publish
 from cs_pipeline.config import PipelineConfig
 from cs_pipeline.lib.health_sql import health_query
+from cs_pipeline.transactions import transaction
 from cs_pipeline.vocabulary import HEALTH_LABELS, ROLLUP_METRICS
 from cs_pipeline.warehouse import require_rows, set_variables
 
@@ -23,6 +24,7 @@ HEALTH_COUNT_KEYS = {label: label.lower().replace(" ", "_") for label in HEALTH_
 
 @dataclass(frozen=True)
 class HealthResult:
+    """What compute_account_health wrote for one (day, profile)."""
     as_of: date
     profile: str
     rows: int
@@ -34,6 +36,7 @@ class HealthResult:
 def compute_account_health(
     con: duckdb.DuckDBPyConnection, config: PipelineConfig, *, as_of: date, profile: str, run_id: str
 ) -> HealthResult:
+    """Replaces the account_health rows of (`as_of`, `profile`) from the day's metrics and roll-ups."""
     require_rows(con, "account_metrics", as_of)
     chosen = next(p for p in config.profiles if p.name == profile)
     set_variables(con, as_of=as_of, profile=profile, run_id=run_id)
@@ -45,8 +48,7 @@ def compute_account_health(
         "WHERE m.date = getvariable('as_of')"
     )
     attributes = list(config.crm.mapping.account.attributes)
-    con.begin()
-    try:
+    with transaction(con):
         con.execute(
             "CREATE OR REPLACE TEMP TABLE health_slice AS "
             + health_query(chosen, config.profiles, attributes, "health_input")
@@ -68,10 +70,6 @@ def compute_account_health(
         )
         publish.queue(con, "account_health", [(as_of, profile)])
         result = _summarise(con, as_of, profile)
-        con.commit()
-    except BaseException:
-        con.rollback()
-        raise
     return result
 
 

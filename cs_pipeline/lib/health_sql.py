@@ -57,10 +57,12 @@ _HUGEINT_MAX = 2**127 - 1
 
 
 def quote_identifier(name: str) -> str:
+    """`name` as a DuckDB identifier, in double quotes."""
     return '"' + name.replace('"', '""') + '"'
 
 
 def text_literal(text: str) -> str:
+    """`text` as a SQL string literal, in single quotes."""
     return "'" + text.replace("'", "''") + "'"
 
 

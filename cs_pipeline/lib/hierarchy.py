@@ -35,6 +35,7 @@ RAW_ASSET_SCHEMA = {
 
 @dataclass(frozen=True)
 class Resolution:
+    """The resolved account dimension of a snapshot, and the hierarchy issues found on the way."""
     accounts: pl.DataFrame
     issues: pl.DataFrame
 
@@ -46,6 +47,8 @@ def resolve_accounts(
     status_catalog: list[tuple[str, str]],
     product_separator: str,
 ) -> Resolution:
+    """The account dimension of a CRM snapshot: accounts and product accounts with root, depth, path and status
+    group."""
     issues: list[pl.DataFrame] = []
     accounts_raw = accounts_raw.select(pl.col(c).cast(t) for c, t in RAW_ACCOUNT_SCHEMA.items())
     assets_raw = assets_raw.select(pl.col(c).cast(t) for c, t in RAW_ASSET_SCHEMA.items())

@@ -196,6 +196,7 @@ def metric_score(metric: DimensionMetric, values: Mapping[str, object]) -> tuple
 
 
 def band(score: int, bands: Bands) -> HealthLabel:
+    """The health label of `score` under `bands`."""
     if score < bands.average_from:
         return "Poor"
     return "Average" if score < bands.good_from else "Good"

@@ -17,6 +17,7 @@ import duckdb
 from cs_pipeline import publish
 from cs_pipeline.config import CustomMetric, PipelineConfig
 from cs_pipeline.lib.health_sql import quote_identifier
+from cs_pipeline.transactions import transaction
 from cs_pipeline.warehouse import read_sql, set_variables
 
 
@@ -26,6 +27,7 @@ class MetricQueryError(ValueError):
 
 @dataclass(frozen=True)
 class MetricsResult:
+    """What compute_account_metrics wrote for one day."""
     as_of: date
     snapshot_date: date | None  # the CRM snapshot the accounts come from (None: no snapshot yet)
     rows: int
@@ -38,9 +40,9 @@ class MetricsResult:
 def compute_account_metrics(
     con: duckdb.DuckDBPyConnection, config: PipelineConfig, *, as_of: date, run_id: str
 ) -> MetricsResult:
+    """Replaces the account_metrics rows of `as_of`: built-in and custom metrics of every account."""
     set_variables(con, as_of=as_of)
-    con.begin()
-    try:
+    with transaction(con):
         for name in config.metrics:
             con.execute(f'ALTER TABLE account_metrics ADD COLUMN IF NOT EXISTS "{name}" DOUBLE')
         con.execute(read_sql("metrics/metric_setup.sql"))
@@ -66,10 +68,6 @@ def compute_account_metrics(
         )
         publish.queue(con, "account_metrics", [(as_of,)])
         result = _summarise(con, config, as_of, ignored)
-        con.commit()
-    except BaseException:
-        con.rollback()
-        raise
     return result
 
 

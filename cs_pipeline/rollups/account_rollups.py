@@ -14,6 +14,7 @@ import duckdb
 
 from cs_pipeline import publish
 from cs_pipeline.config import PipelineConfig
+from cs_pipeline.transactions import transaction
 from cs_pipeline.warehouse import read_sql, require_rows, set_variables
 
 SUBACCOUNT_HEALTH_LABELS = ("Good", "Average", "Poor")
@@ -21,6 +22,7 @@ SUBACCOUNT_HEALTH_LABELS = ("Good", "Average", "Poor")
 
 @dataclass(frozen=True)
 class RollupResult:
+    """What compute_account_rollups wrote for one day."""
     rows: int  # accounts with descendants
     max_descendants: int
 
@@ -65,12 +67,7 @@ def compute_subaccount_health(
 
 def _run(con: duckdb.DuckDBPyConnection, as_of: date, *sql_files: str) -> None:
     """Runs the SQL files in one transaction that also queues as_of's account_rollups for publishing."""
-    con.begin()
-    try:
+    with transaction(con):
         for sql_file in sql_files:
             con.execute(read_sql(sql_file))
         publish.queue(con, "account_rollups", [(as_of,)])
-        con.commit()
-    except BaseException:
-        con.rollback()
-        raise

@@ -17,6 +17,7 @@ import polars as pl
 import pyarrow as pa
 
 from cs_pipeline import publish, schemas
+from cs_pipeline.transactions import transaction
 from cs_pipeline.usage.landing import list_delivery, read_delivery
 from cs_pipeline.warehouse import query_frame, read_sql, set_variables
 
@@ -27,6 +28,7 @@ FIELD_LENGTH_LIMIT = 1000
 
 @dataclass(frozen=True)
 class IngestResult:
+    """What ingest_delivery read, stored, rejected and reconciled for one delivery day."""
     partition_date: date
     files: int
     files_ignored: list[str]
@@ -41,6 +43,7 @@ class IngestResult:
 
     @property
     def rows_rejected(self) -> int:
+        """The rows rejected, all reasons together."""
         return sum(self.rejected.values())
 
 
@@ -53,6 +56,8 @@ def ingest_delivery(
     action_limit: int,
     run_id: str,
 ) -> IngestResult:
+    """Ingests the delivery of `partition_date` into usage_events (bad rows into rejected_events), in one
+    transaction."""
     delivery = list_delivery(landing, partition_date)
     set_variables(
         con,
@@ -62,8 +67,8 @@ def ingest_delivery(
         action_limit=action_limit,
         field_length_limit=FIELD_LENGTH_LIMIT,
     )
-    con.begin()
-    try:
+    # one transaction: a failure, a Polars panic included, leaves no half-written day
+    with transaction(con):
         # string views: Arrow shares the frame's buffers (the default large strings are a copy)
         _stage(con, read_delivery(delivery).to_arrow(compat_level=pl.CompatLevel.newest()))
         con.execute(read_sql("usage/apply_limits.sql"))
@@ -80,10 +85,6 @@ def ingest_delivery(
         for table in ("usage_events", "rejected_events"):  # every delivery day this run changed
             publish.queue_query(con, table, "SELECT partition_date FROM touched_partitions")
         result = _summarise(con, delivery_files=len(delivery.files), partition_date=partition_date)
-        con.commit()
-    except BaseException:  # a Polars panic is not an Exception, and must not leave a half-written day
-        con.rollback()
-        raise
     return IngestResult(
         **result,
         files_ignored=[p.name for p in delivery.ignored],

@@ -53,12 +53,14 @@ class LandingFileError(InputFileError):
 
 @dataclass(frozen=True)
 class Delivery:
+    """A day's delivery folder: the usage files in it, and the files of other formats."""
     folder: Path
     files: list[Path]
     ignored: list[Path]
 
 
 def delivery_folder(landing: Path, day: date) -> Path:
+    """Where the events of `day` are delivered: <landing>/usage/date=YYYY-MM-DD."""
     return landing / "usage" / f"date={day.isoformat()}"
 
 
@@ -75,6 +77,7 @@ def list_delivery(landing: Path, day: date) -> Delivery:
 
 
 def read_delivery(delivery: Delivery) -> pl.DataFrame:
+    """The rows of every file of the delivery, in the staging schema."""
     frames = [_read_file(path) for path in delivery.files]
     if not frames:
         return pl.DataFrame(schema=STAGING_SCHEMA)

@@ -10,6 +10,7 @@ DAILY_SCHEDULE_CRON = "0 1 * * *"
 
 
 def build_daily_schedule(daily_job: AssetJob) -> dg.ScheduleDefinition:
+    """The schedule that runs `daily_job` for yesterday, each day."""
     @dg.schedule(
         cron_schedule=DAILY_SCHEDULE_CRON,
         execution_timezone="UTC",

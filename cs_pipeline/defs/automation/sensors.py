@@ -59,6 +59,7 @@ def build_sensors(
     health_job: AssetJob,
     subaccount_job: AssetJob,
 ) -> list[dg.SensorDefinition]:
+    """The sensors: the daily job when a delivery lands, the health job after it, subaccount health after that."""
     @dg.sensor(
         job=daily_job,
         minimum_interval_seconds=300,

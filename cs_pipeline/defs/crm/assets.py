@@ -6,17 +6,11 @@ import polars as pl
 from cs_pipeline import publish, schemas
 from cs_pipeline.crm.mapping import extract_snapshot
 from cs_pipeline.crm.sources import CrmSource, CrmSourceError
-from cs_pipeline.defs.shared import CODE_VERSION, PipelineSettings, partition_date
-from cs_pipeline.lib.hierarchy import RAW_ACCOUNT_SCHEMA, RAW_ASSET_SCHEMA, resolve_accounts
-from cs_pipeline.warehouse import (
-    DUCKDB_POOL,
-    WarehouseResource,
-    query_frame,
-    read_sql,
-    set_variables,
-    slice_version,
-    table_metadata,
-)
+from cs_pipeline.defs.declare import TRANSIENT_RETRIES, materialization, warehouse_asset
+from cs_pipeline.defs.shared import PipelineSettings, partition_date
+from cs_pipeline.lib.hierarchy import RAW_ACCOUNT_SCHEMA, RAW_ASSET_SCHEMA, Resolution, resolve_accounts
+from cs_pipeline.transactions import transaction
+from cs_pipeline.warehouse import WarehouseResource, query_frame, read_sql, set_variables
 
 
 def _set_variables(con, context: dg.AssetExecutionContext) -> None:
@@ -28,15 +22,12 @@ def build_crm_assets(
 ) -> list[dg.AssetsDefinition]:
     """extracted: the assets crm_snapshot reads through the crm resource (Salesforce mirrors)."""
 
-    @dg.asset(
-        partitions_def=daily,
+    @warehouse_asset(
+        partitions=daily,
         deps=extracted,
-        pool=DUCKDB_POOL,
-        code_version=CODE_VERSION,
-        group_name="crm",
-        kinds={"duckdb", "salesforce"},
-        # for errors that can pass (a warehouse held by another process); never for a bad input
-        retry_policy=dg.RetryPolicy(max_retries=2, delay=30, backoff=dg.Backoff.EXPONENTIAL),
+        group="crm",
+        kinds={"salesforce"},
+        retry_policy=TRANSIENT_RETRIES,
         description="What the CRM holds for day D, stored as D's snapshot (crm_accounts_raw, "
         "crm_assets_raw, crm_contacts_raw), mapped to canonical names: what Salesforce or the "
         "export files hold when D is materialised, or, when crm.files_dir holds dated exports "
@@ -55,30 +46,28 @@ def build_crm_assets(
             raise dg.Failure(str(exc), allow_retries=False) from None
         with warehouse.connection() as con:
             _set_variables(con, context)
-            con.begin()
-            for name, frame in frames.items():
-                con.register(name.replace("crm_", "snapshot_").replace("_raw", ""), frame.to_arrow())
-            con.execute(read_sql("crm/store_snapshot.sql"))
-            con.commit()
-            metadata = table_metadata(con, "crm_accounts_raw", frames["crm_accounts_raw"].height)
-            version = slice_version(con, "crm_accounts_raw", "snapshot_date = ?", [partition_date(context)])
-        return dg.MaterializeResult(
-            data_version=version,
-            metadata={
-                **metadata,
-                **reading.metadata,
-                "accounts": frames["crm_accounts_raw"].height,
-                "assets": frames["crm_assets_raw"].height,
-                "contacts": frames["crm_contacts_raw"].height,
-            }
-        )
+            with transaction(con):
+                for name, frame in frames.items():
+                    con.register(name.replace("crm_", "snapshot_").replace("_raw", ""), frame.to_arrow())
+                con.execute(read_sql("crm/store_snapshot.sql"))
+            return materialization(
+                con,
+                "crm_accounts_raw",
+                frames["crm_accounts_raw"].height,
+                {
+                    **reading.metadata,
+                    "accounts": frames["crm_accounts_raw"].height,
+                    "assets": frames["crm_assets_raw"].height,
+                    "contacts": frames["crm_contacts_raw"].height,
+                },
+                where="snapshot_date = ?",
+                params=[partition_date(context)],
+            )
 
-    @dg.asset(
-        partitions_def=daily,
-        pool=DUCKDB_POOL,
-        code_version=CODE_VERSION,
-        group_name="crm",
-        kinds={"duckdb", "polars"},
+    @warehouse_asset(
+        partitions=daily,
+        group="crm",
+        kinds={"polars"},
         deps=[crm_snapshot, dg.AssetKey("usage_events")],
         description="The account dimension: CRM accounts and virtual product accounts with "
         "root_id, depth, path and status group (account_snapshots for D; `accounts` and "
@@ -107,41 +96,30 @@ def build_crm_assets(
             schemas.validate(schemas.accounts, resolution.accounts)
             schemas.validate(schemas.hierarchy_issues, resolution.issues)
             _set_variables(con, context)
-            con.begin()
-            con.register("resolved_accounts", resolution.accounts.to_arrow())
-            con.register("resolved_issues", resolution.issues.to_arrow())
-            con.execute(read_sql("crm/store_account_snapshot.sql"))
-            con.execute(read_sql("crm/refresh_current_accounts.sql"))
-            publish.queue(con, "accounts")
-            publish.queue(con, "hierarchy_issues")
-            con.commit()
+            with transaction(con):
+                con.register("resolved_accounts", resolution.accounts.to_arrow())
+                con.register("resolved_issues", resolution.issues.to_arrow())
+                con.execute(read_sql("crm/store_account_snapshot.sql"))
+                con.execute(read_sql("crm/refresh_current_accounts.sql"))
+                publish.queue(con, "accounts")
+                publish.queue(con, "hierarchy_issues")
             [(current_rows,)] = con.execute("SELECT count(*) FROM accounts").fetchall()
-            metadata = table_metadata(con, "accounts", current_rows)
-            version = slice_version(con, "account_snapshots", "snapshot_date = ?", [day])
-        counts = resolution.accounts.group_by("account_type").len()
-        groups = resolution.accounts.group_by("status_group").len()
-        issue_counts = resolution.issues.group_by("issue").len()
+            materialized = materialization(
+                con,
+                "accounts",
+                current_rows,
+                _resolution_counts(resolution),
+                version_table="account_snapshots",
+                where="snapshot_date = ?",
+                params=[day],
+            )
         for issue in resolution.issues.filter(pl.col("issue") != "invalid_value").head(20).iter_rows(named=True):
             context.log.warning(f"hierarchy issue {issue['issue']} for {issue['account_id']}: {issue['detail']}")
-        return dg.MaterializeResult(
-            data_version=version,
-            metadata={
-                **metadata,
-                "snapshot_accounts": resolution.accounts.height,
-                **{f"accounts_{t}": _count(counts, "account_type", t) for t in schemas.ACCOUNT_TYPES[:2]},
-                **{f"status_{g.lower()}": _count(groups, "status_group", g) for g in schemas.STATUS_GROUPS},
-                "hierarchy_issues": resolution.issues.height,
-                **{f"issues_{k}": _count(issue_counts, "issue", k) for k in schemas.ISSUE_KINDS},
-                "max_depth": int(resolution.accounts["depth"].max() or 0),
-            }
-        )
+        return materialized
 
-    @dg.asset(
-        partitions_def=daily,
-        pool=DUCKDB_POOL,
-        code_version=CODE_VERSION,
-        group_name="crm",
-        kinds={"duckdb"},
+    @warehouse_asset(
+        partitions=daily,
+        group="crm",
         deps=[crm_snapshot, accounts, dg.AssetKey("usage_events")],
         description="Users per account: contacts of the newest CRM snapshot and every user seen "
         "in usage events, with first_seen / last_seen.",
@@ -149,21 +127,32 @@ def build_crm_assets(
     def users(context: dg.AssetExecutionContext, warehouse: WarehouseResource) -> dg.MaterializeResult:
         with warehouse.connection() as con:
             _set_variables(con, context)
-            con.begin()
-            con.execute(read_sql("crm/refresh_users.sql"))
-            publish.queue(con, "users")
-            con.commit()  # the blocking check users_schema validates what was written
+            with transaction(con):  # the blocking check users_schema validates what was written
+                con.execute(read_sql("crm/refresh_users.sql"))
+                publish.queue(con, "users")
             [(rows, from_contacts, seen_in_events)] = con.execute(
                 "SELECT count(*), count(name), count(first_seen) FROM users"
             ).fetchall()
-            metadata = table_metadata(con, "users", rows)
-            version = slice_version(con, "users")
-        return dg.MaterializeResult(
-            data_version=version,
-            metadata={**metadata, "users_from_contacts": from_contacts, "users_seen_in_events": seen_in_events}
-        )
+            return materialization(
+                con, "users", rows, {"users_from_contacts": from_contacts, "users_seen_in_events": seen_in_events}
+            )
 
     return [crm_snapshot, accounts, users]
+
+
+def _resolution_counts(resolution: Resolution) -> dict[str, int]:
+    """The accounts asset's own metadata: D's accounts by type and status group, the hierarchy issues by kind."""
+    counts = resolution.accounts.group_by("account_type").len()
+    groups = resolution.accounts.group_by("status_group").len()
+    issue_counts = resolution.issues.group_by("issue").len()
+    return {
+        "snapshot_accounts": resolution.accounts.height,
+        **{f"accounts_{t}": _count(counts, "account_type", t) for t in schemas.ACCOUNT_TYPES[:2]},
+        **{f"status_{g.lower()}": _count(groups, "status_group", g) for g in schemas.STATUS_GROUPS},
+        "hierarchy_issues": resolution.issues.height,
+        **{f"issues_{k}": _count(issue_counts, "issue", k) for k in schemas.ISSUE_KINDS},
+        "max_depth": int(resolution.accounts["depth"].max() or 0),
+    }
 
 
 def _count(counts: pl.DataFrame, column: str, value: str) -> int:

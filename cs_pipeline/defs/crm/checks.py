@@ -4,9 +4,10 @@ import dagster as dg
 import polars as pl
 
 from cs_pipeline import schemas
+from cs_pipeline.defs.declare import warehouse_check
 from cs_pipeline.defs.shared import schema_check_result
 from cs_pipeline.lib.hierarchy import ATTRIBUTES_TYPE
-from cs_pipeline.warehouse import DUCKDB_POOL, WarehouseResource, query_frame
+from cs_pipeline.warehouse import WarehouseResource, query_frame
 
 
 def _stored(warehouse: WarehouseResource, table: str) -> pl.DataFrame:
@@ -15,11 +16,11 @@ def _stored(warehouse: WarehouseResource, table: str) -> pl.DataFrame:
 
 
 def build_crm_checks(daily: dg.DailyPartitionsDefinition) -> list[dg.AssetChecksDefinition]:
-    @dg.asset_check(
+    """The schema checks of the CRM assets."""
+    @warehouse_check(
         asset="accounts",
         blocking=True,
-        pool=DUCKDB_POOL,
-        partitions_def=daily,
+        partitions=daily,
         description="accounts and hierarchy_issues match their pandera schemas.",
     )
     def accounts_schema(warehouse: WarehouseResource) -> dg.AssetCheckResult:
@@ -28,11 +29,10 @@ def build_crm_checks(daily: dg.DailyPartitionsDefinition) -> list[dg.AssetChecks
         issues = schema_check_result(schemas.hierarchy_issues, _stored(warehouse, "hierarchy_issues"))
         return result if not result.passed else issues
 
-    @dg.asset_check(
+    @warehouse_check(
         asset="users",
         blocking=True,
-        pool=DUCKDB_POOL,
-        partitions_def=daily,
+        partitions=daily,
         description="users matches its pandera schema.",
     )
     def users_schema(warehouse: WarehouseResource) -> dg.AssetCheckResult:

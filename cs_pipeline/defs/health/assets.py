@@ -2,12 +2,14 @@
 
 import dagster as dg
 
-from cs_pipeline.defs.shared import CODE_VERSION, PipelineSettings, health_partition
+from cs_pipeline.defs.declare import materialization, warehouse_asset
+from cs_pipeline.defs.shared import PipelineSettings, health_partition
 from cs_pipeline.health.account_health import HEALTH_COUNT_KEYS, compute_account_health
-from cs_pipeline.warehouse import DUCKDB_POOL, WarehouseResource, slice_version, table_metadata
+from cs_pipeline.warehouse import WarehouseResource
 
 
 def build_health_assets(partitions: dg.MultiPartitionsDefinition) -> list[dg.AssetsDefinition]:
+    """The account_health asset, partitioned by day x profile (`partitions`)."""
     previous_day_all_profiles = dg.AssetDep(
         "account_health",
         partition_mapping=dg.MultiPartitionMapping(
@@ -20,12 +22,10 @@ def build_health_assets(partitions: dg.MultiPartitionsDefinition) -> list[dg.Ass
         ),
     )
 
-    @dg.asset(
-        partitions_def=partitions,
-        pool=DUCKDB_POOL,
-        code_version=CODE_VERSION,
-        group_name="health",
-        kinds={"duckdb", "sql"},
+    @warehouse_asset(
+        partitions=partitions,
+        group="health",
+        kinds={"sql"},
         # the date dimension maps to the daily partitions; the day before, every profile, comes
         # first (previous_health), so a backfill from the UI runs the days in order
         deps=[dg.AssetKey("account_metrics"), dg.AssetKey("account_rollups"), previous_day_all_profiles],
@@ -39,17 +39,18 @@ def build_health_assets(partitions: dg.MultiPartitionsDefinition) -> list[dg.Ass
         day, profile = health_partition(context)
         with warehouse.connection() as con:
             result = compute_account_health(con, settings.config, as_of=day, profile=profile, run_id=context.run.run_id)
-            metadata = table_metadata(con, "account_health", result.rows)
-            version = slice_version(con, "account_health", "date = ? AND profile = ?", [day, profile])
-        return dg.MaterializeResult(
-            data_version=version,
-            metadata={
-                **metadata,
-                "rows_written": result.rows,
-                **{HEALTH_COUNT_KEYS[label]: count for label, count in result.health.items()},
-                "turned_poor": result.turned_poor,
-                **({"mean_health_score": result.mean_health_score} if result.mean_health_score is not None else {}),
-            },
-        )
+            return materialization(
+                con,
+                "account_health",
+                result.rows,
+                {
+                    "rows_written": result.rows,
+                    **{HEALTH_COUNT_KEYS[label]: count for label, count in result.health.items()},
+                    "turned_poor": result.turned_poor,
+                    **({"mean_health_score": result.mean_health_score} if result.mean_health_score is not None else {}),
+                },
+                where="date = ? AND profile = ?",
+                params=[day, profile],
+            )
 
     return [account_health]

@@ -3,16 +3,17 @@
 import dagster as dg
 
 from cs_pipeline import schemas
+from cs_pipeline.defs.declare import warehouse_check
 from cs_pipeline.defs.shared import health_partition, schema_check_result
-from cs_pipeline.warehouse import DUCKDB_POOL, WarehouseResource, query_frame
+from cs_pipeline.warehouse import WarehouseResource, query_frame
 
 
 def build_health_checks(partitions: dg.MultiPartitionsDefinition) -> list[dg.AssetChecksDefinition]:
-    @dg.asset_check(
+    """The checks of account_health: its schema, one row per account."""
+    @warehouse_check(
         asset="account_health",
         blocking=True,
-        pool=DUCKDB_POOL,
-        partitions_def=partitions,
+        partitions=partitions,
         description="The (date, profile) slice of account_health matches its pandera schema.",
     )
     def account_health_schema(
@@ -27,10 +28,9 @@ def build_health_checks(partitions: dg.MultiPartitionsDefinition) -> list[dg.Ass
             )
         return schema_check_result(schemas.account_health, rows)
 
-    @dg.asset_check(
+    @warehouse_check(
         asset="account_health",
-        pool=DUCKDB_POOL,
-        partitions_def=partitions,
+        partitions=partitions,
         description="Every account has at most one health row on the day, whatever the profile. "
         "Two rows mean the profiles changed and only some of the day's partitions were re-run: "
         "materialise every profile of that day.",

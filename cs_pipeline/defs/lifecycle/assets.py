@@ -2,19 +2,19 @@
 
 import dagster as dg
 
-from cs_pipeline.defs.shared import CODE_VERSION, PipelineSettings, partition_date
+from cs_pipeline.defs.declare import materialization, warehouse_asset
+from cs_pipeline.defs.shared import PipelineSettings, partition_date
 from cs_pipeline.lifecycle.retention import purge_inactive_free_accounts
 from cs_pipeline.lifecycle.status_history import record_status_history
-from cs_pipeline.warehouse import DUCKDB_POOL, WarehouseResource, slice_version, table_metadata
+from cs_pipeline.warehouse import WarehouseResource
 
 
 def build_lifecycle_assets(daily: dg.DailyPartitionsDefinition) -> list[dg.AssetsDefinition]:
-    @dg.asset(
-        partitions_def=daily,
-        pool=DUCKDB_POOL,
-        code_version=CODE_VERSION,
-        group_name="lifecycle",
-        kinds={"duckdb", "sql"},
+    """The status_history and retention assets, partitioned by day."""
+    @warehouse_asset(
+        partitions=daily,
+        group="lifecycle",
+        kinds={"sql"},
         deps=[dg.AssetKey("accounts")],
         description="Every account's status on CRM snapshot date D (status_history) and how it "
         "changed since the previous snapshot date (status_changes: new, conversion, churn, "
@@ -25,24 +25,23 @@ def build_lifecycle_assets(daily: dg.DailyPartitionsDefinition) -> list[dg.Asset
         with warehouse.connection() as con:
             changes = record_status_history(con, snapshot_date=day, run_id=context.run.run_id)
             [(rows,)] = con.execute("SELECT count(*) FROM status_history WHERE date = ?", [day]).fetchall()
-            metadata = table_metadata(con, "status_history", rows)
-            version = slice_version(con, "status_history", "date = ?", [day])
-        return dg.MaterializeResult(
-            data_version=version,
-            metadata={
-                **metadata,
-                "rows_written": rows,
-                "status_changes": sum(changes.values()),
-                **{f"changes_{kind}": count for kind, count in changes.items()},
-            }
-        )
+            return materialization(
+                con,
+                "status_history",
+                rows,
+                {
+                    "rows_written": rows,
+                    "status_changes": sum(changes.values()),
+                    **{f"changes_{kind}": count for kind, count in changes.items()},
+                },
+                where="date = ?",
+                params=[day],
+            )
 
-    @dg.asset(
-        partitions_def=daily,
-        pool=DUCKDB_POOL,
-        code_version=CODE_VERSION,
-        group_name="lifecycle",
-        kinds={"duckdb", "sql"},
+    @warehouse_asset(
+        partitions=daily,
+        group="lifecycle",
+        kinds={"sql"},
         # after everything that reads D's events: D's metrics, roll-ups and users see them all
         deps=[dg.AssetKey("account_metrics"), dg.AssetKey("account_rollups"), dg.AssetKey("users")],
         description="Purges the events of accounts of group Free on D with no event in their last "
@@ -64,10 +63,13 @@ def build_lifecycle_assets(daily: dg.DailyPartitionsDefinition) -> list[dg.Asset
                 )
                 accounts, rows = result.accounts_purged, result.rows_purged
             [(log_rows,)] = con.execute("SELECT count(*) FROM retention_log").fetchall()
-            metadata = table_metadata(con, "retention_log", log_rows)
-            version = slice_version(con, "retention_log", "purged_on = ?", [day])
-        return dg.MaterializeResult(
-            data_version=version, metadata={**metadata, "accounts_purged": accounts, "rows_purged": rows}
-        )
+            return materialization(
+                con,
+                "retention_log",
+                log_rows,
+                {"accounts_purged": accounts, "rows_purged": rows},
+                where="purged_on = ?",
+                params=[day],
+            )
 
     return [status_history, retention]

@@ -4,13 +4,16 @@ from collections.abc import Iterator
 
 import dagster as dg
 
-from cs_pipeline.defs.shared import CODE_VERSION, PipelineSettings, partition_date
+from cs_pipeline.defs.code_versions import code_version
+from cs_pipeline.defs.declare import materialization
+from cs_pipeline.defs.shared import PipelineSettings, partition_date
 from cs_pipeline.metrics.account_metrics import compute_account_metrics
 from cs_pipeline.rollups.account_rollups import compute_account_rollups
-from cs_pipeline.warehouse import DUCKDB_POOL, WarehouseResource, slice_version, table_metadata
+from cs_pipeline.warehouse import DUCKDB_POOL, WarehouseResource
 
 
 def build_metrics_assets(daily: dg.DailyPartitionsDefinition) -> list[dg.AssetsDefinition]:
+    """The account_metrics and account_rollups assets, computed in one step a day."""
     # One step for both: the roll-ups reuse the metrics' (account, user) pairs of window 30,
     # the costliest input of each.
     @dg.multi_asset(
@@ -22,7 +25,7 @@ def build_metrics_assets(daily: dg.DailyPartitionsDefinition) -> list[dg.AssetsD
                 "account_metrics",
                 group_name="metrics",
                 kinds={"duckdb", "sql"},
-                code_version=CODE_VERSION,
+                code_version=code_version(__name__),
                 deps=[dg.AssetKey("accounts"), dg.AssetKey("usage_events")],
                 description="Usage metrics of every account for D (docs/metrics.md) from the events "
                 "known at the end of D and the CRM snapshot in force, with the account columns rules may use.",
@@ -31,7 +34,7 @@ def build_metrics_assets(daily: dg.DailyPartitionsDefinition) -> list[dg.AssetsD
                 "account_rollups",
                 group_name="rollups",
                 kinds={"duckdb", "sql"},
-                code_version=CODE_VERSION,
+                code_version=code_version(__name__),
                 deps=[dg.AssetKey("account_metrics")],
                 description="Roll-up metrics of D for every account with descendants, over its subtree "
                 "(rollup_events_30d, rollup_active_users_30d counting a user once per subtree, "
@@ -47,32 +50,40 @@ def build_metrics_assets(daily: dg.DailyPartitionsDefinition) -> list[dg.AssetsD
         day = partition_date(context)
         with warehouse.connection() as con:
             result = compute_account_metrics(con, config, as_of=day, run_id=context.run.run_id)
-            metrics_metadata = table_metadata(con, "account_metrics", result.rows)
-            metrics_version = slice_version(con, "account_metrics", "date = ?", [day])
+            metrics_result = materialization(
+                con,
+                "account_metrics",
+                result.rows,
+                {
+                    "rows_written": result.rows,
+                    "snapshot_date": str(result.snapshot_date),
+                    **{
+                        f"accounts_{kind}": result.rows_by_type.get(kind, 0)
+                        for kind in ("account", "product", "unknown")
+                    },
+                    **{f"usage_{label.lower()}": count for label, count in sorted(result.usage_frequency.items())},
+                    **{f"with_value_{name}": count for name, count in result.custom_values.items()},
+                },
+                where="date = ?",
+                params=[day],
+                asset_key="account_metrics",
+            )
             rollups = compute_account_rollups(con, as_of=day, run_id=context.run.run_id)
-            rollups_metadata = table_metadata(con, "account_rollups", rollups.rows)
-            rollups_version = slice_version(con, "account_rollups", "date = ?", [day])
+            rollups_result = materialization(
+                con,
+                "account_rollups",
+                rollups.rows,
+                {"rows_written": rollups.rows, "max_descendants": rollups.max_descendants},
+                where="date = ?",
+                params=[day],
+                asset_key="account_rollups",
+            )
         if result.snapshot_date is None:
             context.log.warning(f"no CRM snapshot on or before {day}: only unknown accounts have metrics")
         for name, ignored in result.sql_rows_ignored.items():
             if ignored:
                 context.log.warning(f"custom metric {name} returned {ignored} row(s) for IDs without a metrics row")
-        yield dg.MaterializeResult(
-            asset_key="account_metrics",
-            data_version=metrics_version,
-            metadata={
-                **metrics_metadata,
-                "rows_written": result.rows,
-                "snapshot_date": str(result.snapshot_date),
-                **{f"accounts_{kind}": result.rows_by_type.get(kind, 0) for kind in ("account", "product", "unknown")},
-                **{f"usage_{label.lower()}": count for label, count in sorted(result.usage_frequency.items())},
-                **{f"with_value_{name}": count for name, count in result.custom_values.items()},
-            },
-        )
-        yield dg.MaterializeResult(
-            asset_key="account_rollups",
-            data_version=rollups_version,
-            metadata={**rollups_metadata, "rows_written": rollups.rows, "max_descendants": rollups.max_descendants},
-        )
+        yield metrics_result
+        yield rollups_result
 
     return [account_metrics_and_rollups]

@@ -3,16 +3,17 @@
 import dagster as dg
 
 from cs_pipeline import schemas
+from cs_pipeline.defs.declare import warehouse_check
 from cs_pipeline.defs.shared import partition_date, schema_check_result
-from cs_pipeline.warehouse import DUCKDB_POOL, WarehouseResource, query_frame
+from cs_pipeline.warehouse import WarehouseResource, query_frame
 
 
 def build_metrics_checks(daily: dg.DailyPartitionsDefinition) -> list[dg.AssetChecksDefinition]:
-    @dg.asset_check(
+    """The schema check of account_metrics."""
+    @warehouse_check(
         asset="account_metrics",
         blocking=True,
-        pool=DUCKDB_POOL,
-        partitions_def=daily,
+        partitions=daily,
         description="The day's account_metrics rows match their pandera schema (one row per "
         "account, counts >= 0, nested windows ordered, engagement 0-100 for Free/Paying only).",
     )

@@ -2,18 +2,18 @@
 
 import dagster as dg
 
-from cs_pipeline.defs.shared import CODE_VERSION, PipelineSettings, partition_date
+from cs_pipeline.defs.declare import materialization, warehouse_asset
+from cs_pipeline.defs.shared import PipelineSettings, partition_date
 from cs_pipeline.rollups.account_rollups import compute_subaccount_health
-from cs_pipeline.warehouse import DUCKDB_POOL, WarehouseResource, slice_version, table_metadata
+from cs_pipeline.warehouse import WarehouseResource
 
 
 def build_rollup_assets(daily: dg.DailyPartitionsDefinition) -> list[dg.AssetsDefinition]:
-    @dg.asset(
-        partitions_def=daily,
-        pool=DUCKDB_POOL,
-        code_version=CODE_VERSION,
-        group_name="rollups",
-        kinds={"duckdb", "sql"},
+    """The subaccount_health asset, partitioned by day."""
+    @warehouse_asset(
+        partitions=daily,
+        group="rollups",
+        kinds={"sql"},
         # day D maps to every profile's account_health partition of D
         deps=[dg.AssetKey("account_health"), dg.AssetKey("account_rollups")],
         description="Adds to D's account_rollups rows the health counts of each account's "
@@ -26,18 +26,18 @@ def build_rollup_assets(daily: dg.DailyPartitionsDefinition) -> list[dg.AssetsDe
         day = partition_date(context)
         with warehouse.connection() as con:
             labels = compute_subaccount_health(con, settings.config, as_of=day, run_id=context.run.run_id)
-            rows = sum(labels.values())
-            metadata = table_metadata(con, "account_rollups", rows)
-            version = slice_version(con, "account_rollups", "date = ?", [day])
-        return dg.MaterializeResult(
-            data_version=version,
-            metadata={
-                **metadata,
-                "subaccount_good": labels["Good"],
-                "subaccount_average": labels["Average"],
-                "subaccount_poor": labels["Poor"],
-                "without_scored_descendants": labels[None],
-            }
-        )
+            return materialization(
+                con,
+                "account_rollups",
+                sum(labels.values()),
+                {
+                    "subaccount_good": labels["Good"],
+                    "subaccount_average": labels["Average"],
+                    "subaccount_poor": labels["Poor"],
+                    "without_scored_descendants": labels[None],
+                },
+                where="date = ?",
+                params=[day],
+            )
 
     return [subaccount_health]

@@ -11,24 +11,24 @@ from cs_pipeline.crm.salesforce import (
     mirror_table,
     sync_object,
 )
-from cs_pipeline.defs.shared import CODE_VERSION, PipelineSettings
-from cs_pipeline.warehouse import DUCKDB_POOL, WarehouseResource, slice_version, table_metadata
+from cs_pipeline.defs.declare import TRANSIENT_RETRIES, materialization, warehouse_asset
+from cs_pipeline.defs.shared import PipelineSettings
+from cs_pipeline.warehouse import WarehouseResource
 
 
 class SalesforceSyncConfig(dg.Config):
+    """Run config of a Salesforce sync asset."""
     full_refresh: bool = False  # fetch every record again instead of those changed since the bookmark
 
 
 def _build_sync_asset(object_name: str) -> dg.AssetsDefinition:
     table = mirror_table(object_name)
 
-    @dg.asset(
+    @warehouse_asset(
         name=table,
-        pool=DUCKDB_POOL,
-        code_version=CODE_VERSION,
-        group_name="salesforce",
-        kinds={"salesforce", "duckdb"},
-        retry_policy=dg.RetryPolicy(max_retries=2, delay=30, backoff=dg.Backoff.EXPONENTIAL),
+        group="salesforce",
+        kinds={"salesforce"},
+        retry_policy=TRANSIENT_RETRIES,
         description=f"Salesforce {object_name} records (the mapped fields), mirrored in {table}: records "
         "modified since the bookmark minus the overlap are upserted, deleted ones removed.",
     )
@@ -53,8 +53,20 @@ def _build_sync_asset(object_name: str) -> dg.AssetsDefinition:
                     full_refresh=config.full_refresh,
                     run_id=context.run.run_id,
                 )
-                metadata = table_metadata(con, table, result.rows)
-                version = slice_version(con, table)
+                materialized = materialization(
+                    con,
+                    table,
+                    result.rows,
+                    {
+                        "records_fetched": result.fetched,
+                        "rows_upserted": result.upserted,
+                        "rows_deleted": result.deleted,
+                        "pages": result.pages,
+                        "full_refresh": result.mode == "full",
+                        "bulk_api": result.api == "bulk",
+                        "bookmark": str(result.bookmark),
+                    },
+                )
         except RequestLimitExceeded as exc:
             raise dg.Failure(str(exc), allow_retries=False) from None  # retrying now fails the same way
         except SalesforceSourceError as exc:
@@ -63,22 +75,11 @@ def _build_sync_asset(object_name: str) -> dg.AssetsDefinition:
             f"{object_name}: {result.mode} sync through {result.api} ({result.pages} page(s)): "
             f"{result.upserted} upserted, {result.deleted} deleted, {result.rows} mirrored"
         )
-        return dg.MaterializeResult(
-            data_version=version,
-            metadata={
-                **metadata,
-                "records_fetched": result.fetched,
-                "rows_upserted": result.upserted,
-                "rows_deleted": result.deleted,
-                "pages": result.pages,
-                "full_refresh": result.mode == "full",
-                "bulk_api": result.api == "bulk",
-                "bookmark": str(result.bookmark),
-            }
-        )
+        return materialized
 
     return sync
 
 
 def build_salesforce_assets() -> list[dg.AssetsDefinition]:
+    """One mirror asset per Salesforce object the CRM mapping reads (Account, Asset, Contact)."""
     return [_build_sync_asset(object_name) for object_name in ("Account", "Asset", "Contact")]

@@ -2,19 +2,19 @@
 
 import dagster as dg
 
-from cs_pipeline.defs.shared import CODE_VERSION, PipelineSettings, partition_date
+from cs_pipeline.defs.declare import materialization, warehouse_asset
+from cs_pipeline.defs.shared import PipelineSettings, partition_date
 from cs_pipeline.usage.ingest import ingest_delivery
 from cs_pipeline.usage.landing import LandingFileError
-from cs_pipeline.warehouse import DUCKDB_POOL, WarehouseResource, slice_version, table_metadata
+from cs_pipeline.warehouse import WarehouseResource
 
 
 def build_usage_assets(daily: dg.DailyPartitionsDefinition) -> list[dg.AssetsDefinition]:
-    @dg.asset(
-        partitions_def=daily,
-        pool=DUCKDB_POOL,
-        code_version=CODE_VERSION,
-        group_name="usage",
-        kinds={"duckdb", "parquet"},
+    """The usage_events asset, partitioned by delivery day."""
+    @warehouse_asset(
+        partitions=daily,
+        group="usage",
+        kinds={"parquet"},
         description="The events delivered to <landing>/usage/date=D/ (parquet, jsonl, jsonl.gz, "
         "csv), normalised and deduplicated by event_id across days; bad rows go to "
         "rejected_events with their reason.",
@@ -36,30 +36,32 @@ def build_usage_assets(daily: dg.DailyPartitionsDefinition) -> list[dg.AssetsDef
                 )
             except LandingFileError as exc:  # the message names the file and what is wrong with it
                 raise dg.Failure(str(exc)) from None
-            metadata = table_metadata(con, "usage_events", result.events_stored)
-            version = slice_version(con, "usage_events", "partition_date = ?", [day])
+            materialized = materialization(
+                con,
+                "usage_events",
+                result.events_stored,
+                {
+                    "files": result.files,
+                    "files_ignored": len(result.files_ignored),
+                    "rows_read": result.rows_read,
+                    "rows_written": result.events_stored,
+                    "rows_rejected": result.rows_rejected,
+                    **{f"rejected_{reason}": count for reason, count in result.rejected.items()},
+                    "duplicates": result.duplicates,
+                    "purged_by_retention": result.purged_by_retention,
+                    "late_events": result.late_events,
+                    "moved_beyond_limits": result.moved_beyond_limits,
+                    "readmitted_within_limits": result.readmitted_within_limits,
+                },
+                where="partition_date = ?",
+                params=[day],
+            )
         if result.files == 0:
             context.log.warning(f"no usage files delivered for {day} (looked in {config.landing}/usage/date={day})")
         if result.files_ignored:
             context.log.warning(f"ignored files for {day} (not a usage format): {', '.join(result.files_ignored)}")
         if result.rows_rejected:
             context.log.warning(f"{result.rows_rejected} rows of {day} rejected: {result.rejected}")
-        return dg.MaterializeResult(
-            data_version=version,
-            metadata={
-                **metadata,
-                "files": result.files,
-                "files_ignored": len(result.files_ignored),
-                "rows_read": result.rows_read,
-                "rows_written": result.events_stored,
-                "rows_rejected": result.rows_rejected,
-                **{f"rejected_{reason}": count for reason, count in result.rejected.items()},
-                "duplicates": result.duplicates,
-                "purged_by_retention": result.purged_by_retention,
-                "late_events": result.late_events,
-                "moved_beyond_limits": result.moved_beyond_limits,
-                "readmitted_within_limits": result.readmitted_within_limits,
-            }
-        )
+        return materialized
 
     return [usage_events]

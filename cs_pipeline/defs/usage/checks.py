@@ -3,9 +3,10 @@
 import dagster as dg
 
 from cs_pipeline import schemas
+from cs_pipeline.defs.declare import warehouse_check
 from cs_pipeline.defs.shared import partition_date, schema_check_result
 from cs_pipeline.usage.ingest import duplicate_event_ids, stored_partition
-from cs_pipeline.warehouse import DUCKDB_POOL, WarehouseResource
+from cs_pipeline.warehouse import WarehouseResource
 
 # event_id uniqueness is tested in DuckDB (a hash aggregate there is several times cheaper
 # than Polars' on millions of strings); pandera checks every other rule of the schema.
@@ -13,11 +14,11 @@ USAGE_EVENTS_BUT_UNIQUENESS = schemas.usage_events.update_column("event_id", uni
 
 
 def build_usage_checks(daily: dg.DailyPartitionsDefinition) -> list[dg.AssetChecksDefinition]:
-    @dg.asset_check(
+    """The schema check of usage_events."""
+    @warehouse_check(
         asset="usage_events",
         blocking=True,
-        pool=DUCKDB_POOL,
-        partitions_def=daily,
+        partitions=daily,
         description="The partition's usage_events and rejected_events rows match their pandera "
         "schemas; its event_ids are unique.",
     )

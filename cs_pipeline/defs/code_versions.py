@@ -1,0 +1,85 @@
+"""Code versions of the assets: each asset's names the Python modules and SQL files it runs,
+so that editing one domain's SQL, or the demo generator, changes no other asset's version."""
+
+from __future__ import annotations
+
+import ast
+import hashlib
+import importlib.util
+import re
+from collections.abc import Iterable
+from functools import cache
+from pathlib import Path
+
+from cs_pipeline.warehouse import SQL_DIR
+
+# a string literal naming a file under sql/, as read_sql takes it ("usage/apply_limits.sql")
+_SQL_NAME = re.compile(r"[\w/]+\.sql")
+
+
+def code_version(*sources: str) -> str:
+    """The cs_pipeline version and a digest of `sources`: modules (dotted names, followed through
+    their cs_pipeline imports and the SQL files their string literals name) and SQL files
+    (paths under sql/, as read_sql takes them)."""
+    from cs_pipeline import __version__
+
+    return f"{__version__}+{digest(source_files(sources))}"
+
+
+def digest(files: Iterable[Path], root: Path = SQL_DIR.parent) -> str:
+    """A short digest of the files' names (relative to `root`, the repository's folder) and contents."""
+    found = hashlib.sha256()
+    for path in sorted(set(files)):
+        found.update(path.relative_to(root).as_posix().encode())
+        found.update(path.read_bytes())
+    return found.hexdigest()[:12]
+
+
+def source_files(sources: Iterable[str]) -> set[Path]:
+    """The files `sources` stand for (see code_version)."""
+    files: set[Path] = set()
+    for source in sources:
+        files |= {SQL_DIR / source} if source.endswith(".sql") else _module_files(source)
+    return files
+
+
+@cache
+def _module_files(module: str) -> frozenset[Path]:
+    """A module's file, the files of the cs_pipeline modules it imports (transitively) and the SQL files it names."""
+    files: set[Path] = set()
+    pending, seen = [module], set()
+    while pending:
+        name = pending.pop()
+        if name in seen:
+            continue
+        seen.add(name)
+        path = Path(importlib.util.find_spec(name).origin)
+        files.add(path)
+        tree = ast.parse(path.read_text())
+        pending += _imported_modules(tree)
+        files |= {SQL_DIR / text for text in _string_literals(tree) if _SQL_NAME.fullmatch(text)}
+    return frozenset(path for path in files if path.exists())
+
+
+def _imported_modules(tree: ast.Module) -> list[str]:
+    """The cs_pipeline modules a module imports, `from cs_pipeline import publish` included."""
+    found = []
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            found += [alias.name for alias in node.names if alias.name.startswith("cs_pipeline")]
+        elif isinstance(node, ast.ImportFrom) and node.module and node.module.startswith("cs_pipeline"):
+            found.append(node.module)
+            submodules = (f"{node.module}.{alias.name}" for alias in node.names)
+            found += [name for name in submodules if _is_module(name)]
+    return found
+
+
+def _is_module(name: str) -> bool:
+    try:
+        return importlib.util.find_spec(name) is not None
+    except ModuleNotFoundError:  # the parent is a module, not a package: `name` is one of its attributes
+        return False
+
+
+def _string_literals(tree: ast.Module) -> list[str]:
+    return [node.value for node in ast.walk(tree) if isinstance(node, ast.Constant) and isinstance(node.value, str)]
