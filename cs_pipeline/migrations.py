@@ -33,6 +33,7 @@ from pathlib import Path
 import duckdb
 
 from cs_pipeline import tables
+from cs_pipeline.lib.sql import quote_identifier
 from cs_pipeline.transactions import transaction
 
 VERSION_TABLE = "schema_version"
@@ -95,7 +96,7 @@ def migrations() -> list[Migration]:
             for table in new_tables:
                 con.execute(table.create_statement(version))
             for table, column in new_columns:
-                con.execute(f"ALTER TABLE {tables.quote(table.name)} ADD COLUMN {column.ddl()}")
+                con.execute(f"ALTER TABLE {quote_identifier(table.name)} ADD COLUMN {column.ddl()}")
             if own is not None and own.apply is not None:
                 own.apply(con)
 

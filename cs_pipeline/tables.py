@@ -19,6 +19,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass, field, replace
 
+from cs_pipeline.lib.sql import quote_identifier
 from cs_pipeline.vocabulary import ROLLUP_METRICS, USAGE_METRICS, Metric
 
 
@@ -33,7 +34,7 @@ class Column:
 
     def ddl(self) -> str:
         """The column's definition in a CREATE TABLE statement."""
-        return f"{quote(self.name)} {self.type}{'' if self.nullable else ' NOT NULL'}"
+        return f"{quote_identifier(self.name)} {self.type}{'' if self.nullable else ' NOT NULL'}"
 
 
 @dataclass(frozen=True)
@@ -80,12 +81,7 @@ class Table:
     def create_statement(self, version: int | None = None) -> str:
         """The CREATE TABLE statement of the table as of schema `version` (default: the latest)."""
         columns = ",\n    ".join(c.ddl() for c in self.ordered(version))
-        return f"CREATE TABLE {quote(self.name)} (\n    {columns}\n);"
-
-
-def quote(name: str) -> str:
-    """`name` as a DuckDB identifier, in double quotes."""
-    return '"' + name.replace('"', '""') + '"'
+        return f"CREATE TABLE {quote_identifier(self.name)} (\n    {columns}\n);"
 
 
 def _literal(text: str) -> str:
@@ -460,9 +456,9 @@ def comment_statements() -> str:
     """The registry's descriptions as catalog comments (duckdb_tables(), duckdb_columns())."""
     statements = []
     for table in TABLE_LIST:
-        statements.append(f"COMMENT ON TABLE {quote(table.name)} IS {_literal(table.description)};")
+        statements.append(f"COMMENT ON TABLE {quote_identifier(table.name)} IS {_literal(table.description)};")
         statements += [
-            f"COMMENT ON COLUMN {quote(table.name)}.{quote(c.name)} IS {_literal(c.description)};"
+            f"COMMENT ON COLUMN {quote_identifier(table.name)}.{quote_identifier(c.name)} IS {_literal(c.description)};"
             for c in table.columns
             if c.description
         ]

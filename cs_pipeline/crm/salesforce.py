@@ -43,7 +43,7 @@ from urllib3.exceptions import MaxRetryError
 from urllib3.util.retry import Retry
 
 from cs_pipeline.crm.sources import CrmSource, CrmSourceError
-from cs_pipeline.lib.health_sql import quote_identifier
+from cs_pipeline.lib.sql import quote_identifier
 from cs_pipeline.transactions import transaction
 from cs_pipeline.warehouse import connect
 

@@ -45,6 +45,7 @@ from collections.abc import Collection, Sequence
 
 from cs_pipeline.config import EMPTINESS_OPS, LIST_OPS, ORDERING_OPS, USAGE_FREQUENCIES, MetricKind, Profile, Rule
 from cs_pipeline.lib.rules import AVERAGE_SCORE, GOOD_SCORE, POOR_SCORE, exact_weight, format_value
+from cs_pipeline.lib.sql import quote_identifier
 from cs_pipeline.vocabulary import ACTIVE_STATUS_GROUPS
 
 HEALTH_GROUPS = ACTIVE_STATUS_GROUPS  # only these status groups take part in health (docs/health.md#who-is-scored)
@@ -54,11 +55,6 @@ _HUGEINT_MAX = 2**127 - 1
 
 
 # --- literals and names -------------------------------------------------------------------------
-
-
-def quote_identifier(name: str) -> str:
-    """`name` as a DuckDB identifier, in double quotes."""
-    return '"' + name.replace('"', '""') + '"'
 
 
 def text_literal(text: str) -> str:

@@ -16,7 +16,7 @@ import duckdb
 
 from cs_pipeline import publish
 from cs_pipeline.config import CustomMetric, PipelineConfig
-from cs_pipeline.lib.health_sql import quote_identifier
+from cs_pipeline.lib.sql import quote_identifier
 from cs_pipeline.transactions import transaction
 from cs_pipeline.warehouse import read_sql, set_variables
 
