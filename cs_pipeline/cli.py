@@ -22,8 +22,8 @@ from pathlib import Path
 import dagster as dg
 
 from cs_pipeline import publish, runs
+from cs_pipeline.assets_common.shared import audit_tags
 from cs_pipeline.config import ConfigError, PipelineConfig, default_config_path, load_config
-from cs_pipeline.defs.shared import audit_tags
 from cs_pipeline.warehouse import DUCKDB_POOL, SQL_DIR, WarehouseLocked, held_open
 
 # The Dagster instance cs-pipeline creates in $DAGSTER_HOME on first use: SQLite storage

@@ -6,6 +6,7 @@ import warnings
 
 import dagster as dg
 
+from cs_pipeline.assets_common.shared import PipelineSettings, audit_tags, daily_partitions, health_partitions
 from cs_pipeline.config import PipelineConfig, load_config
 from cs_pipeline.crm.salesforce import salesforce_resource
 from cs_pipeline.defs.automation.schedules import build_daily_schedule
@@ -20,7 +21,6 @@ from cs_pipeline.defs.metrics.assets import build_metrics_assets
 from cs_pipeline.defs.metrics.checks import build_metrics_checks
 from cs_pipeline.defs.rollups.assets import build_rollup_assets
 from cs_pipeline.defs.salesforce.assets import build_salesforce_assets
-from cs_pipeline.defs.shared import PipelineSettings, audit_tags, daily_partitions, health_partitions
 from cs_pipeline.defs.usage.assets import build_usage_assets
 from cs_pipeline.defs.usage.checks import build_usage_checks
 from cs_pipeline.warehouse import WarehouseResource

@@ -8,8 +8,8 @@ from datetime import date, datetime, timezone
 
 import dagster as dg
 
+from cs_pipeline.assets_common.shared import AssetJob, PipelineSettings, audit_tags
 from cs_pipeline.config import PipelineConfig
-from cs_pipeline.defs.shared import AssetJob, PipelineSettings, audit_tags
 from cs_pipeline.usage.landing import list_delivery
 
 # Deliveries for days further back are backfills, launched on purpose (UI or CLI), not by a sensor.

@@ -2,8 +2,8 @@
 
 import dagster as dg
 
-from cs_pipeline.defs.declare import materialization, warehouse_asset
-from cs_pipeline.defs.shared import PipelineSettings, health_partition
+from cs_pipeline.assets_common.declare import materialization, warehouse_asset
+from cs_pipeline.assets_common.shared import PipelineSettings, health_partition
 from cs_pipeline.health.account_health import HEALTH_COUNT_KEYS, compute_account_health
 from cs_pipeline.warehouse import WarehouseResource
 

@@ -3,8 +3,8 @@
 import dagster as dg
 
 from cs_pipeline import schemas
-from cs_pipeline.defs.declare import warehouse_check
-from cs_pipeline.defs.shared import health_partition, schema_check_result
+from cs_pipeline.assets_common.declare import warehouse_check
+from cs_pipeline.assets_common.shared import health_partition, schema_check_result
 from cs_pipeline.warehouse import WarehouseResource, query_frame
 
 

@@ -2,8 +2,8 @@
 
 import dagster as dg
 
-from cs_pipeline.defs.declare import materialization, warehouse_asset
-from cs_pipeline.defs.shared import PipelineSettings, partition_date
+from cs_pipeline.assets_common.declare import materialization, warehouse_asset
+from cs_pipeline.assets_common.shared import PipelineSettings, partition_date
 from cs_pipeline.lifecycle.retention import purge_inactive_free_accounts
 from cs_pipeline.lifecycle.status_history import record_status_history
 from cs_pipeline.warehouse import WarehouseResource

@@ -4,9 +4,9 @@ from collections.abc import Iterator
 
 import dagster as dg
 
-from cs_pipeline.defs.code_versions import code_version
-from cs_pipeline.defs.declare import materialization
-from cs_pipeline.defs.shared import PipelineSettings, partition_date
+from cs_pipeline.assets_common.code_versions import code_version
+from cs_pipeline.assets_common.declare import materialization
+from cs_pipeline.assets_common.shared import PipelineSettings, partition_date
 from cs_pipeline.metrics.account_metrics import compute_account_metrics
 from cs_pipeline.rollups.account_rollups import compute_account_rollups
 from cs_pipeline.warehouse import DUCKDB_POOL, WarehouseResource

@@ -2,8 +2,8 @@
 
 import dagster as dg
 
-from cs_pipeline.defs.declare import materialization, warehouse_asset
-from cs_pipeline.defs.shared import PipelineSettings, partition_date
+from cs_pipeline.assets_common.declare import materialization, warehouse_asset
+from cs_pipeline.assets_common.shared import PipelineSettings, partition_date
 from cs_pipeline.rollups.account_rollups import compute_subaccount_health
 from cs_pipeline.warehouse import WarehouseResource
 

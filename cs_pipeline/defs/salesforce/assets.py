@@ -3,6 +3,8 @@ kept incrementally; crm_snapshot reads them."""
 
 import dagster as dg
 
+from cs_pipeline.assets_common.declare import TRANSIENT_RETRIES, materialization, warehouse_asset
+from cs_pipeline.assets_common.shared import PipelineSettings
 from cs_pipeline.crm.mapping import mapped_fields
 from cs_pipeline.crm.salesforce import (
     RequestLimitExceeded,
@@ -11,8 +13,6 @@ from cs_pipeline.crm.salesforce import (
     mirror_table,
     sync_object,
 )
-from cs_pipeline.defs.declare import TRANSIENT_RETRIES, materialization, warehouse_asset
-from cs_pipeline.defs.shared import PipelineSettings
 from cs_pipeline.warehouse import WarehouseResource
 
 

@@ -2,8 +2,8 @@
 
 import dagster as dg
 
-from cs_pipeline.defs.declare import materialization, warehouse_asset
-from cs_pipeline.defs.shared import PipelineSettings, partition_date
+from cs_pipeline.assets_common.declare import materialization, warehouse_asset
+from cs_pipeline.assets_common.shared import PipelineSettings, partition_date
 from cs_pipeline.usage.ingest import ingest_delivery
 from cs_pipeline.usage.landing import LandingFileError
 from cs_pipeline.warehouse import WarehouseResource

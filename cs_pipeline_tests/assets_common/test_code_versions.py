@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import shutil
 
+from cs_pipeline.assets_common.code_versions import code_version, digest, source_files
 from cs_pipeline.config import load_config
 from cs_pipeline.definitions import build_definitions
-from cs_pipeline.defs.code_versions import code_version, digest, source_files
 from cs_pipeline.warehouse import SQL_DIR
 from cs_pipeline_tests.support import DEMO
 

@@ -8,7 +8,7 @@ from collections.abc import Callable, Iterable, Sequence
 import dagster as dg
 import duckdb
 
-from cs_pipeline.defs.code_versions import code_version
+from cs_pipeline.assets_common.code_versions import code_version
 from cs_pipeline.warehouse import DUCKDB_POOL, slice_version, table_metadata
 
 # for errors that can pass (a warehouse held by another process, a busy API); never for a bad input
@@ -26,7 +26,7 @@ def warehouse_asset(
     retry_policy: dg.RetryPolicy | None = None,
 ) -> Callable[[Callable[..., dg.MaterializeResult]], dg.AssetsDefinition]:
     """Declare an asset that writes the warehouse: in the duckdb pool, of kind duckdb (and `kinds`),
-    its code version that of the module defining it (defs/code_versions.py)."""
+    its code version that of the module defining it (assets_common/code_versions.py)."""
 
     def declare(compute: Callable[..., dg.MaterializeResult]) -> dg.AssetsDefinition:
         return dg.asset(

@@ -1,4 +1,4 @@
-"""What the domains under defs/ share: the settings resource, the partitions and how a step reads its
+"""What every domain's Dagster definitions share: the settings resource, the partitions and how a step reads its
 partition, the audit tags of runs, and the result of a schema check. How an asset is declared is in
 declare.py, its code version in code_versions.py."""
 
