@@ -14,8 +14,6 @@ from cs_pipeline.defs.automation.sensors import build_sensors
 from cs_pipeline.defs.crm.assets import build_crm_assets
 from cs_pipeline.defs.crm.checks import build_crm_checks
 from cs_pipeline.defs.crm.resources import crm_source
-from cs_pipeline.defs.health.assets import build_health_assets
-from cs_pipeline.defs.health.checks import build_health_checks
 from cs_pipeline.defs.lifecycle.assets import build_lifecycle_assets
 from cs_pipeline.defs.metrics.assets import build_metrics_assets
 from cs_pipeline.defs.metrics.checks import build_metrics_checks
@@ -23,6 +21,8 @@ from cs_pipeline.defs.rollups.assets import build_rollup_assets
 from cs_pipeline.defs.salesforce.assets import build_salesforce_assets
 from cs_pipeline.defs.usage.assets import build_usage_assets
 from cs_pipeline.defs.usage.checks import build_usage_checks
+from cs_pipeline.health.assets import build_health_assets
+from cs_pipeline.health.checks import build_health_checks
 from cs_pipeline.warehouse import WarehouseResource
 
 # Partitioned asset checks are marked preview in Dagster 1.13; the checks rely on them on purpose.

@@ -1,6 +1,6 @@
 """Health of one profile's accounts for one day (docs/health.md), written to `account_health`.
 
-The SQL comes from `lib/health_sql.py` (the set-based form of `lib/rules.py`); this module
+The SQL comes from `health_sql.py` (the set-based form of `rules.py`); this module
 runs it over the day's `account_metrics` rows and replaces exactly the (date, profile) slice.
 """
 
@@ -13,7 +13,7 @@ import duckdb
 
 from cs_pipeline import publish
 from cs_pipeline.config import PipelineConfig
-from cs_pipeline.lib.health_sql import health_query
+from cs_pipeline.health.health_sql import health_query
 from cs_pipeline.transactions import transaction
 from cs_pipeline.vocabulary import HEALTH_LABELS, ROLLUP_METRICS
 from cs_pipeline.warehouse import require_rows, set_variables

@@ -11,7 +11,7 @@ from cs_pipeline.warehouse import SQL_DIR
 from cs_pipeline_tests.support import DEMO
 
 USAGE = "cs_pipeline.defs.usage.assets"
-HEALTH = "cs_pipeline.defs.health.assets"
+HEALTH = "cs_pipeline.health.assets"
 REPOSITORY = SQL_DIR.parent
 
 

@@ -1,4 +1,4 @@
-"""The SQL health evaluator (`lib/health_sql.py`) against the reference evaluator (`lib/rules.py`).
+"""The SQL health evaluator (`health/health_sql.py`) against the reference evaluator (`health/rules.py`).
 
 Hand-written cases pin each construct with expected values; the randomized test then builds random
 configs and rows and checks that DuckDB and `rules.health_of` agree on every row. Configs are always
@@ -18,8 +18,8 @@ import pytest
 
 import cs_pipeline
 from cs_pipeline.config import TEXT_VALUES, USAGE_FREQUENCIES, PipelineConfig, Profile, Rule, load_config, parse_config
-from cs_pipeline.lib.health_sql import assignment_expression, health_query, rule_expression
-from cs_pipeline.lib.rules import Health, exact_weight, health_of, metric_score, rule_holds, weighted_mean
+from cs_pipeline.health.health_sql import assignment_expression, health_query, rule_expression
+from cs_pipeline.health.rules import Health, exact_weight, health_of, metric_score, rule_holds, weighted_mean
 
 SOURCE = "account_inputs"
 ATTRIBUTE_FIELDS = {"csm_risk": "CSM_Risk__c", "segment": "Segment__c"}

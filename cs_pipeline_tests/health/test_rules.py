@@ -11,7 +11,7 @@ import pytest
 
 import cs_pipeline
 from cs_pipeline.config import ConfigError, Profile, Rule, load_config, parse_config
-from cs_pipeline.lib.rules import (
+from cs_pipeline.health.rules import (
     Health,
     band,
     evaluate,

@@ -1,6 +1,6 @@
-"""Health profiles (docs/health.md) as DuckDB SQL: the set-based twin of `lib/rules.py`.
+"""Health profiles (docs/health.md) as DuckDB SQL: the set-based twin of `rules.py`.
 
-`lib/rules.py` scores one account in Python and is the reference; this module turns the same
+`rules.py` scores one account in Python and is the reference; this module turns the same
 config into SQL text that scores every account of one profile in one query, row for row equal to
 `rules.health_of` (`cs_pipeline_tests/test_health_sql.py` checks that on random configs). Pure
 functions: config in, SQL out, no connection.
@@ -44,7 +44,7 @@ import math
 from collections.abc import Collection, Sequence
 
 from cs_pipeline.config import EMPTINESS_OPS, LIST_OPS, ORDERING_OPS, USAGE_FREQUENCIES, MetricKind, Profile, Rule
-from cs_pipeline.lib.rules import AVERAGE_SCORE, GOOD_SCORE, POOR_SCORE, exact_weight, format_value
+from cs_pipeline.health.rules import AVERAGE_SCORE, GOOD_SCORE, POOR_SCORE, exact_weight, format_value
 from cs_pipeline.lib.sql import quote_identifier
 from cs_pipeline.vocabulary import ACTIVE_STATUS_GROUPS
 
