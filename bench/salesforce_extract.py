@@ -20,7 +20,7 @@ from pathlib import Path
 
 from cs_pipeline.config import load_config
 from cs_pipeline.crm.mapping import mapped_fields
-from cs_pipeline.crm.salesforce import SalesforceResource, sync_object
+from cs_pipeline.crm.salesforce_extraction import SalesforceResource, sync_object
 from cs_pipeline.salesforce.local_server import LocalSalesforceServer
 from cs_pipeline.warehouse import connect
 

@@ -8,17 +8,17 @@ import dagster as dg
 
 from cs_pipeline.assets_common.shared import PipelineSettings, audit_tags, daily_partitions, health_partitions
 from cs_pipeline.config import PipelineConfig, load_config
-from cs_pipeline.crm.salesforce import salesforce_resource
+from cs_pipeline.crm.assets import build_crm_assets
+from cs_pipeline.crm.checks import build_crm_checks
+from cs_pipeline.crm.resources import crm_source
+from cs_pipeline.crm.salesforce_assets import build_salesforce_assets
+from cs_pipeline.crm.salesforce_extraction import salesforce_resource
 from cs_pipeline.defs.automation.schedules import build_daily_schedule
 from cs_pipeline.defs.automation.sensors import build_sensors
-from cs_pipeline.defs.crm.assets import build_crm_assets
-from cs_pipeline.defs.crm.checks import build_crm_checks
-from cs_pipeline.defs.crm.resources import crm_source
 from cs_pipeline.defs.lifecycle.assets import build_lifecycle_assets
 from cs_pipeline.defs.metrics.assets import build_metrics_assets
 from cs_pipeline.defs.metrics.checks import build_metrics_checks
 from cs_pipeline.defs.rollups.assets import build_rollup_assets
-from cs_pipeline.defs.salesforce.assets import build_salesforce_assets
 from cs_pipeline.defs.usage.assets import build_usage_assets
 from cs_pipeline.defs.usage.checks import build_usage_checks
 from cs_pipeline.health.assets import build_health_assets

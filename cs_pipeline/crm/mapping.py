@@ -1,7 +1,7 @@
 """Salesforce records → canonical CRM records (docs/data-model.md#crm-objects-and-field-mapping), still as text.
 
 Every value is trimmed and a blank is null; a list of fields means the first non-empty
-one wins, per record. Typing (dates, numbers) happens in `lib.hierarchy`, which reports
+one wins, per record. Typing (dates, numbers) happens in `hierarchy.py`, which reports
 what does not parse.
 """
 
@@ -10,8 +10,8 @@ from __future__ import annotations
 import polars as pl
 
 from cs_pipeline.config import PipelineConfig
+from cs_pipeline.crm.hierarchy import RAW_ACCOUNT_SCHEMA, RAW_ASSET_SCHEMA
 from cs_pipeline.crm.sources import CrmSource
-from cs_pipeline.lib.hierarchy import RAW_ACCOUNT_SCHEMA, RAW_ASSET_SCHEMA
 
 RAW_CONTACT_SCHEMA = {
     "salesforce_id": pl.String,

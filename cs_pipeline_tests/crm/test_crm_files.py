@@ -11,9 +11,9 @@ import pytest
 
 from cs_pipeline import cli
 from cs_pipeline.config import load_config
+from cs_pipeline.crm.hierarchy import resolve_accounts
 from cs_pipeline.crm.mapping import extract_snapshot
 from cs_pipeline.crm.sources import CrmFilesSource, CrmSourceError
-from cs_pipeline.lib.hierarchy import resolve_accounts
 from cs_pipeline_tests.support.tenant import (
     ACCOUNT_HEADER,
     APPENDIX_ACCOUNTS,

@@ -5,7 +5,7 @@ from datetime import date
 
 import polars as pl
 
-from cs_pipeline.lib.hierarchy import RAW_ACCOUNT_SCHEMA, RAW_ASSET_SCHEMA, resolve_accounts
+from cs_pipeline.crm.hierarchy import RAW_ACCOUNT_SCHEMA, RAW_ASSET_SCHEMA, resolve_accounts
 
 CATALOG = [
     ("Trial", "Free"), ("Internal-use", "Free"), ("Personal", "Paying"), ("Pro", "Paying"),

@@ -23,9 +23,9 @@ from hypothesis import strategies as st
 
 from cs_pipeline import cli
 from cs_pipeline.config import load_config
+from cs_pipeline.crm.hierarchy import resolve_accounts
 from cs_pipeline.crm.mapping import extract_snapshot
 from cs_pipeline.crm.sources import CrmExportError, CrmFilesSource
-from cs_pipeline.lib.hierarchy import resolve_accounts
 from cs_pipeline.warehouse import connect, read_sql, set_variables
 from cs_pipeline_tests.support.tenant import ACCOUNT_HEADER, ASSET_HEADER, CONTACT_HEADER, write_tenant
 from cs_pipeline_tests.support.warehouse import warehouse_digest

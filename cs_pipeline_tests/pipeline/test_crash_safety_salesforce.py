@@ -28,7 +28,7 @@ import pytest
 
 from cs_pipeline import runs
 from cs_pipeline.cli import dagster_instance
-from cs_pipeline.crm.salesforce import SalesforceResource, sync_object
+from cs_pipeline.crm.salesforce_extraction import SalesforceResource, sync_object
 from cs_pipeline.salesforce.faults import RecordedRequest
 from cs_pipeline.salesforce.local_server import LocalSalesforceServer
 from cs_pipeline.warehouse import connect
@@ -246,7 +246,7 @@ def test_a_backfill_killed_inside_the_salesforce_sync_is_completed_by_the_next_c
 # transaction (which it prints, from inside that transaction), before the bookmark is written.
 KILLED_SYNC = """
 import json, linecache, os, signal, sys
-from cs_pipeline.crm.salesforce import SalesforceResource, mirror_table, sync_object
+from cs_pipeline.crm.salesforce_extraction import SalesforceResource, mirror_table, sync_object
 from cs_pipeline.warehouse import connect
 
 args = json.loads(sys.argv[1])

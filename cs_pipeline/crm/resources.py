@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from cs_pipeline.config import PipelineConfig
-from cs_pipeline.crm.salesforce import SalesforceMirror
+from cs_pipeline.crm.salesforce_extraction import SalesforceMirror
 from cs_pipeline.crm.sources import CrmFilesSource, CrmSource
 
 

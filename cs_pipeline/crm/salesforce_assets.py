@@ -6,7 +6,7 @@ import dagster as dg
 from cs_pipeline.assets_common.declare import TRANSIENT_RETRIES, materialization, warehouse_asset
 from cs_pipeline.assets_common.shared import PipelineSettings
 from cs_pipeline.crm.mapping import mapped_fields
-from cs_pipeline.crm.salesforce import (
+from cs_pipeline.crm.salesforce_extraction import (
     RequestLimitExceeded,
     SalesforceResource,
     SalesforceSourceError,

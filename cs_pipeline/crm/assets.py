@@ -6,9 +6,9 @@ import polars as pl
 from cs_pipeline import publish, schemas
 from cs_pipeline.assets_common.declare import TRANSIENT_RETRIES, materialization, warehouse_asset
 from cs_pipeline.assets_common.shared import PipelineSettings, partition_date
+from cs_pipeline.crm.hierarchy import RAW_ACCOUNT_SCHEMA, RAW_ASSET_SCHEMA, Resolution, resolve_accounts
 from cs_pipeline.crm.mapping import extract_snapshot
 from cs_pipeline.crm.sources import CrmSource, CrmSourceError
-from cs_pipeline.lib.hierarchy import RAW_ACCOUNT_SCHEMA, RAW_ASSET_SCHEMA, Resolution, resolve_accounts
 from cs_pipeline.transactions import transaction
 from cs_pipeline.warehouse import WarehouseResource, query_frame, read_sql, set_variables
 

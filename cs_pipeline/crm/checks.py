@@ -6,7 +6,7 @@ import polars as pl
 from cs_pipeline import schemas
 from cs_pipeline.assets_common.declare import warehouse_check
 from cs_pipeline.assets_common.shared import schema_check_result
-from cs_pipeline.lib.hierarchy import ATTRIBUTES_TYPE
+from cs_pipeline.crm.hierarchy import ATTRIBUTES_TYPE
 from cs_pipeline.warehouse import WarehouseResource, query_frame
 
 

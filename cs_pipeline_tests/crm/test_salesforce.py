@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from cs_pipeline import cli
-from cs_pipeline.crm.salesforce import (
+from cs_pipeline.crm.salesforce_extraction import (
     RequestLimitExceeded,
     SalesforceResource,
     SalesforceSourceError,
