@@ -19,10 +19,10 @@ from cs_pipeline.defs.lifecycle.assets import build_lifecycle_assets
 from cs_pipeline.defs.metrics.assets import build_metrics_assets
 from cs_pipeline.defs.metrics.checks import build_metrics_checks
 from cs_pipeline.defs.rollups.assets import build_rollup_assets
-from cs_pipeline.defs.usage.assets import build_usage_assets
-from cs_pipeline.defs.usage.checks import build_usage_checks
 from cs_pipeline.health.assets import build_health_assets
 from cs_pipeline.health.checks import build_health_checks
+from cs_pipeline.usage.assets import build_usage_assets
+from cs_pipeline.usage.checks import build_usage_checks
 from cs_pipeline.warehouse import WarehouseResource
 
 # Partitioned asset checks are marked preview in Dagster 1.13; the checks rely on them on purpose.

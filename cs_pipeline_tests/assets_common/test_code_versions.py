@@ -10,7 +10,7 @@ from cs_pipeline.definitions import build_definitions
 from cs_pipeline.warehouse import SQL_DIR
 from cs_pipeline_tests.support import DEMO
 
-USAGE = "cs_pipeline.defs.usage.assets"
+USAGE = "cs_pipeline.usage.assets"
 HEALTH = "cs_pipeline.health.assets"
 REPOSITORY = SQL_DIR.parent
 
