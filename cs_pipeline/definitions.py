@@ -15,9 +15,9 @@ from cs_pipeline.crm.salesforce_assets import build_salesforce_assets
 from cs_pipeline.crm.salesforce_extraction import salesforce_resource
 from cs_pipeline.defs.automation.schedules import build_daily_schedule
 from cs_pipeline.defs.automation.sensors import build_sensors
-from cs_pipeline.defs.lifecycle.assets import build_lifecycle_assets
 from cs_pipeline.health.assets import build_health_assets
 from cs_pipeline.health.checks import build_health_checks
+from cs_pipeline.lifecycle.assets import build_lifecycle_assets
 from cs_pipeline.metrics.assets import build_metrics_assets
 from cs_pipeline.metrics.checks import build_metrics_checks
 from cs_pipeline.rollups.assets import build_rollup_assets
