@@ -1,4 +1,4 @@
-"""The code location: assembles the domains under defs/ for the configured tenant."""
+"""The code location: assembles the domain packages for the configured tenant."""
 
 from __future__ import annotations
 
@@ -7,14 +7,14 @@ import warnings
 import dagster as dg
 
 from cs_pipeline.assets_common.shared import PipelineSettings, audit_tags, daily_partitions, health_partitions
+from cs_pipeline.automation.schedules import build_daily_schedule
+from cs_pipeline.automation.sensors import build_sensors
 from cs_pipeline.config import PipelineConfig, load_config
 from cs_pipeline.crm.assets import build_crm_assets
 from cs_pipeline.crm.checks import build_crm_checks
 from cs_pipeline.crm.resources import crm_source
 from cs_pipeline.crm.salesforce_assets import build_salesforce_assets
 from cs_pipeline.crm.salesforce_extraction import salesforce_resource
-from cs_pipeline.defs.automation.schedules import build_daily_schedule
-from cs_pipeline.defs.automation.sensors import build_sensors
 from cs_pipeline.health.assets import build_health_assets
 from cs_pipeline.health.checks import build_health_checks
 from cs_pipeline.lifecycle.assets import build_lifecycle_assets

@@ -8,9 +8,9 @@ import dagster as dg
 import pytest
 
 from cs_pipeline.assets_common.shared import PipelineSettings, daily_partitions
+from cs_pipeline.automation.sensors import DAILY_RUN_TAG, landing_run_requests
 from cs_pipeline.config import load_config
 from cs_pipeline.definitions import DAILY_JOB, HEALTH_JOB, build_definitions
-from cs_pipeline.defs.automation.sensors import DAILY_RUN_TAG, landing_run_requests
 from cs_pipeline_tests.support.tenant import CONFIG, write_events_csv
 
 TWO_PROFILES = CONFIG.replace(
