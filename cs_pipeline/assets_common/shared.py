@@ -4,6 +4,7 @@ declare.py, its code version in code_versions.py."""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import date
 from typing import Any
 
@@ -16,6 +17,26 @@ from cs_pipeline.config import PipelineConfig, load_config
 
 # What dg.define_asset_job returns; Dagster does not export its class.
 AssetJob = Any
+
+# A job runs one partition key, so a day is three jobs: the daily assets (one run), the
+# date x profile account_health (one run per profile), then subaccount_health (one run).
+DAILY_JOB = "daily_pipeline"
+HEALTH_JOB = "health_pipeline"
+SUBACCOUNT_JOB = "subaccount_health_pipeline"
+
+
+@dataclass(frozen=True)
+class DomainContext:
+    """What a domain's `build(context)` (in its assets.py, checks.py) builds its definitions from."""
+
+    config: PipelineConfig
+    daily: dg.DailyPartitionsDefinition  # daily_partitions(config)
+    health: dg.MultiPartitionsDefinition  # health_partitions(config)
+
+    @classmethod
+    def of(cls, config: PipelineConfig) -> DomainContext:
+        """The context of `config`'s code location."""
+        return cls(config, daily_partitions(config), health_partitions(config))
 
 
 class PipelineSettings(dg.ConfigurableResource):

@@ -5,9 +5,10 @@ import polars as pl
 
 from cs_pipeline import publish, schemas
 from cs_pipeline.assets_common.declare import TRANSIENT_RETRIES, materialization, warehouse_asset
-from cs_pipeline.assets_common.shared import PipelineSettings, partition_date
+from cs_pipeline.assets_common.shared import DomainContext, PipelineSettings, partition_date
 from cs_pipeline.crm.hierarchy import RAW_ACCOUNT_SCHEMA, RAW_ASSET_SCHEMA, Resolution, resolve_accounts
 from cs_pipeline.crm.mapping import extract_snapshot
+from cs_pipeline.crm.salesforce_assets import build_salesforce_assets
 from cs_pipeline.crm.sources import CrmSource, CrmSourceError
 from cs_pipeline.transactions import transaction
 from cs_pipeline.warehouse import WarehouseResource, query_frame, read_sql, set_variables
@@ -15,6 +16,12 @@ from cs_pipeline.warehouse import WarehouseResource, query_frame, read_sql, set_
 
 def _set_variables(con, context: dg.AssetExecutionContext) -> None:
     set_variables(con, partition_date=partition_date(context), run_id=context.run.run_id)
+
+
+def build(context: DomainContext) -> list[dg.AssetsDefinition]:
+    """The daily CRM assets and, for `crm.source: salesforce`, the Salesforce mirror assets crm_snapshot reads."""
+    extraction = build_salesforce_assets() if context.config.crm.source == "salesforce" else []
+    return [*extraction, *build_crm_assets(context.daily, [asset.key for asset in extraction])]
 
 
 def build_crm_assets(

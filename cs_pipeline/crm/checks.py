@@ -5,7 +5,7 @@ import polars as pl
 
 from cs_pipeline import schemas
 from cs_pipeline.assets_common.declare import warehouse_check
-from cs_pipeline.assets_common.shared import schema_check_result
+from cs_pipeline.assets_common.shared import DomainContext, schema_check_result
 from cs_pipeline.crm.hierarchy import ATTRIBUTES_TYPE
 from cs_pipeline.warehouse import WarehouseResource, query_frame
 
@@ -15,8 +15,10 @@ def _stored(warehouse: WarehouseResource, table: str) -> pl.DataFrame:
         return query_frame(con, f"SELECT * EXCLUDE (run_id) FROM {table}")
 
 
-def build_crm_checks(daily: dg.DailyPartitionsDefinition) -> list[dg.AssetChecksDefinition]:
+def build(context: DomainContext) -> list[dg.AssetChecksDefinition]:
     """The schema checks of the CRM assets."""
+    daily = context.daily
+
     @warehouse_check(
         asset="accounts",
         blocking=True,

@@ -3,13 +3,18 @@
 import dagster as dg
 
 from cs_pipeline.assets_common.declare import materialization, warehouse_asset
-from cs_pipeline.assets_common.shared import PipelineSettings, health_partition
+from cs_pipeline.assets_common.shared import HEALTH_JOB, DomainContext, PipelineSettings, health_partition
 from cs_pipeline.health.account_health import HEALTH_COUNT_KEYS, compute_account_health
 from cs_pipeline.warehouse import WarehouseResource
 
+# account_health runs per (date, profile): its own job, after the daily one
+JOB = HEALTH_JOB
 
-def build_health_assets(partitions: dg.MultiPartitionsDefinition) -> list[dg.AssetsDefinition]:
+
+def build(context: DomainContext) -> list[dg.AssetsDefinition]:
     """The account_health asset, partitioned by day x profile (`partitions`)."""
+    partitions = context.health
+
     previous_day_all_profiles = dg.AssetDep(
         "account_health",
         partition_mapping=dg.MultiPartitionMapping(

@@ -4,12 +4,14 @@ import dagster as dg
 
 from cs_pipeline import schemas
 from cs_pipeline.assets_common.declare import warehouse_check
-from cs_pipeline.assets_common.shared import health_partition, schema_check_result
+from cs_pipeline.assets_common.shared import DomainContext, health_partition, schema_check_result
 from cs_pipeline.warehouse import WarehouseResource, query_frame
 
 
-def build_health_checks(partitions: dg.MultiPartitionsDefinition) -> list[dg.AssetChecksDefinition]:
+def build(context: DomainContext) -> list[dg.AssetChecksDefinition]:
     """The checks of account_health: its schema, one row per account."""
+    partitions = context.health
+
     @warehouse_check(
         asset="account_health",
         blocking=True,

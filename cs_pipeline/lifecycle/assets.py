@@ -3,14 +3,16 @@
 import dagster as dg
 
 from cs_pipeline.assets_common.declare import materialization, warehouse_asset
-from cs_pipeline.assets_common.shared import PipelineSettings, partition_date
+from cs_pipeline.assets_common.shared import DomainContext, PipelineSettings, partition_date
 from cs_pipeline.lifecycle.retention import purge_inactive_free_accounts
 from cs_pipeline.lifecycle.status_history import record_status_history
 from cs_pipeline.warehouse import WarehouseResource
 
 
-def build_lifecycle_assets(daily: dg.DailyPartitionsDefinition) -> list[dg.AssetsDefinition]:
+def build(context: DomainContext) -> list[dg.AssetsDefinition]:
     """The status_history and retention assets, partitioned by day."""
+    daily = context.daily
+
     @warehouse_asset(
         partitions=daily,
         group="lifecycle",

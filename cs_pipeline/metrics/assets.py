@@ -6,14 +6,16 @@ import dagster as dg
 
 from cs_pipeline.assets_common.code_versions import code_version
 from cs_pipeline.assets_common.declare import materialization
-from cs_pipeline.assets_common.shared import PipelineSettings, partition_date
+from cs_pipeline.assets_common.shared import DomainContext, PipelineSettings, partition_date
 from cs_pipeline.metrics.account_metrics import compute_account_metrics
 from cs_pipeline.rollups.account_rollups import compute_account_rollups
 from cs_pipeline.warehouse import DUCKDB_POOL, WarehouseResource
 
 
-def build_metrics_assets(daily: dg.DailyPartitionsDefinition) -> list[dg.AssetsDefinition]:
+def build(context: DomainContext) -> list[dg.AssetsDefinition]:
     """The account_metrics and account_rollups assets, computed in one step a day."""
+    daily = context.daily
+
     # One step for both: the roll-ups reuse the metrics' (account, user) pairs of window 30,
     # the costliest input of each.
     @dg.multi_asset(

@@ -4,12 +4,14 @@ import dagster as dg
 
 from cs_pipeline import schemas
 from cs_pipeline.assets_common.declare import warehouse_check
-from cs_pipeline.assets_common.shared import partition_date, schema_check_result
+from cs_pipeline.assets_common.shared import DomainContext, partition_date, schema_check_result
 from cs_pipeline.warehouse import WarehouseResource, query_frame
 
 
-def build_metrics_checks(daily: dg.DailyPartitionsDefinition) -> list[dg.AssetChecksDefinition]:
+def build(context: DomainContext) -> list[dg.AssetChecksDefinition]:
     """The schema check of account_metrics."""
+    daily = context.daily
+
     @warehouse_check(
         asset="account_metrics",
         blocking=True,

@@ -3,13 +3,18 @@
 import dagster as dg
 
 from cs_pipeline.assets_common.declare import materialization, warehouse_asset
-from cs_pipeline.assets_common.shared import PipelineSettings, partition_date
+from cs_pipeline.assets_common.shared import SUBACCOUNT_JOB, DomainContext, PipelineSettings, partition_date
 from cs_pipeline.rollups.account_rollups import compute_subaccount_health
 from cs_pipeline.warehouse import WarehouseResource
 
+# subaccount_health runs after every profile's account_health of the day: its own job
+JOB = SUBACCOUNT_JOB
 
-def build_rollup_assets(daily: dg.DailyPartitionsDefinition) -> list[dg.AssetsDefinition]:
+
+def build(context: DomainContext) -> list[dg.AssetsDefinition]:
     """The subaccount_health asset, partitioned by day."""
+    daily = context.daily
+
     @warehouse_asset(
         partitions=daily,
         group="rollups",

@@ -3,14 +3,16 @@
 import dagster as dg
 
 from cs_pipeline.assets_common.declare import materialization, warehouse_asset
-from cs_pipeline.assets_common.shared import PipelineSettings, partition_date
+from cs_pipeline.assets_common.shared import DomainContext, PipelineSettings, partition_date
 from cs_pipeline.usage.ingest import ingest_delivery
 from cs_pipeline.usage.landing import LandingFileError
 from cs_pipeline.warehouse import WarehouseResource
 
 
-def build_usage_assets(daily: dg.DailyPartitionsDefinition) -> list[dg.AssetsDefinition]:
+def build(context: DomainContext) -> list[dg.AssetsDefinition]:
     """The usage_events asset, partitioned by delivery day."""
+    daily = context.daily
+
     @warehouse_asset(
         partitions=daily,
         group="usage",

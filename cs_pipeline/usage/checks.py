@@ -4,7 +4,7 @@ import dagster as dg
 
 from cs_pipeline import schemas
 from cs_pipeline.assets_common.declare import warehouse_check
-from cs_pipeline.assets_common.shared import partition_date, schema_check_result
+from cs_pipeline.assets_common.shared import DomainContext, partition_date, schema_check_result
 from cs_pipeline.usage.ingest import duplicate_event_ids, stored_partition
 from cs_pipeline.warehouse import WarehouseResource
 
@@ -13,8 +13,10 @@ from cs_pipeline.warehouse import WarehouseResource
 USAGE_EVENTS_BUT_UNIQUENESS = schemas.usage_events.update_column("event_id", unique=False)
 
 
-def build_usage_checks(daily: dg.DailyPartitionsDefinition) -> list[dg.AssetChecksDefinition]:
+def build(context: DomainContext) -> list[dg.AssetChecksDefinition]:
     """The schema check of usage_events."""
+    daily = context.daily
+
     @warehouse_check(
         asset="usage_events",
         blocking=True,
