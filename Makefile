@@ -14,7 +14,7 @@ demo: $(VENV)/.installed
 	$(VENV)/bin/cs-pipeline demo
 
 test: $(VENV)/.installed $(EMBEDDED_INSTANCE)
-	$(VENV)/bin/ruff check cs_pipeline cs_pipeline_tests bench
+	$(VENV)/bin/ruff check cs_pipeline cs_pipeline_testing cs_pipeline_tests bench
 	DAGSTER_HOME=$(EMBEDDED_HOME) $(VENV)/bin/dagster definitions validate -w workspace.yaml
 	# the UI test needs Chromium, the production-instance test PostgreSQL: as root, these two
 	# install what is missing (and start a local PostgreSQL server); pytest runs with

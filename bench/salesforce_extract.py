@@ -21,8 +21,8 @@ from pathlib import Path
 from cs_pipeline.config import load_config
 from cs_pipeline.crm.mapping import mapped_fields
 from cs_pipeline.crm.salesforce_extraction import SalesforceResource, sync_object
-from cs_pipeline.salesforce.local_server import LocalSalesforceServer
 from cs_pipeline.warehouse import connect
+from cs_pipeline_testing.salesforce_server.local_server import LocalSalesforceServer
 
 DEMO_CONFIG = Path(__file__).resolve().parents[1] / "demo" / "cs_pipeline.yaml"
 STATUSES = ["Trial", "Pro", "Enterprise", "Personal", "Cancelled"]

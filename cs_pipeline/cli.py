@@ -273,7 +273,13 @@ def local_salesforce(demo_config: Path, crm_dir: Path) -> Iterator[Path]:
     server (its throwaway credentials) for this process."""
     import yaml
 
-    from cs_pipeline.salesforce.local_server import LocalSalesforceServer
+    try:
+        from cs_pipeline_testing.salesforce_server.local_server import LocalSalesforceServer
+    except ImportError as exc:  # trustme, the server's own dependency, is an optional extra
+        raise SystemExit(
+            f"--crm salesforce needs the local Salesforce server's dependencies ({exc.name} is missing): "
+            "pip install 'cs_pipeline[salesforce-server]'"
+        ) from exc
 
     data = yaml.safe_load(demo_config.read_text())
     data["crm"]["source"] = "salesforce"

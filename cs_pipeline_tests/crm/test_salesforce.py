@@ -17,8 +17,8 @@ from cs_pipeline.crm.salesforce_extraction import (
     sync_object,
 )
 from cs_pipeline.demo.generator import generate_tenant
-from cs_pipeline.salesforce.local_server import LocalSalesforceServer
 from cs_pipeline.warehouse import connect
+from cs_pipeline_testing.salesforce_server.local_server import LocalSalesforceServer
 from cs_pipeline_tests.support import DEMO
 from cs_pipeline_tests.support.warehouse import read_only
 

@@ -29,9 +29,9 @@ import pytest
 from cs_pipeline import runs
 from cs_pipeline.cli import dagster_instance
 from cs_pipeline.crm.salesforce_extraction import SalesforceResource, sync_object
-from cs_pipeline.salesforce.faults import RecordedRequest
-from cs_pipeline.salesforce.local_server import LocalSalesforceServer
 from cs_pipeline.warehouse import connect
+from cs_pipeline_testing.salesforce_server.faults import RecordedRequest
+from cs_pipeline_testing.salesforce_server.local_server import LocalSalesforceServer
 from cs_pipeline_tests.support import processes
 from cs_pipeline_tests.support.commands import COMMAND_TIMEOUT, Command, public_tables
 from cs_pipeline_tests.support.tenant import write_generated_tenant

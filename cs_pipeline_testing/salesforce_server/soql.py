@@ -35,7 +35,7 @@ from dataclasses import dataclass
 from datetime import date, datetime
 from typing import Any
 
-from cs_pipeline.salesforce.schema import (
+from cs_pipeline_testing.salesforce_server.schema import (
     NUMBER_TYPES,
     TEXT_TYPES,
     FieldSpec,

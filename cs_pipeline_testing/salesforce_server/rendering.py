@@ -20,8 +20,8 @@ from dataclasses import dataclass, field
 from datetime import date, datetime
 from typing import Any
 
-from cs_pipeline.salesforce.schema import FieldSpec, FieldType, Record
-from cs_pipeline.salesforce.soql import BoundQuery, Follow, read_path
+from cs_pipeline_testing.salesforce_server.schema import FieldSpec, FieldType, Record
+from cs_pipeline_testing.salesforce_server.soql import BoundQuery, Follow, read_path
 
 
 def rest_datetime(moment: datetime) -> str:

@@ -22,7 +22,7 @@ from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
 
-from cs_pipeline.salesforce.schema import (
+from cs_pipeline_testing.salesforce_server.schema import (
     DEFAULT_SCHEMAS,
     SYSTEM_FIELDS,
     FieldSpec,
@@ -31,7 +31,7 @@ from cs_pipeline.salesforce.schema import (
     coerce_value,
     text_parser,
 )
-from cs_pipeline.salesforce.soql import BoundQuery, execute
+from cs_pipeline_testing.salesforce_server.soql import BoundQuery, execute
 
 _ID_CHARS = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
 _CHECKSUM_CHARS = "ABCDEFGHIJKLMNOPQRSTUVWXYZ012345"

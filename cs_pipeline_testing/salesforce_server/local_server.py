@@ -22,7 +22,7 @@ target (the `login.salesforce.com` simple-salesforce logs in at) to it. Connecti
 `requests_session()` is a `requests.Session` with `trust_env = False`, `verify = ca_path`
 and `proxies = {"https": proxy_url}`; a client building its own session sets the same.
 
-Run `python -m cs_pipeline.salesforce.local_server --crm-dir demo/crm` to serve the CSV
+Run `python -m cs_pipeline_testing.salesforce_server.local_server --crm-dir demo/crm` to serve the CSV
 exports until Ctrl-C; it prints the URLs, the CA path and throwaway credentials.
 """
 
@@ -44,15 +44,15 @@ from types import TracebackType
 import requests
 import trustme
 
-from cs_pipeline.salesforce.endpoints import (
+from cs_pipeline_testing.salesforce_server.endpoints import (
     ApiConfig,
     Request,
     SalesforceApi,
     SessionRegistry,
     error_response,
 )
-from cs_pipeline.salesforce.faults import FaultInjector, RequestLog
-from cs_pipeline.salesforce.proxy import (
+from cs_pipeline_testing.salesforce_server.faults import FaultInjector, RequestLog
+from cs_pipeline_testing.salesforce_server.proxy import (
     SHUTDOWN_POLL_SECONDS,
     ConnectProxy,
     OpenSockets,
@@ -60,7 +60,7 @@ from cs_pipeline.salesforce.proxy import (
     no_delay,
     reset,
 )
-from cs_pipeline.salesforce.store import SalesforceStore
+from cs_pipeline_testing.salesforce_server.store import SalesforceStore
 
 logger = logging.getLogger(__name__)
 
@@ -280,7 +280,7 @@ class LocalSalesforceServer:
 def _arguments(argv: list[str] | None) -> argparse.Namespace:
     defaults = ApiConfig()
     parser = argparse.ArgumentParser(
-        prog="python -m cs_pipeline.salesforce.local_server",
+        prog="python -m cs_pipeline_testing.salesforce_server.local_server",
         description="Serve CRM CSV exports as a local Salesforce org (HTTPS, throwaway CA) until interrupted.",
     )
     parser.add_argument("--crm-dir", type=Path, help="directory of <Object>.csv exports (Account.csv, ...)")

@@ -37,7 +37,7 @@ from urllib.parse import parse_qs
 from xml.etree import ElementTree
 from xml.sax.saxutils import escape
 
-from cs_pipeline.salesforce.faults import (
+from cs_pipeline_testing.salesforce_server.faults import (
     HTTP_FAULTS,
     Fault,
     FaultInjector,
@@ -45,16 +45,16 @@ from cs_pipeline.salesforce.faults import (
     RecordedRequest,
     RequestLog,
 )
-from cs_pipeline.salesforce.rendering import (
+from cs_pipeline_testing.salesforce_server.rendering import (
     COLUMN_DELIMITERS,
     LINE_ENDINGS,
     RestRecordRenderer,
     bulk_csv_page,
     rest_datetime,
 )
-from cs_pipeline.salesforce.schema import Record
-from cs_pipeline.salesforce.soql import BoundQuery, SoqlError, bind
-from cs_pipeline.salesforce.store import SalesforceStore, salesforce_id
+from cs_pipeline_testing.salesforce_server.schema import Record
+from cs_pipeline_testing.salesforce_server.soql import BoundQuery, SoqlError, bind
+from cs_pipeline_testing.salesforce_server.store import SalesforceStore, salesforce_id
 
 ORG_ID = salesforce_id("00D", 1)
 USER_ID = salesforce_id("005", 1)

@@ -35,11 +35,19 @@ from simple_salesforce.exceptions import (
 from urllib3.util.retry import Retry
 
 from cs_pipeline.demo.generator import generate_tenant
-from cs_pipeline.salesforce.endpoints import ApiConfig
-from cs_pipeline.salesforce.local_server import LocalSalesforceServer
-from cs_pipeline.salesforce.schema import DEFAULT_SCHEMAS, FieldSpec, FieldType, ObjectSchema
-from cs_pipeline.salesforce.soql import INVALID_FIELD, INVALID_TYPE, MALFORMED_QUERY, SoqlError, bind, execute, parse
-from cs_pipeline.salesforce.store import Clock, SalesforceStore, salesforce_id
+from cs_pipeline_testing.salesforce_server.endpoints import ApiConfig
+from cs_pipeline_testing.salesforce_server.local_server import LocalSalesforceServer
+from cs_pipeline_testing.salesforce_server.schema import DEFAULT_SCHEMAS, FieldSpec, FieldType, ObjectSchema
+from cs_pipeline_testing.salesforce_server.soql import (
+    INVALID_FIELD,
+    INVALID_TYPE,
+    MALFORMED_QUERY,
+    SoqlError,
+    bind,
+    execute,
+    parse,
+)
+from cs_pipeline_testing.salesforce_server.store import Clock, SalesforceStore, salesforce_id
 from cs_pipeline_tests.support.processes import started
 
 
@@ -616,7 +624,8 @@ def test_command_line_serves_the_demo_exports_until_ctrl_c_whatever_its_clients_
     connection, an idle tunnel through the proxy and a half-made TLS handshake open; also as
     the background job of a script, which inherits SIGINT ignored."""
     accounts, contacts, assets = (exported(demo_export, name) for name in ("Account", "Contact", "Asset"))
-    command = [sys.executable, "-m", "cs_pipeline.salesforce.local_server", "--crm-dir", str(demo_export)]
+    server = "cs_pipeline_testing.salesforce_server.local_server"
+    command = [sys.executable, "-m", server, "--crm-dir", str(demo_export)]
     if sigint == "ignored by the parent":
         command = ["sh", "-c", 'trap "" INT; exec "$@"', "sh", *command]
     with started(command, stdout=subprocess.PIPE, text=True) as process, ExitStack() as clients:
