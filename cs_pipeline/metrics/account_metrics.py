@@ -17,6 +17,7 @@ import duckdb
 from cs_pipeline import publish
 from cs_pipeline.config import CustomMetric, PipelineConfig
 from cs_pipeline.lib.sql import quote_identifier
+from cs_pipeline.metrics import window_users
 from cs_pipeline.transactions import transaction
 from cs_pipeline.warehouse import read_sql, set_variables
 
@@ -76,21 +77,23 @@ def _module_user_metrics(config: PipelineConfig) -> dict[str, CustomMetric]:
 
 
 def _user_last_days(con: duckdb.DuckDBPyConnection, config: PipelineConfig, as_of: date) -> None:
-    """metric_user_last_days: per account and user seen in window 30 of the events known at the
-    end of as_of, its last day there and, per distinct_users_of_module metric, its last day
-    with that module. One pass over usage_user_days, the largest input of the metrics, serves
-    the active_users windows and those custom metrics."""
+    """metric_user_last_days (window_users.TABLE, which the roll-ups read too): per account and
+    user seen in window 30 of the events known at the end of as_of, its last day there and, per
+    distinct_users_of_module metric, its last day with that module. One pass over
+    usage_user_days, the largest input of the metrics, serves the active_users windows and
+    those custom metrics."""
     module_users = _module_user_metrics(config)
     last_days = "".join(
         f', max(event_date) FILTER (list_contains(modules, ?)) AS "{_last_day_column(n)}"' for n in module_users
     )
     con.execute(
-        f"CREATE OR REPLACE TEMP TABLE metric_user_last_days AS "
+        f"CREATE OR REPLACE TEMP TABLE {window_users.TABLE} AS "
         f"SELECT account_id, user_id, max(event_date) AS last_day{last_days} FROM usage_user_days "
         "WHERE partition_date <= ?::DATE AND event_date BETWEEN ?::DATE - 29 AND ?::DATE "
         "GROUP BY account_id, user_id",
         [m.argument for m in module_users.values()] + [as_of] * 3,
     )
+    window_users.built(con, as_of)
 
 
 def _last_day_column(metric_name: str) -> str:

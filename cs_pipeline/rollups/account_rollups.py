@@ -14,6 +14,7 @@ import duckdb
 
 from cs_pipeline import publish
 from cs_pipeline.config import PipelineConfig
+from cs_pipeline.metrics.window_users import window_users
 from cs_pipeline.transactions import transaction
 from cs_pipeline.warehouse import read_sql, require_rows, set_variables
 
@@ -30,9 +31,11 @@ class RollupResult:
 def compute_account_rollups(con: duckdb.DuckDBPyConnection, *, as_of: date, run_id: str) -> RollupResult:
     """Replaces the day's account_rollups rows with the roll-up metrics (descendant health
     columns null until compute_subaccount_health). Runs on the connection that has just
-    computed the day's account_metrics, whose (account, user) pairs of window 30 it reuses:
-    they are the costliest input of both."""
+    computed the day's account_metrics, whose users of window 30 it reuses (the metrics
+    domain's contract, metrics/window_users.py): they are the costliest input of both."""
     require_rows(con, "account_metrics", as_of)
+    # the roll-up SQL reads the contract's table through this view (free: DuckDB inlines it)
+    con.execute(f"CREATE OR REPLACE TEMP VIEW rollup_window_users AS SELECT * FROM {window_users(con, as_of)}")
     set_variables(con, as_of=as_of, run_id=run_id)
     _run(con, as_of, "rollups/subtrees.sql", "rollups/account_rollups.sql")
     [(rows, max_descendants)] = con.execute(

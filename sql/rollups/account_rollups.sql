@@ -1,7 +1,8 @@
 -- Roll-up metrics of day `as_of` for every account with descendants, over its subtree in the
 -- hierarchy of the CRM snapshot account_metrics used for as_of (docs/metrics.md#roll-up-metrics). Replaces the
--- day's rows. Needs rollup_subtrees (subtrees.sql) and the (account, user) pairs of window 30
--- that account_metrics just built (metric_user_last_days). Variables: as_of, run_id.
+-- day's rows. Needs rollup_subtrees (subtrees.sql) and rollup_window_users, the users of window 30
+-- that account_metrics just built (metrics/window_users.py, the metrics domain's contract).
+-- Variables: as_of, run_id.
 
 CREATE OR REPLACE TEMP TABLE rollup_parents AS
 SELECT ancestor AS account_id, count(*) - 1 AS descendants
@@ -10,7 +11,7 @@ FROM rollup_subtrees GROUP BY ancestor HAVING count(*) > 1;
 -- A user active in several accounts of one subtree counts once.
 CREATE OR REPLACE TEMP TABLE rollup_users AS
 SELECT t.ancestor AS account_id, count(DISTINCT u.user_id) AS active_users
-FROM metric_user_last_days u
+FROM rollup_window_users u
 JOIN rollup_subtrees t ON t.member = u.account_id
 WHERE t.ancestor IN (SELECT account_id FROM rollup_parents)
 GROUP BY t.ancestor;
