@@ -20,7 +20,8 @@ applies what is missing and the others find it done.
 Versions:
   1  the schema of main before versions (sql/warehouse/schema.sql), recognised by its tables
   2  every table's and column's description stored as a catalog comment (duckdb_tables(),
-     duckdb_columns()), so whoever opens the warehouse reads what a column means
+     duckdb_columns()), so whoever opens the warehouse reads what a column means; the
+     published layer's publish_queue
 """
 
 from __future__ import annotations

@@ -441,6 +441,7 @@ TABLE_LIST: tuple[Table, ...] = (
             ("table_name", "VARCHAR", False, "the published table"),
             ("partition", "VARCHAR", False, "the hive path ('date=2025-11-01/profile=default'; '' unpartitioned)"),
         ),
+        since=2,  # the published layer came after the code before versions
     ),
 )  # fmt: skip
 TABLES: dict[str, Table] = {t.name: t for t in TABLE_LIST}
