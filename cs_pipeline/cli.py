@@ -24,7 +24,7 @@ import dagster as dg
 from cs_pipeline import publish, runs
 from cs_pipeline.assets_common.shared import audit_tags
 from cs_pipeline.config import ConfigError, PipelineConfig, default_config_path, load_config
-from cs_pipeline.warehouse import DUCKDB_POOL, SQL_DIR, WarehouseLocked, held_open
+from cs_pipeline.warehouse import DUCKDB_POOL, EXAMPLES_DIR, WarehouseLocked, held_open
 
 # The Dagster instance cs-pipeline creates in $DAGSTER_HOME on first use: SQLite storage
 # there. Events go to one SQLite database (ConsolidatedSqliteEventLogStorage) rather than one
@@ -260,7 +260,7 @@ def cmd_demo(args: argparse.Namespace) -> None:
         f"Published for analysts (Parquet, and views over it): {config.published}\n"
         f"Dagster instance: {os.environ['DAGSTER_HOME']}\n"
         f"Open the UI with: make ui (or DAGSTER_HOME={os.environ['DAGSTER_HOME']} dagster dev -w workspace.yaml)\n"
-        f"Query it with: duckdb -readonly {analytics}   (example queries in {SQL_DIR / 'examples'})",
+        f"Query it with: duckdb -readonly {analytics}   (example queries in {EXAMPLES_DIR})",
         flush=True,
     )
     show_examples(analytics)
@@ -306,9 +306,9 @@ def show_examples(analytics: Path) -> None:
 
     with duckdb.connect(str(analytics), read_only=True) as con:
         con.execute("SET TimeZone = 'UTC'")
-        for path in sorted((SQL_DIR / "examples").glob("*.sql")):
+        for path in sorted(EXAMPLES_DIR.glob("*.sql")):
             query = path.read_text()
-            print(f"\n-- {path.relative_to(SQL_DIR.parent)}\n{query.strip()}", flush=True)
+            print(f"\n-- {path.relative_to(EXAMPLES_DIR.parents[1])}\n{query.strip()}", flush=True)
             print(con.sql(query), flush=True)
 
 

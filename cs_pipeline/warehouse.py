@@ -20,12 +20,20 @@ from cs_pipeline.vocabulary import sql_macros
 
 __all__ = ["SchemaVersionError", "WarehouseOutdated", "WarehouseTooNew"]
 
-SQL_DIR = Path(__file__).resolve().parents[1] / "sql"
+PACKAGE_DIR = Path(__file__).resolve().parent
+# the example queries for analysts (not run by the pipeline)
+EXAMPLES_DIR = PACKAGE_DIR.parent / "sql" / "examples"
 
 
-def read_sql(relative_path: str) -> str:
-    """The text of a SQL file under the top-level `sql/` folder."""
-    return (SQL_DIR / relative_path).read_text()
+def sql_file(name: str) -> Path:
+    """The SQL file `name` ("<domain>/<file>.sql") stands for: the domain's sql/<file>.sql."""
+    domain, file = name.split("/", 1)
+    return PACKAGE_DIR / domain / "sql" / file
+
+
+def read_sql(name: str) -> str:
+    """The text of a domain's SQL file, named "<domain>/<file>.sql"."""
+    return sql_file(name).read_text()
 
 
 # DuckDB's default (80% of RAM) lets one day's ingest grow to several GiB; beyond this limit

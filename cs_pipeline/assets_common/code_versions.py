@@ -11,22 +11,22 @@ from collections.abc import Iterable
 from functools import cache
 from pathlib import Path
 
-from cs_pipeline.warehouse import SQL_DIR
+from cs_pipeline.warehouse import PACKAGE_DIR, sql_file
 
-# a string literal naming a file under sql/, as read_sql takes it ("usage/apply_limits.sql")
-_SQL_NAME = re.compile(r"[\w/]+\.sql")
+# a string literal naming a domain's SQL file, as read_sql takes it ("usage/apply_limits.sql")
+_SQL_NAME = re.compile(r"\w+/\w+\.sql")
 
 
 def code_version(*sources: str) -> str:
     """The cs_pipeline version and a digest of `sources`: modules (dotted names, followed through
     their cs_pipeline imports and the SQL files their string literals name) and SQL files
-    (paths under sql/, as read_sql takes them)."""
+    (named as read_sql takes them)."""
     from cs_pipeline import __version__
 
     return f"{__version__}+{digest(source_files(sources))}"
 
 
-def digest(files: Iterable[Path], root: Path = SQL_DIR.parent) -> str:
+def digest(files: Iterable[Path], root: Path = PACKAGE_DIR.parent) -> str:
     """A short digest of the files' names (relative to `root`, the repository's folder) and contents."""
     found = hashlib.sha256()
     for path in sorted(set(files)):
@@ -39,7 +39,7 @@ def source_files(sources: Iterable[str]) -> set[Path]:
     """The files `sources` stand for (see code_version)."""
     files: set[Path] = set()
     for source in sources:
-        files |= {SQL_DIR / source} if source.endswith(".sql") else _module_files(source)
+        files |= {sql_file(source)} if source.endswith(".sql") else _module_files(source)
     return files
 
 
@@ -57,7 +57,7 @@ def _module_files(module: str) -> frozenset[Path]:
         files.add(path)
         tree = ast.parse(path.read_text())
         pending += _imported_modules(tree)
-        files |= {SQL_DIR / text for text in _string_literals(tree) if _SQL_NAME.fullmatch(text)}
+        files |= {sql_file(text) for text in _string_literals(tree) if _SQL_NAME.fullmatch(text)}
     return frozenset(path for path in files if path.exists())
 
 

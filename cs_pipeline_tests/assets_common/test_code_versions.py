@@ -7,12 +7,12 @@ import shutil
 from cs_pipeline.assets_common.code_versions import code_version, digest, source_files
 from cs_pipeline.config import load_config
 from cs_pipeline.definitions import build_definitions
-from cs_pipeline.warehouse import SQL_DIR
+from cs_pipeline.warehouse import PACKAGE_DIR, sql_file
 from cs_pipeline_tests.support import DEMO
 
 USAGE = "cs_pipeline.usage.assets"
 HEALTH = "cs_pipeline.health.assets"
-REPOSITORY = SQL_DIR.parent
+REPOSITORY = PACKAGE_DIR.parent
 
 
 def test_assets_of_different_domains_get_different_code_versions():
@@ -25,8 +25,8 @@ def test_assets_of_different_domains_get_different_code_versions():
 
 def test_an_asset_runs_its_own_sql_and_modules_not_the_demo_generator():
     usage, health = source_files([USAGE]), source_files([HEALTH])
-    assert SQL_DIR / "usage/store_delivery.sql" in usage
-    assert SQL_DIR / "usage/store_delivery.sql" not in health
+    assert sql_file("usage/store_delivery.sql") in usage
+    assert sql_file("usage/store_delivery.sql") not in health
     generator = REPOSITORY / "cs_pipeline/demo/generator.py"
     assert generator not in usage and generator not in health
 
@@ -42,7 +42,7 @@ def test_editing_one_assets_sql_changes_only_its_version(tmp_path):
             shutil.copyfile(path, copy)
             copies[name].add(copy)
     before = {name: digest(files, tmp_path) for name, files in copies.items()}
-    with (tmp_path / "sql/usage/store_delivery.sql").open("a") as sql:
+    with (tmp_path / "cs_pipeline/usage/sql/store_delivery.sql").open("a") as sql:
         sql.write("\n-- edited\n")
     after = {name: digest(files, tmp_path) for name, files in copies.items()}
     assert after[USAGE] != before[USAGE]
