@@ -7,6 +7,7 @@ from pathlib import Path
 
 from cs_pipeline.demo.generator import generate_tenant
 
+DEMO = Path(__file__).resolve().parents[1] / "demo"
 END_DATE = date(2025, 11, 27)  # a Thursday: the timed day is a full weekday
 
 
@@ -32,3 +33,11 @@ def bench_tenant(workdir: Path, *, accounts: int, events_per_day: int, days: int
         print(f"generated {summary.events_written:,} events in {time.monotonic() - started:.0f}s", flush=True)
         marker.touch()
     return [END_DATE - timedelta(days=n) for n in reversed(range(days))]
+
+
+def bundled_config(workdir: Path, first_day: date) -> None:
+    """The bundled config (its profiles and custom metrics, its SQL metric) in workdir, starting at first_day."""
+    (workdir / "cs_pipeline.yaml").write_text(
+        DEMO.joinpath("cs_pipeline.yaml").read_text() + f'start_date: "{first_day}"\n'
+    )
+    shutil.copytree(DEMO / "sql", workdir / "sql", dirs_exist_ok=True)

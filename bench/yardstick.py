@@ -686,7 +686,8 @@ def differences(con: duckdb.DuckDBPyConnection, warehouse: Path, config: Pipelin
     for table, keys, columns in compared:
         on = " AND ".join(f"y.{k} = p.{k}" for k in keys)
         checks = ", ".join(
-            f"count(*) FILTER (y.{ident(c)}::VARCHAR IS DISTINCT FROM p.{ident(c)}::VARCHAR)" for c in columns
+            f"count(*) FILTER (y.{keys[0]} = p.{keys[0]} AND y.{ident(c)}::VARCHAR IS DISTINCT FROM p.{ident(c)}::VARCHAR)"
+            for c in columns
         )
         [row] = con.execute(f"""
             SELECT count(*) FILTER (p.{keys[0]} IS NULL), count(*) FILTER (y.{keys[0]} IS NULL), count(*), {checks}
