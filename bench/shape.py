@@ -176,7 +176,8 @@ def shape_tenant(
         (workdir / "sql" / "metrics" / "weekly_module_users.sql").write_text(SQL_METRIC)
         (workdir / "cs_pipeline.yaml").write_text(shape_config(shape, window[0]))
         print(
-            f"generated {shape.name}: {summary.events_written:,} events in {time.monotonic() - started:.0f}s", flush=True
+            f"generated {shape.name}: {summary.events_written:,} events in {time.monotonic() - started:.0f}s",
+            flush=True,
         )
         marker.touch()
     return window

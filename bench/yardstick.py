@@ -125,7 +125,10 @@ def first_present(fields: Sequence[str], table: str = "") -> str:
 
 def as_date(text_sql: str) -> str:
     """A date, or a Salesforce datetime taken as its UTC date."""
-    return f"CASE WHEN length({text_sql}) = 10 THEN try_strptime({text_sql}, '%Y-%m-%d')::DATE ELSE try_cast({text_sql} AS TIMESTAMPTZ)::DATE END"
+    return (
+        f"CASE WHEN length({text_sql}) = 10 THEN try_strptime({text_sql}, '%Y-%m-%d')::DATE "
+        f"ELSE try_cast({text_sql} AS TIMESTAMPTZ)::DATE END"
+    )
 
 
 def load_accounts(con: duckdb.DuckDBPyConnection, config: PipelineConfig, day: date) -> None:
@@ -159,19 +162,20 @@ def load_accounts(con: duckdb.DuckDBPyConnection, config: PipelineConfig, day: d
     [(duplicates,)] = con.execute("SELECT count(*) - count(DISTINCT account_id) FROM crm_accounts").fetchall()
     if duplicates:
         sys.exit(f"{folder}: {duplicates} duplicate account IDs; the yardstick needs a clean export")
+    code = first_present(asset.product_code, "s.")
     products = (
         f"""
         UNION ALL
-        SELECT p.account_id || {quoted(config.crm.product_separator)} || {first_present(asset.product_code, "s.")},
-            p.name || ' - ' || coalesce({first_present(asset.product_name, "s.")}, {first_present(asset.product_code, "s.")}),
-            p.account_id, 'product', {first_present(asset.product_code, "s.")},
+        SELECT p.account_id || {quoted(config.crm.product_separator)} || {code},
+            p.name || ' - ' || coalesce({first_present(asset.product_name, "s.")}, {code}),
+            p.account_id, 'product', {code},
             coalesce({first_present(asset.status, "s.")}, p.status),
             coalesce({as_date(first_present(asset.create_date, "s."))}, p.create_date),
             try_cast({first_present(asset.contract_value, "s.")} AS DOUBLE), NULL::DATE,
             try_cast({first_present(asset.licenses, "s.")} AS DOUBLE), p.attributes
         FROM read_csv('{folder / "Asset.csv"}', all_varchar = true, header = true) s
         JOIN crm_accounts p ON p.salesforce_id = {first_present(asset.account_id, "s.")}
-        WHERE {first_present(asset.product_code, "s.")} IS NOT NULL"""
+        WHERE {code} IS NOT NULL"""
         if (folder / "Asset.csv").exists()
         else ""
     )
@@ -201,7 +205,9 @@ def load_accounts(con: duckdb.DuckDBPyConnection, config: PipelineConfig, day: d
         "SELECT (SELECT count(*) FROM crm_nodes), (SELECT count(*) FROM day_accounts)"
     ).fetchall()
     if nodes != placed:
-        sys.exit(f"{folder}: {nodes - placed} accounts in a parent cycle or duplicated; the yardstick needs a clean export")
+        sys.exit(
+            f"{folder}: {nodes - placed} accounts in a parent cycle or duplicated; the yardstick needs a clean export"
+        )
 
 
 # --------------------------------------------------------------------------- ingest
@@ -242,7 +248,10 @@ def ingest(con: duckdb.DuckDBPyConnection, config: PipelineConfig, day: date) ->
                      WHEN ts::DATE > {d} + 1 THEN 'future_timestamp' END AS reason
             FROM cleaned""")
     else:
-        con.execute("CREATE OR REPLACE TEMP TABLE staged AS SELECT * EXCLUDE (partition_date), NULL::VARCHAR AS reason FROM events LIMIT 0")
+        con.execute(
+            "CREATE OR REPLACE TEMP TABLE staged AS "
+            "SELECT * EXCLUDE (partition_date), NULL::VARCHAR AS reason FROM events LIMIT 0"
+        )
     # limits: values first seen today rank after every earlier one (days run oldest first)
     con.execute(f"""
         INSERT INTO vocabulary
@@ -260,7 +269,8 @@ def ingest(con: duckdb.DuckDBPyConnection, config: PipelineConfig, day: date) ->
         WHERE rank <= CASE kind WHEN 'module' THEN {config.limits.modules} ELSE {config.limits.actions} END""")
     con.execute("""
         UPDATE staged SET reason = CASE
-            WHEN module IS NOT NULL AND module NOT IN (SELECT value FROM allowed WHERE kind = 'module') THEN 'module_limit'
+            WHEN module IS NOT NULL AND module NOT IN (SELECT value FROM allowed WHERE kind = 'module')
+                THEN 'module_limit'
             ELSE 'action_limit' END
         WHERE reason IS NULL AND (
             (module IS NOT NULL AND module NOT IN (SELECT value FROM allowed WHERE kind = 'module'))
@@ -413,7 +423,9 @@ def sql_metric(con: duckdb.DuckDBPyConnection, name: str, path: Path, day: date)
         SELECT event_id, ts, event_date, account_id, user_id, module, action FROM events
         WHERE partition_date <= DATE '{day.isoformat()}'""")
     query = path.read_text().strip().rstrip(";")
-    con.execute(f"CREATE OR REPLACE TEMP TABLE sql_metric_raw AS {query}", {"as_of": day} if "$as_of" in query else None)
+    con.execute(
+        f"CREATE OR REPLACE TEMP TABLE sql_metric_raw AS {query}", {"as_of": day} if "$as_of" in query else None
+    )
     account, value = (ident(c) for (c, *_rest) in con.execute("DESCRIBE sql_metric_raw").fetchall())
     [(duplicates,)] = con.execute(
         f"SELECT count(*) - count(DISTINCT {account}::VARCHAR) FROM sql_metric_raw"
@@ -501,6 +513,10 @@ class Rules:
         text = f"CAST({x} AS VARCHAR)" if kind == "number" else f"'''' || replace({x}, '''', '''''') || ''''"
         return f"coalesce({text}, 'None')"
 
+    def reason(self, prefix: str, metric: str, kind: str) -> str:
+        """SQL for `<prefix><the account's value>)`: every reason ends with its value in parentheses."""
+        return f"{quoted(prefix)} || {self.shown_value(metric, kind)} || ')'"
+
     def condition(self, rule: Rule) -> str:
         return rule.op if rule.op in ("is_empty", "is_not_empty") else f"{rule.op} {shown(rule.value)}"
 
@@ -515,21 +531,24 @@ class Rules:
         for side, label, rules in (("poor", "Poor", profile.poor), ("good", "Good", profile.good)):
             for i, rule in enumerate(rules):
                 columns.append(f"{self.holds(rule)} AS {side}_{i}")
-                reason = f"{quoted(f'{rule.metric} {self.condition(rule)} (value ')} || {self.shown_value(rule.metric, rule.kind)} || ')'"
-                listed.append(
-                    f"CASE WHEN (health = '{label}' AND {side}_{i}) OR (health = 'Average' AND NOT {side}_{i}) THEN {reason} END"
-                )
+                reason = self.reason(f"{rule.metric} {self.condition(rule)} (value ", rule.metric, rule.kind)
+                is_listed = f"(health = '{label}' AND {side}_{i}) OR (health = 'Average' AND NOT {side}_{i})"
+                listed.append(f"CASE WHEN {is_listed} THEN {reason} END")
         poor = [f"poor_{i}" for i in range(len(profile.poor))]
         good = [f"good_{i}" for i in range(len(profile.good))]
         outcomes = "WHEN " + " AND ".join(f"{c} IS NULL" for c in poor + good) + " THEN 'No value'"
         if poor:
             outcomes += " WHEN " + " OR ".join(poor) + " THEN 'Poor'"
         if good:
-            evaluated, failed = " OR ".join(f"{c} IS NOT NULL" for c in good), " OR ".join(f"{c} IS FALSE" for c in good)
+            evaluated, failed = (
+                " OR ".join(f"{c} IS NOT NULL" for c in good),
+                " OR ".join(f"{c} IS FALSE" for c in good),
+            )
             outcomes += f" WHEN ({evaluated}) AND NOT ({failed}) THEN 'Good'"
         reasons = "[" + ", ".join(listed) + "]"
         return f"""
-            SELECT account_id, health, NULL::INTEGER AS health_score, MAP {{}}::MAP(VARCHAR, INTEGER) AS dimension_scores,
+            SELECT account_id, health, NULL::INTEGER AS health_score,
+                MAP {{}}::MAP(VARCHAR, INTEGER) AS dimension_scores,
                 list_filter({reasons}, lambda r: r IS NOT NULL) AS reasons
             FROM (SELECT *, CASE {outcomes} ELSE 'Average' END AS health
                   FROM (SELECT *, {", ".join(columns)} FROM health_input WHERE profile = {quoted(profile.name)}))
@@ -539,28 +558,31 @@ class Rules:
         scores, reasons, dimension_scores = [], [], []
         for d, dimension in enumerate(profile.dimensions):
             weights = integer_weights([m.weight for m in dimension.metrics])
-            sums, total = [], []
-            for m, (metric, weight) in enumerate(zip(dimension.metrics, weights, strict=True)):
-                poor, good = self.holds(metric.poor_rule), self.holds(metric.good_rule)
-                score = f"CASE WHEN ({poor}) IS NULL AND ({good}) IS NULL THEN NULL WHEN {poor} THEN 0 WHEN {good} THEN 100 ELSE 60 END"
-                scores.append(f"{score} AS s_{d}_{m}")
-                sums.append(f"coalesce({weight}::HUGEINT * s_{d}_{m}, 0)")
-                total.append(f"CASE WHEN s_{d}_{m} IS NULL THEN 0 ELSE {weight}::HUGEINT END")
-                value = self.shown_value(metric.metric, metric.kind)
-                label = f"{dimension.name}/{metric.metric}: "
-                reasons.append(
-                    f"CASE WHEN {poor} THEN {quoted(f'{label}Poor ({self.condition(metric.poor_rule)}, value ')} || {value} || ')' "
-                    f"WHEN {good} THEN {quoted(f'{label}Good ({self.condition(metric.good_rule)}, value ')} || {value} || ')' "
-                    f"WHEN s_{d}_{m} IS NOT NULL THEN {quoted(f'{label}Average (value ')} || {value} || ')' END"
+            for m, metric in enumerate(dimension.metrics):
+                poor, good, score = self.holds(metric.poor_rule), self.holds(metric.good_rule), f"s_{d}_{m}"
+                scores.append(
+                    f"CASE WHEN ({poor}) IS NULL AND ({good}) IS NULL THEN NULL "
+                    f"WHEN {poor} THEN 0 WHEN {good} THEN 100 ELSE 60 END AS {score}"
                 )
-            # rounded half up, exactly: (2 * sum(w * s) + sum(w)) // (2 * sum(w))
-            dimension_scores.append(
-                f"((2 * ({' + '.join(sums)}) + ({' + '.join(total)})) // nullif(2 * ({' + '.join(total)}), 0))::INTEGER AS dim_{d}"
-            )
+                label = f"{dimension.name}/{metric.metric}: "
+                poor_reason = self.reason(
+                    f"{label}Poor ({self.condition(metric.poor_rule)}, value ", metric.metric, metric.kind
+                )
+                good_reason = self.reason(
+                    f"{label}Good ({self.condition(metric.good_rule)}, value ", metric.metric, metric.kind
+                )
+                average_reason = self.reason(f"{label}Average (value ", metric.metric, metric.kind)
+                reasons.append(
+                    f"CASE WHEN {poor} THEN {poor_reason} WHEN {good} THEN {good_reason} "
+                    f"WHEN {score} IS NOT NULL THEN {average_reason} END"
+                )
+            scored = [(w, f"s_{d}_{m}") for m, w in enumerate(weights)]
+            dimension_scores.append(f"{rounded_mean(scored)} AS dim_{d}")
         weights = integer_weights([dim.weight for dim in profile.dimensions])
-        sums = " + ".join(f"coalesce({w}::HUGEINT * dim_{d}, 0)" for d, w in enumerate(weights))
-        total = " + ".join(f"CASE WHEN dim_{d} IS NULL THEN 0 ELSE {w}::HUGEINT END" for d, w in enumerate(weights))
-        entries = ", ".join(f"{{'key': {quoted(dim.name)}, 'value': dim_{d}}}" for d, dim in enumerate(profile.dimensions))
+        overall = rounded_mean([(w, f"dim_{d}") for d, w in enumerate(weights)])
+        entries = ", ".join(
+            f"{{'key': {quoted(dim.name)}, 'value': dim_{d}}}" for d, dim in enumerate(profile.dimensions)
+        )
         bands = profile.bands
         return f"""
             SELECT account_id,
@@ -571,12 +593,20 @@ class Rules:
                     AS dimension_scores,
                 reasons
             FROM (
-                SELECT *, ((2 * ({sums}) + ({total})) // nullif(2 * ({total}), 0))::INTEGER AS overall
+                SELECT *, {overall} AS overall
                 FROM (
                     SELECT *, {", ".join(dimension_scores)},
                         list_filter([{", ".join(reasons)}], lambda r: r IS NOT NULL) AS reasons
                     FROM (SELECT *, {", ".join(scores)} FROM health_input WHERE profile = {quoted(profile.name)})))
         """
+
+
+def rounded_mean(weighted: Sequence[tuple[int, str]]) -> str:
+    """SQL: the mean of the non-null score columns with their integer weights, rounded half up,
+    exactly: (2 * sum(w * s) + sum(w)) // (2 * sum(w)); null when every score is null."""
+    sums = " + ".join(f"coalesce({w}::HUGEINT * {column}, 0)" for w, column in weighted)
+    total = " + ".join(f"CASE WHEN {column} IS NULL THEN 0 ELSE {w}::HUGEINT END" for w, column in weighted)
+    return f"((2 * ({sums}) + ({total})) // nullif(2 * ({total}), 0))::INTEGER"
 
 
 def integer_weights(weights: Sequence[float]) -> list[int]:
@@ -669,6 +699,12 @@ def ensure_metrics_table(con: duckdb.DuckDBPyConnection, config: PipelineConfig)
             {custom})""")
 
 
+def differ(column: str) -> str:
+    """SQL: the yardstick's value (y) is not the pipeline's (p), compared as text (exact for
+    doubles: their shortest round-trip form)."""
+    return f"y.{ident(column)}::VARCHAR IS DISTINCT FROM p.{ident(column)}::VARCHAR"
+
+
 def differences(con: duckdb.DuckDBPyConnection, warehouse: Path, config: PipelineConfig, day: date) -> list[str]:
     """Where the yardstick's metrics, roll-ups and health of `day` differ from the pipeline's."""
     con.execute(f"ATTACH '{warehouse}' AS pipeline (READ_ONLY)")
@@ -685,10 +721,7 @@ def differences(con: duckdb.DuckDBPyConnection, warehouse: Path, config: Pipelin
     found = []
     for table, keys, columns in compared:
         on = " AND ".join(f"y.{k} = p.{k}" for k in keys)
-        checks = ", ".join(
-            f"count(*) FILTER (y.{keys[0]} = p.{keys[0]} AND y.{ident(c)}::VARCHAR IS DISTINCT FROM p.{ident(c)}::VARCHAR)"
-            for c in columns
-        )
+        checks = ", ".join(f"count(*) FILTER (y.{keys[0]} = p.{keys[0]} AND {differ(c)})" for c in columns)
         [row] = con.execute(f"""
             SELECT count(*) FILTER (p.{keys[0]} IS NULL), count(*) FILTER (y.{keys[0]} IS NULL), count(*), {checks}
             FROM (SELECT * FROM main.{table} WHERE date = {d}) y
@@ -702,7 +735,7 @@ def differences(con: duckdb.DuckDBPyConnection, warehouse: Path, config: Pipelin
                     SELECT {", ".join(f"y.{k}" for k in keys)}, y.{ident(column)}::VARCHAR, p.{ident(column)}::VARCHAR
                     FROM (SELECT * FROM main.{table} WHERE date = {d}) y
                     JOIN (SELECT * FROM pipeline.{table} WHERE date = {d}) p ON {on}
-                    WHERE y.{ident(column)}::VARCHAR IS DISTINCT FROM p.{ident(column)}::VARCHAR LIMIT 1""").fetchall()
+                    WHERE {differ(column)} LIMIT 1""").fetchall()
                 found.append(f"{table}.{column}: {count} of {rows} rows differ, e.g. {example}")
         if not rows:
             found.append(f"{table}: no rows for {day}")
