@@ -7,15 +7,11 @@ metric in the config.
 SQL metric file, once per workdir, shape and size; later calls reuse it.
 """
 
-import shutil
-import time
 from dataclasses import dataclass
-from datetime import date, timedelta
+from datetime import date
 from pathlib import Path
 
-from tenant import END_DATE  # bench/tenant.py: the script's folder is on sys.path
-
-from cs_pipeline.demo.generator import generate_tenant
+from tenant import generated_tenant  # bench/tenant.py: the script's folder is on sys.path
 
 
 @dataclass(frozen=True)
@@ -73,41 +69,41 @@ GROUP BY account_id
 # The profile pool, in config order; a shape with n profiles takes the first n - 1 and `default`.
 PROFILES = (
     """\
-  - name: onboarding
-    when: [{metric: account_age_days, op: "<", value: 30}]
-    good: [{metric: active_users_7d, op: ">=", value: 1}]
-    poor: [{metric: usage_frequency, op: "==", value: Inactive}]
+  - name: new_customers
+    when: [{metric: account_age_days, op: "<=", value: 45}, {metric: account_type, op: "!=", value: unknown}]
+    good: [{metric: active_users_14d, op: ">=", value: 2}, {metric: key_action_30d, op: ">", value: 0}]
+    poor: [{metric: days_since_active_30d, op: ">=", value: 7}]
 """,
     """\
-  - name: high_touch
-    when: [{metric: segment, op: "==", value: Enterprise}]
+  - name: strategic
+    when: [{metric: segment, op: in, value: [Enterprise, Mid-Market]}, {metric: contract_value, op: ">=", value: 20000}]
     good:
-      - {metric: usage_frequency, op: ">=", value: Weekly}
-      - {metric: engagement_score, op: ">=", value: 60}
       - {metric: key_action_30d, op: ">=", value: 5}
-      - {metric: csm_risk, op: in, value: ["0 - NO RISK"]}
+      - {metric: rollup_license_utilization, op: ">=", value: 40}
+      - {metric: engagement_score, op: ">", value: 50}
+      - {metric: csm_risk, op: not_in, value: ["2 - MAJOR", "3 - HIGH", "4 - CRITICAL"]}
     poor:
-      - {metric: engagement_score, op: "<", value: 10}
       - {metric: module_users_14d, op: "<", value: 1}
-      - {metric: csm_risk, op: in, value: ["3 - HIGH", "4 - CRITICAL"]}
+      - {metric: usage_frequency, op: "<=", value: Monthly}
+      - {metric: csm_risk, op: "==", value: "4 - CRITICAL"}
 """,
     """\
-  - name: digital
+  - name: self_serve
     when: [{metric: status_group, op: "==", value: Paying}]
     dimensions:
-      - name: usage
+      - name: activity
         weight: 2
         metrics:
-          - {metric: engagement_score, good: {op: ">=", value: 60}, poor: {op: "<", value: 10}}
           - {metric: usage_frequency, good: {op: ">=", value: Weekly}, poor: {op: "==", value: Inactive}}
           - {metric: days_since_active_30d, weight: 0.5, good: {op: "<=", value: 2}, poor: {op: ">=", value: 14}}
-      - name: adoption
+          - {metric: engagement_score, weight: 1.5, good: {op: ">=", value: 70}, poor: {op: "<", value: 5}}
+      - name: breadth
         weight: 1.5
         metrics:
-          - {metric: license_utilization, good: {op: ">=", value: 50}, poor: {op: "<", value: 20}}
           - {metric: modules_used_30d, good: {op: ">=", value: 4}, poor: {op: "<", value: 1}}
           - {metric: weekly_module_users, good: {op: ">=", value: 2}, poor: {op: "is_empty"}}
-    bands: {average_from: 50, good_from: 80}
+          - {metric: license_utilization, good: {op: ">=", value: 50}, poor: {op: "<", value: 20}}
+    bands: {average_from: 45, good_from: 75}
 """,
     """\
   - name: free
@@ -150,34 +146,21 @@ profiles:
 def shape_tenant(
     workdir: Path, shape: Shape, *, accounts: int, events_per_day: int, days: int, crm_export_every: int = 7
 ) -> list[date]:
-    """Generate the shape's tenant, config and SQL metric in workdir unless there already;
-    returns its days, oldest first."""
-    window = [END_DATE - timedelta(days=n) for n in reversed(range(days))]
+    """Generate the shape's tenant in workdir unless it is there already, and write its config
+    and SQL metric; returns its days, oldest first."""
     lowest, highest = shape.users_per_account
-    marker = workdir / (
-        f"generated-{shape.name}-u{lowest}-{highest}-m{shape.modules}-a{shape.actions_per_module}-p{shape.profiles}"
-        f"-{accounts}-{events_per_day}-{days}-{crm_export_every}-{END_DATE}"
+    window = generated_tenant(
+        workdir,
+        f"{shape.name}-u{lowest}-{highest}-m{shape.modules}-a{shape.actions_per_module}"
+        f"-{accounts}-{events_per_day}-{days}-{crm_export_every}",
+        days=days,
+        accounts=accounts,
+        events_per_day=events_per_day,
+        crm_export_every=crm_export_every,
+        module_actions=shape.module_actions(),
+        contacts_per_account=shape.users_per_account,
     )
-    if not marker.exists():
-        shutil.rmtree(workdir, ignore_errors=True)
-        started = time.monotonic()
-        summary = generate_tenant(
-            workdir,
-            end_date=END_DATE,
-            days=days,
-            accounts=accounts,
-            events_per_day=events_per_day,
-            formats=("parquet",),
-            crm_export_every=crm_export_every,
-            module_actions=shape.module_actions(),
-            contacts_per_account=shape.users_per_account,
-        )
-        (workdir / "sql" / "metrics").mkdir(parents=True)
-        (workdir / "sql" / "metrics" / "weekly_module_users.sql").write_text(SQL_METRIC)
-        (workdir / "cs_pipeline.yaml").write_text(shape_config(shape, window[0]))
-        print(
-            f"generated {shape.name}: {summary.events_written:,} events in {time.monotonic() - started:.0f}s",
-            flush=True,
-        )
-        marker.touch()
+    (workdir / "sql" / "metrics").mkdir(parents=True, exist_ok=True)
+    (workdir / "sql" / "metrics" / "weekly_module_users.sql").write_text(SQL_METRIC)
+    (workdir / "cs_pipeline.yaml").write_text(shape_config(shape, window[0]))
     return window
