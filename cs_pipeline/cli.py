@@ -4,6 +4,8 @@ cs-pipeline demo                           synthetic tenant, 60 days end to end
 cs-pipeline demo --crm salesforce          the same, its CRM read from a local Salesforce server
 cs-pipeline materialize --date D           every asset for day D
 cs-pipeline backfill --start D1 --end D2   the same for each day of the range
+cs-pipeline backtest [--start D1 --end D2] [--horizon H]
+                                           the health lab's backtest of the warehouse's health
 """
 
 from __future__ import annotations
@@ -110,11 +112,7 @@ def run_days(config: PipelineConfig, days: list[date], instance: dg.DagsterInsta
                 f"{day} is not a daily partition: they run from {config.start_date} (config start_date) "
                 f"to yesterday ({yesterday()})"
             )
-    if failed := runs.fail_runs_of_gone_processes(instance):
-        say(
-            f"marked {len(failed)} run(s) left unfinished by a process that is gone as failed and freed their "
-            f"pool slots: {', '.join(map(str, failed))}"
-        )
+    _fail_runs_of_gone_processes(instance)
     runner = _Runner(config, instance, verbose)
     started = time.monotonic()
     with ExitStack() as stack:
@@ -140,6 +138,15 @@ def run_days(config: PipelineConfig, days: list[date], instance: dg.DagsterInsta
                 flush=True,
             )
     print(f"{len(days)} day(s) in {time.monotonic() - started:.1f}s; warehouse: {config.warehouse}", flush=True)
+
+
+def _fail_runs_of_gone_processes(instance: dg.DagsterInstance) -> None:
+    """Mark the runs of this host whose process is gone as failed, free their pool slots, say so."""
+    if failed := runs.fail_runs_of_gone_processes(instance):
+        say(
+            f"marked {len(failed)} run(s) left unfinished by a process that is gone as failed and freed their "
+            f"pool slots: {', '.join(map(str, failed))}"
+        )
 
 
 def say(message: str) -> None:
@@ -184,7 +191,10 @@ class _Runner:
         # the progress lines are the CLI's voice; --verbose adds Dagster's log (stack traces included)
         self.run_config = {"loggers": {"console": {"config": {"log_level": "INFO" if verbose else "CRITICAL"}}}}
 
-    def execute(self, job: dg.JobDefinition, partition_key: str, *, what: str) -> dg.ExecuteInProcessResult:
+    def execute(
+        self, job: dg.JobDefinition, partition_key: str | None, *, what: str, ops: dict | None = None
+    ) -> dg.ExecuteInProcessResult:
+        """Run `job` for `partition_key` (None: an unpartitioned job), `ops` its ops' run config."""
         timeout = self.config.timeouts.pool_seconds
         try:
             runs.wait_for_pool(self.instance, DUCKDB_POOL, timeout=timeout, say=say)
@@ -198,7 +208,7 @@ class _Runner:
                 raise_on_error=False,
                 run_id=run_id,
                 tags=self.tags,
-                run_config=self.run_config,
+                run_config={**self.run_config, **({"ops": ops} if ops else {})},
             )
         if not result.success:
             raise CliError(f"run {result.run_id} ({job.name}) for {what} failed:\n{_failure_summary(result)}")
@@ -215,6 +225,50 @@ def _failure_summary(result: dg.ExecuteInProcessResult) -> str:
             message = error.message.strip() if error else event.message
             lines.append(f"  {event.step_key}: {message}")
     return "\n".join(lines) or "  (see the run in the Dagster UI)"
+
+
+def run_lab(
+    config: PipelineConfig,
+    instance: dg.DagsterInstance,
+    *,
+    start: date | None = None,
+    end: date | None = None,
+    horizon: int | None = None,
+    verbose: bool = False,
+) -> None:
+    """Materialise the health lab's backtest (docs/health-lab.md) in a run of its job, then print
+    its summary and the report's path."""
+    from cs_pipeline.definitions import LAB_JOB, build_definitions
+
+    lab_job = build_definitions(config).resolve_job_def(LAB_JOB)
+    _fail_runs_of_gone_processes(instance)
+    chosen = {"start": start and start.isoformat(), "end": end and end.isoformat(), "horizon": horizon}
+    result = _Runner(config, instance, verbose).execute(
+        lab_job,
+        None,
+        what="the backtest",
+        ops={"health_backtest": {"config": {key: value for key, value in chosen.items() if value is not None}}},
+    )
+    [materialization] = [event.materialization for event in result.get_asset_materialization_events()]
+    print(materialization.metadata["summary_text"].value, flush=True)
+    if (
+        "scored_observable_days" in materialization.metadata
+        and not materialization.metadata["scored_observable_days"].value
+    ):
+        say(
+            "no scored day is observable: the status history ends less than the horizon after the first day; "
+            "a shorter --horizon (or more history) gives figures"
+        )
+
+
+def cmd_backtest(args: argparse.Namespace) -> None:
+    """`cs-pipeline backtest`: the health lab's backtest of the warehouse's health."""
+    if args.start is not None and args.end is not None and args.end < args.start:
+        raise CliError(f"--end {args.end} is before --start {args.start}")
+    if args.horizon < 1:
+        raise CliError(f"--horizon {args.horizon}: the horizon is a number of days, at least 1")
+    config = load_config(args.config)
+    run_lab(config, dagster_instance(), start=args.start, end=args.end, horizon=args.horizon, verbose=args.verbose)
 
 
 def cmd_materialize(args: argparse.Namespace) -> None:
@@ -264,6 +318,9 @@ def cmd_demo(args: argparse.Namespace) -> None:
         flush=True,
     )
     show_examples(analytics)
+    print(flush=True)
+    # the demo's history is shorter than the default horizon of 90 days: half of it leaves days to observe
+    run_lab(config, instance, horizon=max(1, args.days // 2), verbose=args.verbose)
 
 
 @contextmanager
@@ -346,6 +403,13 @@ def main(argv: list[str] | None = None) -> int:
     backfill.add_argument("--start", type=_date, required=True)
     backfill.add_argument("--end", type=_date, required=True)
     backfill.set_defaults(handler=cmd_backfill)
+    backtest = commands.add_parser(
+        "backtest", help="the health lab: did the health of each day foretell the churns of the horizon after it"
+    )
+    backtest.add_argument("--start", type=_date, help="the first day (default: the first day of account_health)")
+    backtest.add_argument("--end", type=_date, help="the last day (default: the last day of account_health)")
+    backtest.add_argument("--horizon", type=int, default=90, help="days after each day a churn counts (default 90)")
+    backtest.set_defaults(handler=cmd_backtest)
     args = parser.parse_args(argv)
     try:
         args.handler(args)

@@ -23,6 +23,8 @@ Versions:
      duckdb_columns()), so whoever opens the warehouse reads what a column means; the
      published layer's publish_queue
   3  account_metrics.days_since_active_30d (null on the rows written before)
+  4  the health lab's tables health_backtest, health_backtest_churns, health_backtest_rules
+     (docs/health-lab.md#tables)
 """
 
 from __future__ import annotations
@@ -62,6 +64,7 @@ class Migration:
 
 
 def _store_comments(con: duckdb.DuckDBPyConnection, version: int | None = None) -> None:
+    """The registry's descriptions as comments on what a warehouse at `version` has (None: the newest)."""
     con.execute(tables.comment_statements(version))
 
 
