@@ -143,4 +143,11 @@ def sql_macros() -> str:
     return (
         f"CREATE OR REPLACE TEMP MACRO active_status_group(g) AS g IN ({_sql_list(ACTIVE_STATUS_GROUPS)});\n"
         f"CREATE OR REPLACE TEMP MACRO unknown_status_group() AS {_sql_list((UNKNOWN_STATUS_GROUP,))};\n"
+        # the CRM snapshots' versions (crm/versions.py): whether a version holds on snapshot date
+        # on_day; the snapshot date in force on a day, the newest one on or before it, else the oldest
+        "CREATE OR REPLACE TEMP MACRO in_force(valid_from, valid_to, on_day) AS "
+        "valid_from <= on_day AND (valid_to IS NULL OR on_day < valid_to);\n"
+        "CREATE OR REPLACE TEMP MACRO snapshot_in_force(of_asset, on_day) AS ("
+        "SELECT coalesce(max(snapshot_date) FILTER (WHERE snapshot_date <= on_day), min(snapshot_date)) "
+        "FROM snapshot_dates WHERE asset = of_asset);\n"
     )

@@ -278,9 +278,12 @@ def slice_version(
     con: duckdb.DuckDBPyConnection, table: str, where: str = "TRUE", params: list | None = None
 ) -> dg.DataVersion:
     """The data version of the rows of `table` an asset (partition) wrote: a digest of their
-    content (run_id aside), so a re-run that writes the same rows keeps the same version."""
+    content (run_id aside, and a versioned table's version columns, which later dates move), so
+    a re-run that writes the same rows keeps the same version."""
+    registered = tables.TABLES.get(table)
+    left_out = ", ".join(("run_id", *(tables.VERSION_COLUMN_NAMES if registered and registered.versioned else ())))
     [(rows, digest)] = con.execute(
-        f"SELECT count(*), coalesce(sum(hash(t)), 0) FROM (SELECT * EXCLUDE (run_id) FROM {table} WHERE {where}) t",
+        f"SELECT count(*), coalesce(sum(hash(t)), 0) FROM (SELECT * EXCLUDE ({left_out}) FROM {table} WHERE {where}) t",
         params or [],
     ).fetchall()
     return dg.DataVersion(f"{rows}:{digest:x}")
