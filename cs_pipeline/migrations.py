@@ -33,6 +33,7 @@ Versions:
 from __future__ import annotations
 
 import threading
+from functools import partial
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -66,8 +67,8 @@ class Migration:
     apply: Callable[[duckdb.DuckDBPyConnection], None] | None = None
 
 
-def _store_comments(con: duckdb.DuckDBPyConnection) -> None:
-    con.execute(tables.comment_statements())
+def _store_comments(con: duckdb.DuckDBPyConnection, version: int | None = None) -> None:
+    con.execute(tables.comment_statements(version))
 
 
 def _crm_versions(con: duckdb.DuckDBPyConnection) -> None:
@@ -80,7 +81,9 @@ def _crm_versions(con: duckdb.DuckDBPyConnection) -> None:
 # registry entries marked `since` it needs none (its description is made from them).
 EXPLICIT: tuple[Migration, ...] = (
     Migration(1, "the schema of the code before versions (sql/warehouse/schema.sql), recognised by its tables"),
-    Migration(2, "table and column descriptions from the registry as catalog comments", _store_comments),
+    Migration(
+        2, "table and column descriptions from the registry as catalog comments", partial(_store_comments, version=2)
+    ),
     Migration(
         tables.CRM_VERSIONS,
         "the CRM snapshots' full copies per date turned into versions; users' state for incremental refreshes",

@@ -568,14 +568,15 @@ def create_statements(version: int | None = None) -> str:
     return "\n".join(t.create_statement(version) for t in tables_at(version))
 
 
-def comment_statements() -> str:
-    """The registry's descriptions as catalog comments (duckdb_tables(), duckdb_columns())."""
+def comment_statements(version: int | None = None) -> str:
+    """The registry's descriptions as catalog comments (duckdb_tables(), duckdb_columns()), for
+    the tables and columns a warehouse at `version` has (None: the newest)."""
     statements = []
-    for table in TABLE_LIST:
+    for table in tables_at(version):
         statements.append(f"COMMENT ON TABLE {quote_identifier(table.name)} IS {_literal(table.description)};")
         statements += [
             f"COMMENT ON COLUMN {quote_identifier(table.name)}.{quote_identifier(c.name)} IS {_literal(c.description)};"
-            for c in table.columns
+            for c in table.ordered(version)
             if c.description
         ]
     return "\n".join(statements)

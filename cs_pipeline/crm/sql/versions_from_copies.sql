@@ -21,7 +21,7 @@ islands AS (
         d.date_number - row_number() OVER (PARTITION BY {payload}, c.occurrence ORDER BY c.snapshot_date) AS island
     FROM copies c JOIN dates d USING (snapshot_date)
 )
-SELECT {payload}, occurrence, min(snapshot_date) AS valid_from, arg_max(next_date, snapshot_date) AS valid_to,
+SELECT {payload}, occurrence, min(snapshot_date) AS valid_from, arg_max_null(next_date, snapshot_date) AS valid_to,
     arg_max(run_id, snapshot_date) AS run_id
 FROM islands
 GROUP BY {payload}, occurrence, island;
