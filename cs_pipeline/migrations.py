@@ -33,9 +33,9 @@ Versions:
 from __future__ import annotations
 
 import threading
-from functools import partial
 from collections.abc import Callable
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 
 import duckdb

@@ -141,7 +141,10 @@ def test_a_day_that_changed_nothing_writes_nothing_and_a_change_writes_its_rows(
     assert (changed.inserted, changed.deleted) == (2, 1)
     assert con.execute(
         f"SELECT account_id, status, valid_from, valid_to FROM {TABLE} WHERE account_id = 'B' ORDER BY valid_from"
-    ).fetchall() == [("B", "Pro", FIRST, FIRST + timedelta(days=4)), ("B", "Cancelled", FIRST + timedelta(days=4), None)]
+    ).fetchall() == [
+        ("B", "Pro", FIRST, FIRST + timedelta(days=4)),
+        ("B", "Cancelled", FIRST + timedelta(days=4), None),
+    ]
     # the 3rd re-run with B already Cancelled: B's Pro version is cut around it, the 4th is left alone
     rerun = store(con, FIRST + timedelta(days=2), churned)
     assert (rerun.inserted, rerun.deleted) == (3, 1)

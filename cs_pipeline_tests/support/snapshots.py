@@ -26,3 +26,15 @@ def store_account_snapshot(con: duckdb.DuckDBPyConnection, day: date | str, rows
         con.execute(f"INSERT INTO incoming_account_versions ({names}) VALUES ({marks})", list(account.values()))
     with transaction(con):
         versions.store_snapshots(con, "accounts", date.fromisoformat(str(day)), "test")
+
+
+def full_copies(table: str, source: str = "main") -> str:
+    """A query of versioned `table` of database `source` as the full copies per snapshot date it
+    replaced (snapshot_date, then its rows), as the warehouse held them before schema version
+    tables.CRM_VERSIONS. Plain SQL: it runs on connections without the pipeline's macros."""
+    [asset] = [asset for asset, stored in versions.SNAPSHOT_TABLES.items() if table in stored]
+    return (
+        f"SELECT d.snapshot_date, v.* EXCLUDE (valid_from, valid_to, occurrence) "
+        f"FROM {source}.{table} v JOIN {source}.snapshot_dates d ON d.asset = '{asset}' "
+        "AND v.valid_from <= d.snapshot_date AND (v.valid_to IS NULL OR d.snapshot_date < v.valid_to)"
+    )
