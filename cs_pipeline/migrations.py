@@ -35,7 +35,6 @@ from __future__ import annotations
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass
-from functools import partial
 from pathlib import Path
 
 import duckdb
@@ -82,7 +81,7 @@ def _crm_versions(con: duckdb.DuckDBPyConnection) -> None:
 EXPLICIT: tuple[Migration, ...] = (
     Migration(1, "the schema of the code before versions (sql/warehouse/schema.sql), recognised by its tables"),
     Migration(
-        2, "table and column descriptions from the registry as catalog comments", partial(_store_comments, version=2)
+        2, "table and column descriptions from the registry as catalog comments", lambda con: _store_comments(con, 2)
     ),
     Migration(
         tables.CRM_VERSIONS,

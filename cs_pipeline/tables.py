@@ -570,7 +570,7 @@ def create_statements(version: int | None = None) -> str:
 
 def comment_statements(version: int | None = None) -> str:
     """The registry's descriptions as catalog comments (duckdb_tables(), duckdb_columns()), for
-    the tables and columns a warehouse at `version` has (None: the newest)."""
+    the tables and columns a warehouse at `version` (None: the newest) has."""
     statements = []
     for table in tables_at(version):
         statements.append(f"COMMENT ON TABLE {quote_identifier(table.name)} IS {_literal(table.description)};")
