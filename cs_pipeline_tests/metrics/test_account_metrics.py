@@ -1,9 +1,9 @@
 """Usage metrics per account and day (docs/metrics.md), computed on a real warehouse.
 
 Events go through the real ingestion (CSV files in a landing zone, `ingest_delivery`), so
-the metrics read the daily aggregates exactly as in production. Accounts are written
-straight into `account_snapshots`. Every expected value below is worked out by hand from
-the events of the test; D is the day the metrics are for.
+the metrics read the daily aggregates exactly as in production. Accounts are stored straight
+as account snapshots (support/snapshots.py). Every expected value below is worked out by hand
+from the events of the test; D is the day the metrics are for.
 """
 
 from __future__ import annotations
