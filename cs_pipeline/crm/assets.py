@@ -123,7 +123,6 @@ def store_crm_snapshot(
     con: duckdb.DuckDBPyConnection, day: date, frames: dict[str, pl.DataFrame], run_id: str
 ) -> dict[str, versions.VersionWrites]:
     """Stores the CRM records read for `day` (extract_snapshot's frames) as day's snapshot."""
-    set_variables(con, partition_date=day, run_id=run_id)
     with transaction(con):
         for name, frame in frames.items():
             con.register(name.replace("crm_", "snapshot_").replace("_raw", ""), frame.to_arrow())
@@ -139,10 +138,10 @@ def resolve_account_snapshot(
     [(stored,)] = con.execute(
         "SELECT count(*) FROM snapshot_dates WHERE asset = 'crm_snapshot' AND snapshot_date = ?", [day]
     ).fetchall()
-    raw_accounts = query_frame(con, versions.rows_in_force("crm_account_versions", exclude=("run_id",)), [day])
+    raw_accounts = query_frame(con, versions.rows_in_force("crm_account_versions"), [day])
     if not stored or raw_accounts.height == 0:
         raise dg.Failure(f"no CRM snapshot for {day}: materialise crm_snapshot for partition {day} first")
-    raw_assets = query_frame(con, versions.rows_in_force("crm_asset_versions", exclude=("run_id",)), [day])
+    raw_assets = query_frame(con, versions.rows_in_force("crm_asset_versions"), [day])
     resolution = resolve_accounts(
         raw_accounts.cast(RAW_ACCOUNT_SCHEMA),
         raw_assets.cast(RAW_ASSET_SCHEMA),
@@ -151,7 +150,6 @@ def resolve_account_snapshot(
     )
     schemas.validate(schemas.accounts, resolution.accounts)
     schemas.validate(schemas.hierarchy_issues, resolution.issues)
-    set_variables(con, partition_date=day, run_id=run_id)
     with transaction(con):
         con.register("resolved_accounts", resolution.accounts.to_arrow())
         con.register("resolved_issues", resolution.issues.to_arrow())

@@ -100,7 +100,7 @@ def version_counts(writes: dict[str, VersionWrites]) -> dict[str, int]:
     }
 
 
-def rows_in_force(table: str, *, exclude: tuple[str, ...] = ()) -> str:
-    """A query of `table`'s rows of one snapshot date (parameter ?), version columns left out."""
-    left_out = ", ".join((*tables.VERSION_COLUMN_NAMES, *exclude))
+def rows_in_force(table: str) -> str:
+    """A query of `table`'s rows of one snapshot date (parameter ?): their content columns."""
+    left_out = ", ".join((*tables.VERSION_COLUMN_NAMES, "run_id"))
     return f"SELECT * EXCLUDE ({left_out}) FROM {quote_identifier(table)} WHERE in_force(valid_from, valid_to, ?)"
