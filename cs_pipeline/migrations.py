@@ -12,7 +12,9 @@ applies what is missing and the others find it done.
   One holding only some of them is refused (nothing this code knows how to upgrade).
 - Then each migration above the recorded version runs, in order, and is recorded: what the
   registry marks `since` that version (tables created, nullable columns appended), then the
-  version's function, if any. A version is applied once: the runner skips what is recorded.
+  version's function, if any, then the retired tables marked `until` that version are dropped
+  (the function has moved their rows). A version is applied once: the runner skips what is
+  recorded.
 - A warehouse at a version above the code's is refused (WarehouseTooNew), naming the file and
   both versions. A read-only open of an outdated warehouse is refused too (WarehouseOutdated),
   saying to open it read-write once: a read-only connection cannot change it.
@@ -25,6 +27,10 @@ Versions:
   3  account_metrics.days_since_active_30d (null on the rows written before)
   4  the health lab's tables health_backtest, health_backtest_churns, health_backtest_rules
      (docs/health-lab.md#tables)
+  5  the CRM snapshots as versions instead of a full copy per date (crm/versions.py,
+     tables.CRM_VERSIONS): crm_*_raw, account_snapshots and hierarchy_issue_snapshots become
+     crm_*_versions, account_versions and hierarchy_issue_versions with snapshot_dates;
+     users is kept up to date from user_day_changes and user_contacts
 """
 
 from __future__ import annotations
@@ -68,12 +74,23 @@ def _store_comments(con: duckdb.DuckDBPyConnection, version: int | None = None) 
     con.execute(tables.comment_statements(version))
 
 
+def _crm_versions(con: duckdb.DuckDBPyConnection) -> None:
+    from cs_pipeline.crm import upgrade  # the CRM's own SQL; imported here, as it imports the warehouse module
+
+    upgrade.versions_from_copies(con)
+
+
 # The migrations with a function or a description of their own; a version whose only change is
 # registry entries marked `since` it needs none (its description is made from them).
 EXPLICIT: tuple[Migration, ...] = (
     Migration(1, "the schema of the code before versions (sql/warehouse/schema.sql), recognised by its tables"),
     Migration(
         2, "table and column descriptions from the registry as catalog comments", lambda con: _store_comments(con, 2)
+    ),
+    Migration(
+        tables.CRM_VERSIONS,
+        "the CRM snapshots' full copies per date turned into versions; users' state for incremental refreshes",
+        _crm_versions,
     ),
 )
 
@@ -89,23 +106,27 @@ def migrations() -> list[Migration]:
     """Every version in order, the registry's additions folded into its migration."""
     explicit = {m.version: m for m in EXPLICIT}
     since = {t.since for t in tables.TABLE_LIST} | {c.since for t in tables.TABLE_LIST for c in t.columns}
-    versions = sorted(set(explicit) | since)
+    until = {t.until for t in tables.RETIRED}
+    versions = sorted(set(explicit) | since | until)
     if versions != list(range(1, len(versions) + 1)):
         raise RuntimeError(f"schema versions must run 1, 2, 3... without a gap, got {versions}")
     found = [explicit[1]]  # the base: what a warehouse of the code before versions holds
     for version in versions[1:]:
         new_tables, new_columns = _added_by(version)
+        dropped = [t for t in tables.RETIRED if t.until == version]
         own = explicit.get(version)
         added = [f"create {t.name}" for t in new_tables] + [f"add {t.name}.{c.name}" for t, c in new_columns]
-        description = "; ".join(([own.description] if own else []) + added)
+        description = "; ".join(([own.description] if own else []) + added + [f"drop {t.name}" for t in dropped])
 
-        def apply(con, new_tables=new_tables, new_columns=new_columns, own=own, version=version) -> None:
+        def apply(con, new_tables=new_tables, new_columns=new_columns, own=own, dropped=dropped, version=version):
             for table in new_tables:
                 con.execute(table.create_statement(version))
             for table, column in new_columns:
                 con.execute(f"ALTER TABLE {quote_identifier(table.name)} ADD COLUMN {column.ddl()}")
             if own is not None and own.apply is not None:
                 own.apply(con)
+            for table in dropped:
+                con.execute(f"DROP TABLE {quote_identifier(table.name)}")
 
         found.append(Migration(version, description, apply))
     return found
@@ -177,7 +198,7 @@ def _upgrade_in_transaction(con: duckdb.DuckDBPyConnection, path: Path) -> list[
     version = stored_version(con)  # again, under the lock: another connection may have done it
     if version is None:
         present = _existing_tables(con)
-        version_1 = {t.name for t in tables.TABLE_LIST if t.since == 1 and t.name != VERSION_TABLE}
+        version_1 = {t.name for t in tables.tables_at(1) if t.name != VERSION_TABLE}
         if not present & version_1:
             con.execute(tables.create_statements())
             _store_comments(con)

@@ -11,7 +11,9 @@ mirrored object, their columns from the config's field lists) are dynamic and no
 
 A change of shape here needs a schema version: a column or table with `since` = the next
 version is added to existing warehouses by the migrations (`cs_pipeline/migrations.py`);
-anything else (a type, a rename) needs a migration function there.
+a table replaced by others moves to RETIRED with `until` = that version (the migrations drop
+it after the version's function has moved its rows); anything else (a type, a rename) needs
+a migration function there.
 """
 
 from __future__ import annotations
@@ -47,6 +49,7 @@ class Table:
     key: tuple[str, ...] = ()  # the columns that identify a row (checked, not enforced)
     partition: tuple[str, ...] = ()  # the published layer's partition columns, in path order
     since: int = 1
+    until: int | None = None  # the schema version that dropped it (RETIRED tables)
     _by_name: dict[str, Column] = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
@@ -78,6 +81,21 @@ class Table:
         """The column names in order, run_id left out unless asked for."""
         return [c.name for c in self.ordered() if run_id or c.name != "run_id"]
 
+    def exists_at(self, version: int | None) -> bool:
+        """Whether a warehouse at `version` (None: the newest) has the table."""
+        if version is None:
+            return self.until is None
+        return self.since <= version and (self.until is None or version < self.until)
+
+    @property
+    def versioned(self) -> bool:
+        """Whether the table keeps snapshots as versions (valid_from, valid_to, occurrence)."""
+        return self.has("valid_from")
+
+    def payload(self) -> list[str]:
+        """A versioned table's content columns: every column but the version columns and run_id."""
+        return [c.name for c in self.ordered() if c.name not in (*VERSION_COLUMN_NAMES, "run_id")]
+
     def create_statement(self, version: int | None = None) -> str:
         """The CREATE TABLE statement of the table as of schema `version` (default: the latest)."""
         columns = ",\n    ".join(c.ddl() for c in self.ordered(version))
@@ -92,6 +110,20 @@ def _literal(text: str) -> str:
 
 RUN_ID = Column("run_id", "VARCHAR", False, "the Dagster run that last wrote the row")
 SNAPSHOT_DATE = Column("snapshot_date", "DATE", False, "the CRM snapshot's date (the day it was taken)")
+
+# The schema version that stores the CRM snapshots as versions instead of one copy per day.
+CRM_VERSIONS = 5
+# A versioned table holds each snapshot date's rows as versions, the way dbt snapshots do: a row
+# is in the snapshot of every snapshot date D with valid_from <= D < valid_to
+# (docs/data-model.md#snapshot-storage).
+VERSION_COLUMNS = (
+    Column("valid_from", "DATE", False, "the first snapshot date the row is in"),
+    Column("valid_to", "DATE", True, "the first later snapshot date it is no longer in; null: still in the newest"),
+    Column(
+        "occurrence", "INTEGER", False, "0, or n for the (n+1)th identical row of a snapshot (a duplicated export line)"
+    ),
+)
+VERSION_COLUMN_NAMES = tuple(c.name for c in VERSION_COLUMNS)
 DAY = Column("date", "DATE", False, "the day (UTC) the row is for")
 ACCOUNT_ID = Column("account_id", "VARCHAR", False, "the account (External_Id__c, else the Salesforce Id)")
 
@@ -184,66 +216,141 @@ _BACKTEST_AUDIT = _columns(
     RUN_ID,
 )
 
+# The tables version CRM_VERSIONS replaced: one full copy of the CRM per snapshot date.
+_RAW_ACCOUNTS = Table(
+    "crm_accounts_raw",
+    "CRM Account records as the source held them on snapshot_date, mapped to canonical names, text as given",
+    _columns(
+        SNAPSHOT_DATE,
+        _RAW_COMMON[0],
+        ("account_id", "VARCHAR", True, "External_Id__c, else Id, as given"),
+        ("name", "VARCHAR", True, "Name"),
+        ("parent_salesforce_id", "VARCHAR", True, "ParentId"),
+        ("status", "VARCHAR", True, "Status__c"),
+        ("create_date", "VARCHAR", True, "Customer_Since__c, else CreatedDate, as text"),
+        ("contract_value", "VARCHAR", True, "Contract_Value__c, as text"),
+        ("renewal_date", "VARCHAR", True, "Renewal_Date__c, as text"),
+        ("licenses", "VARCHAR", True, "Licenses__c, as text"),
+        _DIMENSION["attributes"],
+        _RAW_COMMON[1],
+        RUN_ID,
+    ),
+    until=CRM_VERSIONS,
+)
+
+_RAW_ASSETS = Table(
+    "crm_assets_raw",
+    "CRM Asset records (product holdings) of the snapshot, mapped to canonical names, text as given",
+    _columns(
+        SNAPSHOT_DATE,
+        _RAW_COMMON[0],
+        ("account_salesforce_id", "VARCHAR", True, "AccountId: the holder's Salesforce Id"),
+        ("product_code", "VARCHAR", True, "Product2.ProductCode"),
+        ("product_name", "VARCHAR", True, "Product2.Name"),
+        ("status", "VARCHAR", True, "Status"),
+        ("licenses", "VARCHAR", True, "Quantity, as text"),
+        ("contract_value", "VARCHAR", True, "Price, as text"),
+        ("create_date", "VARCHAR", True, "InstallDate, as text"),
+        _RAW_COMMON[1],
+        RUN_ID,
+    ),
+    until=CRM_VERSIONS,
+)
+
+_RAW_CONTACTS = Table(
+    "crm_contacts_raw",
+    "CRM Contact records of the snapshot, mapped to canonical names, text as given",
+    _columns(
+        SNAPSHOT_DATE,
+        _RAW_COMMON[0],
+        ("account_salesforce_id", "VARCHAR", True, "AccountId"),
+        ("user_id", "VARCHAR", True, "Email"),
+        ("name", "VARCHAR", True, "Name"),
+        _RAW_COMMON[1],
+        RUN_ID,
+    ),
+    until=CRM_VERSIONS,
+)
+
+_ACCOUNT_SNAPSHOTS = Table(
+    "account_snapshots",
+    "The resolved account dimension of every CRM snapshot date; accounts is the newest one",
+    _columns(SNAPSHOT_DATE, *ACCOUNT_DIMENSION, RUN_ID),
+    key=("snapshot_date", "account_id"),
+    until=CRM_VERSIONS,
+)
+
+_HIERARCHY_ISSUE_SNAPSHOTS = Table(
+    "hierarchy_issue_snapshots",
+    "The hierarchy issues of every CRM snapshot date; hierarchy_issues is the newest one's",
+    _columns(SNAPSHOT_DATE, *_ISSUE_COLUMNS, RUN_ID),
+    until=CRM_VERSIONS,
+)
+
 TABLE_LIST: tuple[Table, ...] = (
+    *(
+        Table(
+            f"{family}_versions",
+            f"The CRM snapshots' {family.removeprefix('crm_')} records as versions (valid_from, valid_to): "
+            f"each snapshot date's rows are those in force on it ({retired.name} before schema version {CRM_VERSIONS})",
+            (*VERSION_COLUMNS, *(c for c in retired.columns if c.name != "snapshot_date")),
+            since=CRM_VERSIONS,
+        )
+        for family, retired in (
+            ("crm_account", _RAW_ACCOUNTS), ("crm_asset", _RAW_ASSETS), ("crm_contact", _RAW_CONTACTS)
+        )
+    ),
     Table(
-        "crm_accounts_raw",
-        "CRM Account records as the source held them on snapshot_date, mapped to canonical names, text as given",
+        "account_versions",
+        "The resolved account dimension of every snapshot date as versions (valid_from, valid_to); "
+        "accounts is the newest one's",
+        _columns(*VERSION_COLUMNS, *ACCOUNT_DIMENSION, RUN_ID),
+        key=("valid_from", "account_id"),
+        since=CRM_VERSIONS,
+    ),
+    Table(
+        "hierarchy_issue_versions",
+        "The hierarchy issues of every snapshot date as versions (valid_from, valid_to); "
+        "hierarchy_issues is the newest one's",
+        _columns(*VERSION_COLUMNS, *_ISSUE_COLUMNS, RUN_ID),
+        since=CRM_VERSIONS,
+    ),
+    Table(
+        "snapshot_dates",
+        "The snapshot dates each asset stored: crm_snapshot for the crm_*_versions tables, accounts "
+        "for account_versions and hierarchy_issue_versions (a date that changed nothing adds no version)",
         _columns(
+            ("asset", "VARCHAR", False, "crm_snapshot or accounts"),
             SNAPSHOT_DATE,
-            _RAW_COMMON[0],
-            ("account_id", "VARCHAR", True, "External_Id__c, else Id, as given"),
-            ("name", "VARCHAR", True, "Name"),
-            ("parent_salesforce_id", "VARCHAR", True, "ParentId"),
-            ("status", "VARCHAR", True, "Status__c"),
-            ("create_date", "VARCHAR", True, "Customer_Since__c, else CreatedDate, as text"),
-            ("contract_value", "VARCHAR", True, "Contract_Value__c, as text"),
-            ("renewal_date", "VARCHAR", True, "Renewal_Date__c, as text"),
-            ("licenses", "VARCHAR", True, "Licenses__c, as text"),
-            _DIMENSION["attributes"],
-            _RAW_COMMON[1],
             RUN_ID,
         ),
+        key=("asset", "snapshot_date"),
+        since=CRM_VERSIONS,
     ),
     Table(
-        "crm_assets_raw",
-        "CRM Asset records (product holdings) of the snapshot, mapped to canonical names, text as given",
+        "user_day_changes",
+        "The event days added to and removed from usage_user_days per account and user since users "
+        "was last refreshed: what the users asset applies (docs/data-model.md#users)",
         _columns(
-            SNAPSHOT_DATE,
-            _RAW_COMMON[0],
-            ("account_salesforce_id", "VARCHAR", True, "AccountId: the holder's Salesforce Id"),
-            ("product_code", "VARCHAR", True, "Product2.ProductCode"),
-            ("product_name", "VARCHAR", True, "Product2.Name"),
-            ("status", "VARCHAR", True, "Status"),
-            ("licenses", "VARCHAR", True, "Quantity, as text"),
-            ("contract_value", "VARCHAR", True, "Price, as text"),
-            ("create_date", "VARCHAR", True, "InstallDate, as text"),
-            _RAW_COMMON[1],
-            RUN_ID,
+            ACCOUNT_ID,
+            ("user_id", "VARCHAR", False, "the user"),
+            ("added_first", "DATE", True, "the earliest event day added"),
+            ("added_last", "DATE", True, "the latest event day added"),
+            ("removed_first", "DATE", True, "the earliest event day removed"),
+            ("removed_last", "DATE", True, "the latest event day removed"),
         ),
+        since=CRM_VERSIONS,
     ),
     Table(
-        "crm_contacts_raw",
-        "CRM Contact records of the snapshot, mapped to canonical names, text as given",
+        "user_contacts",
+        "The contacts of the newest CRM snapshot as users was last refreshed from, one per account and user",
         _columns(
-            SNAPSHOT_DATE,
-            _RAW_COMMON[0],
-            ("account_salesforce_id", "VARCHAR", True, "AccountId"),
-            ("user_id", "VARCHAR", True, "Email"),
-            ("name", "VARCHAR", True, "Name"),
-            _RAW_COMMON[1],
-            RUN_ID,
+            ACCOUNT_ID,
+            ("user_id", "VARCHAR", False, "the contact's e-mail, lower-cased"),
+            ("name", "VARCHAR", True, "the contact's name (the latest-modified contact's)"),
         ),
-    ),
-    Table(
-        "account_snapshots",
-        "The resolved account dimension of every CRM snapshot date; accounts is the newest one",
-        _columns(SNAPSHOT_DATE, *ACCOUNT_DIMENSION, RUN_ID),
-        key=("snapshot_date", "account_id"),
-    ),
-    Table(
-        "hierarchy_issue_snapshots",
-        "The hierarchy issues of every CRM snapshot date; hierarchy_issues is the newest one's",
-        _columns(SNAPSHOT_DATE, *_ISSUE_COLUMNS, RUN_ID),
+        key=("account_id", "user_id"),
+        since=CRM_VERSIONS,
     ),
     Table(
         "accounts",
@@ -516,22 +623,28 @@ TABLE_LIST: tuple[Table, ...] = (
         since=2,  # the published layer came after the code before versions
     ),
 )  # fmt: skip
+RETIRED: tuple[Table, ...] = (
+    _RAW_ACCOUNTS, _RAW_ASSETS, _RAW_CONTACTS, _ACCOUNT_SNAPSHOTS, _HIERARCHY_ISSUE_SNAPSHOTS
+)  # fmt: skip
 TABLES: dict[str, Table] = {t.name: t for t in TABLE_LIST}
 PUBLIC_TABLES: dict[str, Table] = {t.name: t for t in TABLE_LIST if t.public}
 
 
+def tables_at(version: int | None = None) -> list[Table]:
+    """Every table a warehouse at `version` has (None: the newest), retired ones included."""
+    return [t for t in (*TABLE_LIST, *RETIRED) if t.exists_at(version)]
+
+
 def create_statements(version: int | None = None) -> str:
     """CREATE TABLE for every table a warehouse at `version` has (None: the newest)."""
-    return "\n".join(t.create_statement(version) for t in TABLE_LIST if version is None or t.since <= version)
+    return "\n".join(t.create_statement(version) for t in tables_at(version))
 
 
 def comment_statements(version: int | None = None) -> str:
-    """The registry's descriptions as catalog comments (duckdb_tables(), duckdb_columns()), for the
-    tables and columns a warehouse at `version` has (None: the newest)."""
+    """The registry's descriptions as catalog comments (duckdb_tables(), duckdb_columns()), for
+    the tables and columns a warehouse at `version` (None: the newest) has."""
     statements = []
-    for table in TABLE_LIST:
-        if version is not None and table.since > version:
-            continue
+    for table in tables_at(version):
         statements.append(f"COMMENT ON TABLE {quote_identifier(table.name)} IS {_literal(table.description)};")
         statements += [
             f"COMMENT ON COLUMN {quote_identifier(table.name)}.{quote_identifier(c.name)} IS {_literal(c.description)};"

@@ -149,7 +149,8 @@ def _sql_list(values: tuple[str, ...]) -> str:
 
 def sql_macros() -> str:
     """Temporary macros that spell the vocabulary for the SQL files (created on every
-    connection by warehouse.connect), so that no SQL file repeats a value list."""
+    connection by warehouse.connect), so that no SQL file repeats a value list. They read no
+    table: any connection may create them."""
     return (
         f"CREATE OR REPLACE TEMP MACRO active_status_group(g) AS g IN ({_sql_list(ACTIVE_STATUS_GROUPS)});\n"
         f"CREATE OR REPLACE TEMP MACRO unknown_status_group() AS {_sql_list((UNKNOWN_STATUS_GROUP,))};\n"

@@ -36,6 +36,17 @@ def read_sql(name: str) -> str:
     return sql_file(name).read_text()
 
 
+# How the SQL files read the CRM snapshots' versions (cs_pipeline/crm/versions.py): whether a
+# version holds on snapshot date on_day; the snapshot date in force on a day, the newest one on
+# or before it, else the oldest. They read the warehouse's snapshot_dates.
+SNAPSHOT_MACROS = (
+    "CREATE OR REPLACE TEMP MACRO in_force(valid_from, valid_to, on_day) AS "
+    "valid_from <= on_day AND (valid_to IS NULL OR on_day < valid_to);\n"
+    "CREATE OR REPLACE TEMP MACRO snapshot_in_force(of_asset, on_day) AS ("
+    "SELECT coalesce(max(snapshot_date) FILTER (WHERE snapshot_date <= on_day), min(snapshot_date)) "
+    "FROM snapshot_dates WHERE asset = of_asset);\n"
+)
+
 # DuckDB's default (80% of RAM) lets one day's ingest grow to several GiB; beyond this limit
 # it spills to disk instead, which costs little time at 2 million events a day.
 MEMORY_LIMIT = "1GB"
@@ -91,6 +102,7 @@ def connect(
             con.close()
         raise
     con.execute(sql_macros())  # the vocabulary the SQL files spell through macros
+    con.execute(SNAPSHOT_MACROS)
     return con
 
 
@@ -278,9 +290,12 @@ def slice_version(
     con: duckdb.DuckDBPyConnection, table: str, where: str = "TRUE", params: list | None = None
 ) -> dg.DataVersion:
     """The data version of the rows of `table` an asset (partition) wrote: a digest of their
-    content (run_id aside), so a re-run that writes the same rows keeps the same version."""
+    content (run_id aside, and a versioned table's version columns, which later dates move), so
+    a re-run that writes the same rows keeps the same version."""
+    registered = tables.TABLES.get(table)
+    left_out = ", ".join(("run_id", *(tables.VERSION_COLUMN_NAMES if registered and registered.versioned else ())))
     [(rows, digest)] = con.execute(
-        f"SELECT count(*), coalesce(sum(hash(t)), 0) FROM (SELECT * EXCLUDE (run_id) FROM {table} WHERE {where}) t",
+        f"SELECT count(*), coalesce(sum(hash(t)), 0) FROM (SELECT * EXCLUDE ({left_out}) FROM {table} WHERE {where}) t",
         params or [],
     ).fetchall()
     return dg.DataVersion(f"{rows}:{digest:x}")

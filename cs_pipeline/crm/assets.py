@@ -1,21 +1,22 @@
 """CRM assets: the daily snapshot of the source, the account dimension and users."""
 
+from datetime import date
+
 import dagster as dg
+import duckdb
 import polars as pl
 
 from cs_pipeline import publish, schemas
 from cs_pipeline.assets_common.declare import TRANSIENT_RETRIES, materialization, warehouse_asset
 from cs_pipeline.assets_common.shared import DomainContext, PipelineSettings, partition_date
+from cs_pipeline.config import PipelineConfig
+from cs_pipeline.crm import versions
 from cs_pipeline.crm.hierarchy import RAW_ACCOUNT_SCHEMA, RAW_ASSET_SCHEMA, Resolution, resolve_accounts
 from cs_pipeline.crm.mapping import extract_snapshot
 from cs_pipeline.crm.salesforce_assets import build_salesforce_assets
 from cs_pipeline.crm.sources import CrmSource, CrmSourceError
 from cs_pipeline.transactions import transaction
 from cs_pipeline.warehouse import WarehouseResource, query_frame, read_sql, set_variables
-
-
-def _set_variables(con, context: dg.AssetExecutionContext) -> None:
-    set_variables(con, partition_date=partition_date(context), run_id=context.run.run_id)
 
 
 def build(context: DomainContext) -> list[dg.AssetsDefinition]:
@@ -51,24 +52,22 @@ def build_crm_assets(
             frames = extract_snapshot(reading.source, settings.config)
         except CrmSourceError as exc:  # a bad export file or a missing mirror: retrying fails the same way
             raise dg.Failure(str(exc), allow_retries=False) from None
+        day = partition_date(context)
         with warehouse.connection() as con:
-            _set_variables(con, context)
-            with transaction(con):
-                for name, frame in frames.items():
-                    con.register(name.replace("crm_", "snapshot_").replace("_raw", ""), frame.to_arrow())
-                con.execute(read_sql("crm/store_snapshot.sql"))
+            writes = store_crm_snapshot(con, day, frames, context.run.run_id)
             return materialization(
                 con,
-                "crm_accounts_raw",
+                "crm_account_versions",
                 frames["crm_accounts_raw"].height,
                 {
                     **reading.metadata,
                     "accounts": frames["crm_accounts_raw"].height,
                     "assets": frames["crm_assets_raw"].height,
                     "contacts": frames["crm_contacts_raw"].height,
+                    **versions.version_counts(writes),
                 },
-                where="snapshot_date = ?",
-                params=[partition_date(context)],
+                where="in_force(valid_from, valid_to, ?)",
+                params=[day],
             )
 
     @warehouse_asset(
@@ -83,41 +82,17 @@ def build_crm_assets(
     def accounts(
         context: dg.AssetExecutionContext, settings: PipelineSettings, warehouse: WarehouseResource
     ) -> dg.MaterializeResult:
-        config = settings.config
         day = partition_date(context)
         with warehouse.connection() as con:
-            raw_accounts = query_frame(
-                con, "SELECT * EXCLUDE (snapshot_date, run_id) FROM crm_accounts_raw WHERE snapshot_date = ?", [day]
-            )
-            raw_assets = query_frame(
-                con, "SELECT * EXCLUDE (snapshot_date, run_id) FROM crm_assets_raw WHERE snapshot_date = ?", [day]
-            )
-            if raw_accounts.height == 0:
-                raise dg.Failure(f"no CRM snapshot for {day}: materialise crm_snapshot for partition {day} first")
-            resolution = resolve_accounts(
-                raw_accounts.cast(RAW_ACCOUNT_SCHEMA),
-                raw_assets.cast(RAW_ASSET_SCHEMA),
-                status_catalog=config.status_catalog(),
-                product_separator=config.crm.product_separator,
-            )
-            schemas.validate(schemas.accounts, resolution.accounts)
-            schemas.validate(schemas.hierarchy_issues, resolution.issues)
-            _set_variables(con, context)
-            with transaction(con):
-                con.register("resolved_accounts", resolution.accounts.to_arrow())
-                con.register("resolved_issues", resolution.issues.to_arrow())
-                con.execute(read_sql("crm/store_account_snapshot.sql"))
-                con.execute(read_sql("crm/refresh_current_accounts.sql"))
-                publish.queue(con, "accounts")
-                publish.queue(con, "hierarchy_issues")
+            resolution, writes = resolve_account_snapshot(con, day, settings.config, context.run.run_id)
             [(current_rows,)] = con.execute("SELECT count(*) FROM accounts").fetchall()
             materialized = materialization(
                 con,
                 "accounts",
                 current_rows,
-                _resolution_counts(resolution),
-                version_table="account_snapshots",
-                where="snapshot_date = ?",
+                {**_resolution_counts(resolution), **versions.version_counts(writes)},
+                version_table="account_versions",
+                where="in_force(valid_from, valid_to, ?)",
                 params=[day],
             )
         for issue in resolution.issues.filter(pl.col("issue") != "invalid_value").head(20).iter_rows(named=True):
@@ -133,10 +108,7 @@ def build_crm_assets(
     )
     def users(context: dg.AssetExecutionContext, warehouse: WarehouseResource) -> dg.MaterializeResult:
         with warehouse.connection() as con:
-            _set_variables(con, context)
-            with transaction(con):  # the blocking check users_schema validates what was written
-                con.execute(read_sql("crm/refresh_users.sql"))
-                publish.queue(con, "users")
+            refresh_users(con, context.run.run_id)
             [(rows, from_contacts, seen_in_events)] = con.execute(
                 "SELECT count(*), count(name), count(first_seen) FROM users"
             ).fetchall()
@@ -145,6 +117,59 @@ def build_crm_assets(
             )
 
     return [crm_snapshot, accounts, users]
+
+
+def store_crm_snapshot(
+    con: duckdb.DuckDBPyConnection, day: date, frames: dict[str, pl.DataFrame], run_id: str
+) -> dict[str, versions.VersionWrites]:
+    """Stores the CRM records read for `day` (extract_snapshot's frames) as day's snapshot."""
+    with transaction(con):
+        for name, frame in frames.items():
+            con.register(name.replace("crm_", "snapshot_").replace("_raw", ""), frame.to_arrow())
+        con.execute(read_sql("crm/store_snapshot.sql"))
+        return versions.store_snapshots(con, "crm_snapshot", day, run_id)
+
+
+def resolve_account_snapshot(
+    con: duckdb.DuckDBPyConnection, day: date, config: PipelineConfig, run_id: str
+) -> tuple[Resolution, dict[str, versions.VersionWrites]]:
+    """Resolves the CRM snapshot of `day` into day's account dimension, stores it as day's
+    snapshot and refreshes `accounts` and `hierarchy_issues` (the newest snapshot's)."""
+    [(stored,)] = con.execute(
+        "SELECT count(*) FROM snapshot_dates WHERE asset = 'crm_snapshot' AND snapshot_date = ?", [day]
+    ).fetchall()
+    raw_accounts = query_frame(con, versions.rows_in_force("crm_account_versions"), [day])
+    if not stored or raw_accounts.height == 0:
+        raise dg.Failure(f"no CRM snapshot for {day}: materialise crm_snapshot for partition {day} first")
+    raw_assets = query_frame(con, versions.rows_in_force("crm_asset_versions"), [day])
+    resolution = resolve_accounts(
+        raw_accounts.cast(RAW_ACCOUNT_SCHEMA),
+        raw_assets.cast(RAW_ASSET_SCHEMA),
+        status_catalog=config.status_catalog(),
+        product_separator=config.crm.product_separator,
+    )
+    schemas.validate(schemas.accounts, resolution.accounts)
+    schemas.validate(schemas.hierarchy_issues, resolution.issues)
+    with transaction(con):
+        con.register("resolved_accounts", resolution.accounts.to_arrow())
+        con.register("resolved_issues", resolution.issues.to_arrow())
+        con.execute(read_sql("crm/store_account_snapshot.sql"))
+        writes = versions.store_snapshots(con, "accounts", day, run_id)
+        set_variables(con, run_id=run_id)
+        con.execute(read_sql("crm/refresh_current_accounts.sql"))
+        publish.queue(con, "accounts")
+        publish.queue(con, "hierarchy_issues")
+    return resolution, writes
+
+
+def refresh_users(con: duckdb.DuckDBPyConnection, run_id: str) -> None:
+    """Brings `users` up to date with the newest CRM snapshot's contacts and the event days
+    changed since its last refresh (crm/sql/refresh_users.sql)."""
+    set_variables(con, run_id=run_id)
+    with transaction(con):  # the blocking check users_schema validates what was written
+        con.execute(read_sql("crm/contact_users.sql"))
+        con.execute(read_sql("crm/refresh_users.sql"))
+        publish.queue(con, "users")
 
 
 def _resolution_counts(resolution: Resolution) -> dict[str, int]:

@@ -1,7 +1,7 @@
 """The account dimension of one CRM snapshot, as pure Polars transforms
 (docs/data-model.md#account-hierarchy-and-product-accounts, docs/lifecycle.md#status-catalog).
 
-Input: the snapshot's canonical records as text (`crm_accounts_raw`, `crm_assets_raw`).
+Input: the snapshot's canonical records as text (`crm_account_versions`, `crm_asset_versions`).
 Output: one row per account — CRM accounts and virtual product accounts — with its
 hierarchy (root_id, depth, path) and status group, plus every problem found, each cut and
 reported as an issue row rather than silently repaired. Loops run over hierarchy levels,

@@ -881,16 +881,21 @@ def _write_crm(crm: _Crm, crm_dir: Path, exports: list[date]) -> None:
             ("Asset", crm.assets, ASSET_COLUMNS, {"Status": "_new_status"}),
             ("Contact", crm.contacts, CONTACT_COLUMNS, {}),
         ):
-            _export_rows(frame, _epoch_day(day), changes).select(columns).write_csv(folder / f"{name}.csv")
+            _export_rows(frame, _epoch_day(day), changes, _epoch_day(exports[0])).select(columns).write_csv(
+                folder / f"{name}.csv"
+            )
 
 
-def _export_rows(frame: pl.DataFrame, day: int, changes: dict[str, str]) -> pl.DataFrame:
+def _export_rows(frame: pl.DataFrame, day: int, changes: dict[str, str], first_day: int) -> pl.DataFrame:
     """The records of an export taken on epoch day `day`: those created by then, with the
     values their change gave them (`changes`: column -> column of the new value, from
     `_change_day` on), last modified by then (a changed record on its change day at the
-    earliest)."""
+    earliest). A record is last modified once before the first export (`first_day`), or when
+    created if later, so that every export repeats an unchanged record as it was: only a
+    change moves its SystemModstamp, as in Salesforce."""
     end_ms = (day + 1) * _MS_PER_DAY - 1_000
-    modstamp = pl.col("_since_ms") + (pl.col("_modstamp_at") * (end_ms + 1_000 - pl.col("_since_ms"))).cast(pl.Int64)
+    horizon = pl.max_horizontal(pl.col("_since_ms"), pl.lit((first_day + 1) * _MS_PER_DAY))
+    modstamp = pl.col("_since_ms") + (pl.col("_modstamp_at") * (horizon - pl.col("_since_ms"))).cast(pl.Int64)
     rows = frame.filter(pl.col("_visible_from") <= day)
     if changes:
         changed = pl.col("_change_day") <= day

@@ -23,10 +23,11 @@ from hypothesis import strategies as st
 
 from cs_pipeline import cli
 from cs_pipeline.config import load_config
+from cs_pipeline.crm.assets import store_crm_snapshot
 from cs_pipeline.crm.hierarchy import resolve_accounts
 from cs_pipeline.crm.mapping import extract_snapshot
 from cs_pipeline.crm.sources import CrmExportError, CrmFilesSource
-from cs_pipeline.warehouse import connect, read_sql, set_variables
+from cs_pipeline.warehouse import connect
 from cs_pipeline_tests.support.tenant import ACCOUNT_HEADER, ASSET_HEADER, CONTACT_HEADER, write_tenant
 from cs_pipeline_tests.support.warehouse import warehouse_digest
 
@@ -34,16 +35,6 @@ D = date(2025, 11, 21)
 CORRUPTIONS = ["unterminated_quote", "utf16", "bad_byte", "semicolons", "missing_column", "extra_field"]
 
 text_value = st.text(st.characters(blacklist_categories=("Cs", "Cc")), max_size=12)
-
-
-def store_snapshot(con, frames: dict, day: date) -> None:
-    """What crm_snapshot does with the frames the source gave."""
-    set_variables(con, partition_date=day, run_id="r")
-    con.begin()
-    for name, frame in frames.items():
-        con.register(name.replace("crm_", "snapshot_").replace("_raw", ""), frame.to_arrow())
-    con.execute(read_sql("crm/store_snapshot.sql"))
-    con.commit()
 
 
 def render(header: list[str], rows: list[dict], corruption: str | None, bom: bool) -> bytes:
@@ -110,7 +101,7 @@ def tenant(tmp_path_factory) -> Path:
     config = load_config(write_tenant(root))
     con = connect(config.warehouse)
     frames = extract_snapshot(CrmFilesSource(files_dir=str(config.crm.files_dir)), config)
-    store_snapshot(con, frames, date(2025, 11, 20))
+    store_crm_snapshot(con, date(2025, 11, 20), frames, "r")
     con.close()
     return root
 
@@ -149,8 +140,10 @@ def test_any_export_resolves_every_live_account_or_fails_naming_the_file_and_cha
             )  # fmt: skip
             crm_accounts = resolution.accounts.filter(resolution.accounts["account_type"] == "account")
             assert sorted(crm_accounts["account_id"].to_list()) == sorted(expected)
-            store_snapshot(con, frames, D)
-            [(stored,)] = con.execute("SELECT count(*) FROM crm_accounts_raw WHERE snapshot_date = ?", [D]).fetchall()
+            store_crm_snapshot(con, D, frames, "r")
+            [(stored,)] = con.execute(
+                "SELECT count(*) FROM crm_account_versions WHERE in_force(valid_from, valid_to, ?)", [D]
+            ).fetchall()
             assert stored == len(expected)
         finally:
             con.close()

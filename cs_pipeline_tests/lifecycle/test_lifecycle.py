@@ -10,6 +10,7 @@ from cs_pipeline.lifecycle.retention import purge_inactive_free_accounts
 from cs_pipeline.lifecycle.status_history import record_status_history
 from cs_pipeline.rollups.account_rollups import compute_account_rollups, compute_subaccount_health
 from cs_pipeline.warehouse import InputsMissing, connect
+from cs_pipeline_tests.support.snapshots import store_account_snapshot
 from cs_pipeline_tests.support.tenant import write_tenant
 
 GROUPS = {
@@ -25,11 +26,14 @@ def con(tmp_path):
 
 
 def snapshot(con, day: str, statuses: dict[str, str | None]) -> None:
-    """account_snapshots rows of one day: each account a root with the given status."""
-    con.executemany(
-        "INSERT INTO account_snapshots (snapshot_date, account_id, root_id, depth, path, account_type, status, "
-        "status_group, run_id) VALUES (?, ?, ?, 0, [?], 'account', ?, ?, 'r')",
-        [[day, account, account, account, status, GROUPS[status]] for account, status in statuses.items()],
+    """The account snapshot of one day: each account a root with the given status."""
+    store_account_snapshot(
+        con,
+        day,
+        [
+            {"account_id": account, "account_type": "account", "status": status, "status_group": GROUPS[status]}
+            for account, status in statuses.items()
+        ],
     )
 
 

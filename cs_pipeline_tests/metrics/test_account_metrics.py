@@ -1,9 +1,9 @@
 """Usage metrics per account and day (docs/metrics.md), computed on a real warehouse.
 
 Events go through the real ingestion (CSV files in a landing zone, `ingest_delivery`), so
-the metrics read the daily aggregates exactly as in production. Accounts are written
-straight into `account_snapshots`. Every expected value below is worked out by hand from
-the events of the test; D is the day the metrics are for.
+the metrics read the daily aggregates exactly as in production. Accounts are stored straight
+as account snapshots (support/snapshots.py). Every expected value below is worked out by hand
+from the events of the test; D is the day the metrics are for.
 """
 
 from __future__ import annotations
@@ -19,6 +19,7 @@ from cs_pipeline.config import PipelineConfig, parse_config
 from cs_pipeline.metrics.account_metrics import MetricQueryError, compute_account_metrics
 from cs_pipeline.usage.ingest import ingest_delivery
 from cs_pipeline.warehouse import connect
+from cs_pipeline_tests.support.snapshots import store_account_snapshot
 from cs_pipeline_tests.support.tenant import write_events_csv
 
 D = date(2025, 11, 20)
@@ -50,21 +51,11 @@ class Warehouse:
         self.con = connect(self.root / "warehouse.duckdb")
 
     def accounts(self, snapshot_date: date, *accounts: dict) -> None:
-        for account in accounts:
-            row = {
-                "account_type": "account", "status": "Pro", "status_group": "Paying", "create_date": None,
-                "renewal_date": None, "licenses": None, "contract_value": None, **account,
-            }  # fmt: skip
-            self.con.execute(
-                "INSERT INTO account_snapshots BY NAME SELECT ? AS snapshot_date, ? AS account_id, ? AS root_id, "
-                "0 AS depth, [?] AS path, ? AS account_type, ? AS status, ? AS status_group, ?::DATE AS create_date, "
-                "?::DATE AS renewal_date, ? AS licenses, ? AS contract_value, 'test' AS run_id",
-                [
-                    snapshot_date, row["account_id"], row["account_id"], row["account_id"], row["account_type"],
-                    row["status"], row["status_group"], row["create_date"], row["renewal_date"], row["licenses"],
-                    row["contract_value"],
-                ],
-            )  # fmt: skip
+        defaults = {
+            "account_type": "account", "status": "Pro", "status_group": "Paying", "create_date": None,
+            "renewal_date": None, "licenses": None, "contract_value": None,
+        }  # fmt: skip
+        store_account_snapshot(self.con, snapshot_date, [{**defaults, **account} for account in accounts])
 
     def deliver(self, partition: date, events: list[Event]) -> None:
         rows = [

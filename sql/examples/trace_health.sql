@@ -2,7 +2,7 @@
 -- and a date in `picked` for another. Each input carries the run_id that wrote it; the run's
 -- tags in Dagster hold the config path and hash and the cs_pipeline version. Runs on the
 -- published layer (analytics.duckdb): the snapshot used is seen through status_history on
--- that date; its full rows (account_snapshots) are in the warehouse only.
+-- that date; its full rows (account_versions in force on it) are in the warehouse only.
 WITH picked AS (
     SELECT account_id, date FROM account_health WHERE health = 'Poor' ORDER BY date DESC, account_id LIMIT 1
 )

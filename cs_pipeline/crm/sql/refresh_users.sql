@@ -1,29 +1,63 @@
--- `users`: the contacts of the newest CRM snapshot and every user seen in usage events, one
--- row per account and user; first_seen / last_seen are UTC event days (null until an event).
+-- `users`: the contacts of the newest CRM snapshot and every user seen in usage events, one row
+-- per account and user; first_seen / last_seen are UTC event days (null until an event)
+-- (docs/data-model.md#users). Kept up to date from what changed since the last refresh, never
+-- from all history: the pairs whose contact changed (contact_users against user_contacts) and
+-- those whose event days changed (user_day_changes, written with usage_user_days). A pair that
+-- lost an event day at or beyond first_seen / last_seen is counted again from usage_user_days;
+-- for any other, the days added can only widen them. Needs contact_users (contact_users.sql).
 -- Variables: run_id.
-CREATE OR REPLACE TEMP TABLE contact_users AS
-WITH newest AS (SELECT max(snapshot_date) AS snapshot_date FROM crm_contacts_raw),
-contacts AS (
-    SELECT a.account_id,
-        CASE WHEN contains(c.user_id, '@') THEN lower(c.user_id) ELSE c.user_id END AS user_id,
-        c.name, c.system_modstamp, c.salesforce_id
-    FROM crm_contacts_raw c
-    JOIN crm_accounts_raw a
-      ON a.snapshot_date = c.snapshot_date AND a.salesforce_id = c.account_salesforce_id
-    WHERE c.snapshot_date = (SELECT snapshot_date FROM newest)
-)
--- one name per user: the latest-modified contact, as with duplicate accounts
-SELECT account_id, user_id, arg_max(name, (coalesce(system_modstamp, ''), salesforce_id)) AS name
-FROM contacts
-WHERE user_id IS NOT NULL AND account_id IS NOT NULL
+CREATE OR REPLACE TEMP TABLE contact_changes AS
+(SELECT * FROM contact_users EXCEPT SELECT * FROM user_contacts)
+UNION
+(SELECT * FROM user_contacts EXCEPT SELECT * FROM contact_users);
+
+CREATE OR REPLACE TEMP TABLE user_day_change_totals AS
+SELECT account_id, user_id, min(added_first) AS added_first, max(added_last) AS added_last,
+    min(removed_first) AS removed_first, max(removed_last) AS removed_last
+FROM user_day_changes
 GROUP BY account_id, user_id;
 
-DELETE FROM users;
+CREATE OR REPLACE TEMP TABLE user_candidates AS
+SELECT p.account_id, p.user_id, u.first_seen, u.last_seen, t.added_first, t.added_last,
+    t.removed_first IS NOT NULL
+        AND (u.first_seen IS NULL OR t.removed_first <= u.first_seen OR t.removed_last >= u.last_seen) AS recount
+FROM (
+    SELECT account_id, user_id FROM contact_changes
+    UNION
+    SELECT account_id, user_id FROM user_day_change_totals
+) p
+LEFT JOIN users u ON u.account_id = p.account_id AND u.user_id = p.user_id
+LEFT JOIN user_day_change_totals t ON t.account_id = p.account_id AND t.user_id = p.user_id;
+
+CREATE OR REPLACE TEMP TABLE user_recounts AS
+SELECT d.account_id, d.user_id, min(d.event_date) AS first_seen, max(d.event_date) AS last_seen
+FROM usage_user_days d
+SEMI JOIN (SELECT account_id, user_id FROM user_candidates WHERE recount) r
+    ON r.account_id = d.account_id AND r.user_id = d.user_id
+GROUP BY d.account_id, d.user_id;
+
+DELETE FROM users
+WHERE EXISTS (SELECT 1 FROM user_candidates c WHERE c.account_id = users.account_id AND c.user_id = users.user_id);
+
 INSERT INTO users
-SELECT account_id, user_id, c.name, e.first_seen, e.last_seen, getvariable('run_id')
-FROM contact_users c
-FULL JOIN (
-    SELECT account_id, user_id, min(event_date) AS first_seen, max(event_date) AS last_seen
-    FROM usage_user_days
-    GROUP BY account_id, user_id
-) e USING (account_id, user_id);
+SELECT account_id, user_id, name, first_seen, last_seen, getvariable('run_id')
+FROM (
+    SELECT c.account_id, c.user_id, k.name, k.user_id IS NOT NULL AS is_contact,
+        CASE WHEN c.recount THEN r.first_seen ELSE least(c.first_seen, c.added_first) END AS first_seen,
+        CASE WHEN c.recount THEN r.last_seen ELSE greatest(c.last_seen, c.added_last) END AS last_seen
+    FROM user_candidates c
+    LEFT JOIN contact_users k ON k.account_id = c.account_id AND k.user_id = c.user_id
+    LEFT JOIN user_recounts r ON r.account_id = c.account_id AND r.user_id = c.user_id
+)
+WHERE is_contact OR first_seen IS NOT NULL;
+
+DELETE FROM user_contacts
+WHERE EXISTS (
+    SELECT 1 FROM contact_changes c WHERE c.account_id = user_contacts.account_id AND c.user_id = user_contacts.user_id
+);
+INSERT INTO user_contacts
+SELECT * FROM contact_users
+WHERE EXISTS (
+    SELECT 1 FROM contact_changes c WHERE c.account_id = contact_users.account_id AND c.user_id = contact_users.user_id
+);
+DELETE FROM user_day_changes;

@@ -28,6 +28,12 @@ DELETE FROM usage_event_copies
 WHERE event_date <= getvariable('as_of') AND account_id IN (SELECT account_id FROM retention_candidates);
 DELETE FROM usage_account_days
 WHERE event_date <= getvariable('as_of') AND account_id IN (SELECT account_id FROM retention_candidates);
+-- the users asset counts these accounts' users' days again (crm/sql/refresh_users.sql)
+INSERT INTO user_day_changes
+SELECT account_id, user_id, NULL, NULL, min(event_date), max(event_date)
+FROM usage_user_days
+WHERE event_date <= getvariable('as_of') AND account_id IN (SELECT account_id FROM retention_candidates)
+GROUP BY account_id, user_id;
 DELETE FROM usage_user_days
 WHERE event_date <= getvariable('as_of') AND account_id IN (SELECT account_id FROM retention_candidates);
 

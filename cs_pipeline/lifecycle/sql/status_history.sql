@@ -1,12 +1,13 @@
--- status_history for snapshot date `partition_date` (from account_snapshots), and
+-- status_history for snapshot date `partition_date` (the account_versions in force on it), and
 -- status_changes against the previous snapshot date. Materialising a date out of order
 -- changes the next snapshot date's predecessor, so that date's changes are redone too.
 -- Variables: partition_date, run_id.
 DELETE FROM status_history WHERE date = getvariable('partition_date');
 INSERT INTO status_history
-SELECT snapshot_date, account_id, account_type, status, status_group, getvariable('run_id')
-FROM account_snapshots
-WHERE snapshot_date = getvariable('partition_date');
+SELECT getvariable('partition_date'), account_id, account_type, status, status_group, getvariable('run_id')
+FROM account_versions
+WHERE in_force(valid_from, valid_to, getvariable('partition_date'))
+  AND getvariable('partition_date') IN (SELECT snapshot_date FROM snapshot_dates WHERE asset = 'accounts');
 
 CREATE OR REPLACE TEMP TABLE change_dates AS
 SELECT date, (SELECT max(earlier.date) FROM status_history earlier WHERE earlier.date < d.date) AS previous_date

@@ -3,13 +3,13 @@
 -- accounts included, plus every unknown account ID delivered by as_of. Also the views a
 -- custom `sql` metric may read: metric_accounts and metric_events. Variables: as_of.
 CREATE OR REPLACE TEMP TABLE metric_snapshot AS
-SELECT coalesce(max(snapshot_date) FILTER (snapshot_date <= getvariable('as_of')), min(snapshot_date)) AS snapshot_date
-FROM account_snapshots;
+SELECT snapshot_in_force('accounts', getvariable('as_of')) AS snapshot_date;
 
 CREATE OR REPLACE TEMP TABLE metric_accounts AS
-SELECT * EXCLUDE (run_id)
-FROM account_snapshots
-WHERE snapshot_date = (SELECT snapshot_date FROM metric_snapshot);
+SELECT (SELECT snapshot_date FROM metric_snapshot) AS snapshot_date,
+    * EXCLUDE (valid_from, valid_to, occurrence, run_id)
+FROM account_versions
+WHERE in_force(valid_from, valid_to, (SELECT snapshot_date FROM metric_snapshot));
 
 INSERT INTO metric_accounts BY NAME
 SELECT account_id, account_id AS root_id, 0 AS depth, [account_id] AS path, 'unknown' AS account_type,

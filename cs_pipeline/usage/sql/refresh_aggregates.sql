@@ -2,7 +2,13 @@
 -- in touched_partitions from the events now stored for it. Variables: run_id.
 -- Distinct modules come from a GROUP BY on the module itself, then a plain list() per day:
 -- several times cheaper than list(DISTINCT ...) on millions of rows. Lists and maps are
--- sorted, so a re-run writes identical rows.
+-- sorted, so a re-run writes identical rows. The event days each account and user gains or
+-- loses go to user_day_changes, from which the users asset keeps users up to date.
+CREATE OR REPLACE TEMP TABLE user_days_before AS
+SELECT partition_date, event_date, account_id, user_id
+FROM usage_user_days
+WHERE partition_date IN (SELECT partition_date FROM touched_partitions);
+
 DELETE FROM usage_account_days WHERE partition_date IN (SELECT partition_date FROM touched_partitions);
 DELETE FROM usage_user_days WHERE partition_date IN (SELECT partition_date FROM touched_partitions);
 
@@ -42,4 +48,21 @@ FROM (
 )
 GROUP BY partition_date, event_date, account_id, user_id;
 
+CREATE OR REPLACE TEMP TABLE user_days_after AS
+SELECT partition_date, event_date, account_id, user_id
+FROM usage_user_days
+WHERE partition_date IN (SELECT partition_date FROM touched_partitions);
+
+INSERT INTO user_day_changes
+SELECT account_id, user_id, min(event_date) FILTER (added), max(event_date) FILTER (added),
+    min(event_date) FILTER (NOT added), max(event_date) FILTER (NOT added)
+FROM (
+    SELECT *, true AS added FROM (SELECT * FROM user_days_after EXCEPT SELECT * FROM user_days_before)
+    UNION ALL
+    SELECT *, false AS added FROM (SELECT * FROM user_days_before EXCEPT SELECT * FROM user_days_after)
+)
+GROUP BY account_id, user_id;
+
 DROP VIEW touched_events;
+DROP TABLE user_days_before;
+DROP TABLE user_days_after;
