@@ -280,12 +280,22 @@ class _Model(BaseModel):
 
 
 class Rule(_Model):
-    """`{metric, op, value}`; `value` is normalised (numbers parsed, text trimmed, None for is_empty)."""
+    """`{metric, op, value}`; `value` is normalised (numbers parsed, text trimmed, None for is_empty).
+    `written_value` keeps the value as the YAML file wrote it (the health lab names rules by it)."""
 
     metric: str
     op: Op
     value: SkipValidation[RuleValue] = Field(default=None, validate_default=True)
     _kind: MetricKind = PrivateAttr(default="number")
+    _written: Any = PrivateAttr(default=None)
+
+    @model_validator(mode="wrap")
+    @classmethod
+    def _remember_written(cls, data: Any, handler: Any) -> "Rule":
+        rule = handler(data)
+        if isinstance(data, Mapping):
+            rule._written = data.get("value")
+        return rule
 
     @field_validator("metric")
     @classmethod
@@ -316,12 +326,18 @@ class Rule(_Model):
         """How the metric compares: "number", "ordinal" (usage_frequency) or "text"."""
         return self._kind
 
+    @property
+    def written_value(self) -> Any:
+        """The value as written in the config, before normalisation (`40.0` stays a float)."""
+        return self._written
+
 
 class Condition(_Model):
     """A dimension metric's good or poor test: `{op, value}` on the metric named beside it."""
 
     op: Op
     value: SkipValidation[RuleValue] = None  # checked by DimensionMetric, which knows the metric
+    _written: Any = PrivateAttr(default=None)  # the value as written (Rule.written_value)
 
 
 class DimensionMetric(_Model):
@@ -343,7 +359,9 @@ class DimensionMetric(_Model):
             return cond
         ctx = _ctx(info)
         _check_op(info.data["metric"], cond.op, ctx)
-        return cond.model_copy(update={"value": _check_value(info.data["metric"], cond.op, cond.value, ctx)})
+        checked = cond.model_copy(update={"value": _check_value(info.data["metric"], cond.op, cond.value, ctx)})
+        checked._written = cond.value
+        return checked
 
     @model_validator(mode="after")
     def _remember_kind(self, info: ValidationInfo) -> "DimensionMetric":
@@ -357,6 +375,7 @@ class DimensionMetric(_Model):
     def _rule(self, cond: Condition) -> Rule:
         rule = Rule.model_construct(metric=self.metric, op=cond.op, value=cond.value)
         rule._kind = self._kind
+        rule._written = cond._written
         return rule
 
     @property

@@ -161,6 +161,17 @@ _STATUS = {
     "status_group": _DIMENSION["status_group"],
 }
 
+# every health-lab table says which backtest wrote it (docs/health-lab.md#tables)
+_BACKTEST_RANGE = _columns(
+    ("start", "DATE", False, "the backtest's first day (D1)"),
+    ("end", "DATE", False, "the backtest's last day (D2)"),
+    ("horizon", "INTEGER", False, "H: a churn within H days after a day makes it positive"),
+)
+_BACKTEST_AUDIT = _columns(
+    ("config_sha256", "VARCHAR", False, "sha256 of the config whose health was tested"),
+    RUN_ID,
+)
+
 TABLE_LIST: tuple[Table, ...] = (
     Table(
         "crm_accounts_raw",
@@ -425,6 +436,59 @@ TABLE_LIST: tuple[Table, ...] = (
         public=True,
     ),
     Table(
+        "health_backtest",
+        "The health lab's backtest (docs/health-lab.md): per profile ('*': all) and label, the scored "
+        "observable days, those followed by a churn within the horizon, their churn rate and lift",
+        _columns(
+            *_BACKTEST_RANGE,
+            ("profile", "VARCHAR", False, "the profile that wrote the health rows; '*' for all profiles"),
+            ("health", "VARCHAR", False, "Good, Average or Poor"),
+            ("days", "BIGINT", False, "scored observable days (account x day) with this label"),
+            ("positive_days", "BIGINT", False, "of those, the days followed by a churn within the horizon"),
+            ("churn_rate", "DOUBLE", True, "positive_days / days; null without days"),
+            ("lift", "DOUBLE", True, "churn_rate / the profile's churn rate over all its labels; null where undefined"),
+            *_BACKTEST_AUDIT,
+        ),
+        public=True,
+        key=("start", "end", "horizon", "profile", "health"),
+        since=3,
+    ),
+    Table(
+        "health_backtest_churns",
+        "The health lab's backtest: each churn with a scored day in its lead window, whether the "
+        "account was Poor in that window and how long before the churn it first was",
+        _columns(
+            *_BACKTEST_RANGE,
+            ACCOUNT_ID,
+            ("churn_date", "DATE", False, "the date of the status_changes row of kind churn"),
+            ("flagged", "BOOLEAN", False, "Poor on at least one day of the lead window"),
+            ("lead_days", "INTEGER", True, "churn_date - the first Poor day of the lead window; null when not flagged"),
+            *_BACKTEST_AUDIT,
+        ),
+        public=True,
+        key=("start", "end", "horizon", "account_id", "churn_date"),
+        since=3,
+    ),
+    Table(
+        "health_backtest_rules",
+        "The health lab's backtest per rule of a scorecard profile and per metric of a dimensional "
+        "one: the scored observable days it was against the account, and their churn rate and lift",
+        _columns(
+            *_BACKTEST_RANGE,
+            ("profile", "VARCHAR", False, "the profile"),
+            ("rule", "VARCHAR", False, "'<good|poor>: <metric> <op> <value as JSON>', or '<dimension>/<metric>'"),
+            ("against_days", "BIGINT", False,
+             "days a poor rule held, a good rule was evaluated and failed, or the metric was rated Poor"),
+            ("positive_days", "BIGINT", False, "of those, the days followed by a churn within the horizon"),
+            ("churn_rate", "DOUBLE", True, "positive_days / against_days; null without days"),
+            ("lift", "DOUBLE", True, "churn_rate / the profile's churn rate; null where undefined"),
+            *_BACKTEST_AUDIT,
+        ),
+        public=True,
+        key=("start", "end", "horizon", "profile", "rule"),
+        since=3,
+    ),
+    Table(
         "schema_version",
         "The warehouse's schema version: one row per migration applied (cs_pipeline/migrations.py)",
         _columns(
@@ -453,14 +517,17 @@ def create_statements(version: int | None = None) -> str:
     return "\n".join(t.create_statement(version) for t in TABLE_LIST if version is None or t.since <= version)
 
 
-def comment_statements() -> str:
-    """The registry's descriptions as catalog comments (duckdb_tables(), duckdb_columns())."""
+def comment_statements(version: int | None = None) -> str:
+    """The registry's descriptions as catalog comments (duckdb_tables(), duckdb_columns()), for the
+    tables and columns a warehouse at `version` has (None: the newest)."""
     statements = []
     for table in TABLE_LIST:
+        if version is not None and table.since > version:
+            continue
         statements.append(f"COMMENT ON TABLE {quote_identifier(table.name)} IS {_literal(table.description)};")
         statements += [
             f"COMMENT ON COLUMN {quote_identifier(table.name)}.{quote_identifier(c.name)} IS {_literal(c.description)};"
-            for c in table.columns
+            for c in table.ordered(version)
             if c.description
         ]
     return "\n".join(statements)

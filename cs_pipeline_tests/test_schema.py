@@ -229,6 +229,25 @@ def test_a_warehouse_with_only_some_of_the_tables_of_version_1_is_refused(tmp_pa
         assert "schema_version" not in {name for (name,) in con.execute("SHOW TABLES").fetchall()}
 
 
+def test_a_version_2_warehouse_gets_the_health_lab_tables_as_version_3(tmp_path):
+    path = tmp_path / "warehouse.duckdb"
+    with duckdb.connect(str(path)) as con:  # what the code of version 2 made
+        con.execute(tables.create_statements(version=2))
+        con.execute(tables.comment_statements(version=2))
+        con.execute("INSERT INTO schema_version VALUES (2, now(), 'new warehouse, created at version 2')")
+        con.execute("INSERT INTO account_health VALUES ('2025-11-20', 'XYZ', 'default', 'Good', NULL, MAP {}, [], NULL, 'r')")
+    lab_tables = ["health_backtest", "health_backtest_churns", "health_backtest_rules"]
+    with connect(path) as con:
+        assert versions(con)[-1] == (3, "create " + "; create ".join(lab_tables))
+        for name in lab_tables:
+            assert columns(con, name) == registry_columns(tables.TABLES[name]), name
+        [(comment,)] = con.execute(
+            "SELECT comment FROM duckdb_columns() WHERE table_name = 'health_backtest' AND column_name = 'lift'"
+        ).fetchall()
+        assert comment == tables.TABLES["health_backtest"].column("lift").description
+        assert con.execute("SELECT account_id FROM account_health").fetchall() == [("XYZ",)]
+
+
 # --- (b) a warehouse of a newer version is refused ----------------------------------------------
 
 

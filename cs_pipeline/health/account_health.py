@@ -33,6 +33,17 @@ class HealthResult:
     mean_health_score: float | None  # dimension profiles only
 
 
+def health_input_query(metrics: str = "account_metrics", rollups: str = "account_rollups") -> str:
+    """SELECT, per date and account, every input a rule reads: the `metrics` row (account_metrics'
+    columns, aliased m) and the roll-up metrics of `rollups` (docs/metrics.md#roll-up-metrics;
+    no value for an account without descendants). `metrics` and `rollups` are relation names as SQL."""
+    columns = ", ".join(f"r.{metric.name}" for metric in ROLLUP_METRICS)
+    return (
+        f"SELECT m.*, {columns} FROM {metrics} m "
+        f"LEFT JOIN {rollups} r ON r.date = m.date AND r.account_id = m.account_id"
+    )
+
+
 def compute_account_health(
     con: duckdb.DuckDBPyConnection, config: PipelineConfig, *, as_of: date, profile: str, run_id: str
 ) -> HealthResult:
@@ -40,12 +51,8 @@ def compute_account_health(
     require_rows(con, "account_metrics", as_of)
     chosen = next(p for p in config.profiles if p.name == profile)
     set_variables(con, as_of=as_of, profile=profile, run_id=run_id)
-    # Roll-up metrics (docs/metrics.md#roll-up-metrics) of accounts with descendants; other accounts have no value.
-    rollups = ", ".join(f"r.{metric.name}" for metric in ROLLUP_METRICS)
     con.execute(
-        f"CREATE OR REPLACE TEMP VIEW health_input AS SELECT m.*, {rollups} FROM account_metrics m "
-        "LEFT JOIN account_rollups r ON r.date = m.date AND r.account_id = m.account_id "
-        "WHERE m.date = getvariable('as_of')"
+        f"CREATE OR REPLACE TEMP VIEW health_input AS {health_input_query()} WHERE m.date = getvariable('as_of')"
     )
     attributes = list(config.crm.mapping.account.attributes)
     with transaction(con):
