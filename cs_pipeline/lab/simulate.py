@@ -31,11 +31,13 @@ import duckdb
 
 from cs_pipeline import publish
 from cs_pipeline.config import CustomMetric, PipelineConfig, Rule
+from cs_pipeline.health.account_health import health_input_query
 from cs_pipeline.health.health_sql import health_query, text_literal
+from cs_pipeline.lab.backtest import BacktestInputs, BacktestResult, run_backtest
 from cs_pipeline.lib.sql import quote_identifier
 from cs_pipeline.metrics.account_metrics import custom_metric_values, user_last_days
 from cs_pipeline.tables import TABLES
-from cs_pipeline.vocabulary import HEALTH_LABELS, LONGEST_WINDOW, ROLLUP_METRICS, sql_macros
+from cs_pipeline.vocabulary import HEALTH_LABELS, LONGEST_WINDOW, sql_macros
 from cs_pipeline.warehouse import MEMORY_LIMIT, WarehouseLocked, connect, query_frame, read_sql, set_variables
 
 LAB_FOLDER = "lab"  # beside the published layer's folder
@@ -76,6 +78,7 @@ class SimulationResult:
     label_totals: dict[str, tuple[int, int]]  # label -> (production, draft) account-days over the range
     changed_labels: int  # account-days whose label differs
     changed_accounts: int  # accounts with at least one such day
+    backtests: dict[str, BacktestResult]  # "production", "draft"
     seconds: float
 
 
@@ -170,9 +173,8 @@ def simulate(
     plan = plan_draft(production, draft)
     target = database or simulation_database(production)
     target.parent.mkdir(parents=True, exist_ok=True)
-    for leftover in target.parent.glob(f".{target.name}.*.tmp*"):  # from a simulation killed mid-way
-        leftover.unlink(missing_ok=True)
-    building = target.parent / f".{target.name}.{secrets.token_hex(6)}.tmp"
+    _remove_leftovers(target)
+    building = target.parent / f".{target.name}.{os.getpid()}.{secrets.token_hex(6)}.tmp"
     try:
         with duckdb.connect(str(building), config={"memory_limit": MEMORY_LIMIT}) as con:
             con.execute("SET TimeZone = 'UTC'")
@@ -181,12 +183,13 @@ def simulate(
             _attach_published(con, production)
             start, end = _range(con, start, end)
             set_variables(con, first_day=start, last_day=end, run_id=run_id)
-            _simulation_input(con, production, draft, plan, say)
+            _draft_metrics(con, production, plan, say)
             _draft_health(con, draft)
             _production_health(con)
             con.execute(read_sql("lab/simulation_compare.sql"))
+            backtests = _backtests(con, production, draft, start, end, horizon, run_id)
             _record(con, production, draft, plan, start, end, horizon, run_id)
-            result = _result(con, target, start, end, horizon, plan, started)
+            result = _result(con, target, start, end, horizon, plan, backtests, started)
             con.execute(f"DETACH {PUBLISHED}")
             con.execute("CHECKPOINT")
         publish.fsync(building)
@@ -196,6 +199,26 @@ def simulate(
         for leftover in target.parent.glob(f"{building.name}*"):
             leftover.unlink(missing_ok=True)
     return result
+
+
+def _remove_leftovers(target: Path) -> None:
+    """Remove the databases that simulations killed mid-way left being built (named with their
+    pid), not those of a simulation still running."""
+    for leftover in target.parent.glob(f".{target.name}.*.tmp*"):
+        pid = leftover.name.removeprefix(f".{target.name}.").split(".")[0]
+        if pid.isdigit() and _process_exists(int(pid)):
+            continue
+        leftover.unlink(missing_ok=True)
+
+
+def _process_exists(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # another user's process
+        return True
+    return True
 
 
 def _attach_published(con: duckdb.DuckDBPyConnection, production: PipelineConfig) -> None:
@@ -232,32 +255,36 @@ def _range(con: duckdb.DuckDBPyConnection, start: date | None, end: date | None)
     return start, end
 
 
-def _simulation_input(
+def _draft_metrics(
     con: duckdb.DuckDBPyConnection,
     production: PipelineConfig,
-    draft: PipelineConfig,
     plan: DraftPlan,
     say: Callable[[str], None] | None,
 ) -> None:
-    """simulation_input: what production's account_health reads (account_metrics and the roll-up
-    metrics), for start - 1 (the draft's previous_health of the first day) to end, with the
-    recomputed custom metrics in place of stored ones."""
+    """draft_metrics: account_metrics as the draft sees it, for start - 1 (the draft's
+    previous_health of the first day) to end: the stored rows, the recomputed custom metrics in
+    place of stored ones; and simulation_input, what the draft's health reads (with the roll-up
+    metrics), as production's account_health reads it (health_input_query)."""
     stored = {
         name for (name,) in con.execute(f"SELECT column_name FROM (DESCRIBE {PUBLISHED}.account_metrics)").fetchall()
     }
-    replaced = ["run_id", *(name for name in plan.recomputed if name in stored)]
-    rollups = ", ".join(f"r.{quote_identifier(metric.name)}" for metric in ROLLUP_METRICS)
+    replaced = [quote_identifier(name) for name in plan.recomputed if name in stored]
+    exclude = f" EXCLUDE ({', '.join(replaced)})" if replaced else ""
     con.execute(
-        "CREATE TEMP TABLE simulation_metrics AS "
-        f"SELECT m.* EXCLUDE ({', '.join(map(quote_identifier, replaced))}), {rollups} "
-        f"FROM {PUBLISHED}.account_metrics m LEFT JOIN {PUBLISHED}.account_rollups r "
-        "ON r.date = m.date AND r.account_id = m.account_id "
-        "WHERE m.date BETWEEN getvariable('first_day') - 1 AND getvariable('last_day')"
+        f"CREATE TEMP TABLE stored_metrics AS SELECT *{exclude} FROM {PUBLISHED}.account_metrics "
+        "WHERE date BETWEEN getvariable('first_day') - 1 AND getvariable('last_day')"
     )
     _recompute_metrics(con, production, plan.recomputed, say)
+    if plan.recomputed:
+        con.execute(
+            "CREATE TEMP TABLE draft_metrics AS SELECT m.*, c.* EXCLUDE (date, account_id, run_id) "
+            "FROM stored_metrics m LEFT JOIN simulation_custom_metrics c USING (date, account_id)"
+        )
+        con.execute("DROP TABLE stored_metrics")
+    else:  # the fast path: profiles only, the stored metrics as they are
+        con.execute("ALTER TABLE stored_metrics RENAME TO draft_metrics")
     con.execute(
-        "CREATE TEMP TABLE simulation_input AS SELECT m.*, c.* EXCLUDE (date, account_id, run_id) "
-        "FROM simulation_metrics m LEFT JOIN simulation_custom_metrics c USING (date, account_id)"
+        "CREATE TEMP VIEW simulation_input AS " + health_input_query("draft_metrics", f"{PUBLISHED}.account_rollups")
     )
 
 
@@ -289,14 +316,14 @@ def _recompute_metrics(
     con.execute(read_sql("usage/refresh_aggregates.sql"))
     if with_sql:
         _copy_account_snapshots(con, production, say)
-    days = [day for (day,) in con.execute("SELECT DISTINCT date FROM simulation_metrics ORDER BY 1").fetchall()]
+    days = [day for (day,) in con.execute("SELECT DISTINCT date FROM stored_metrics ORDER BY 1").fetchall()]
     for day in days:
         set_variables(con, as_of=day)
         if with_sql:
             con.execute(read_sql("metrics/metric_setup.sql"))  # metric_accounts, metric_events
         user_last_days(con, metrics, day)
         con.execute(
-            "CREATE OR REPLACE TEMP TABLE metric_rows AS SELECT account_id FROM simulation_metrics WHERE date = ?",
+            "CREATE OR REPLACE TEMP TABLE metric_rows AS SELECT account_id FROM stored_metrics WHERE date = ?",
             [day],
         )
         values = custom_metric_values(con, metrics, day)
@@ -372,6 +399,49 @@ def _production_health(con: duckdb.DuckDBPyConnection) -> None:
     )
 
 
+def _backtests(
+    con: duckdb.DuckDBPyConnection,
+    production: PipelineConfig,
+    draft: PipelineConfig,
+    start: date,
+    end: date,
+    horizon: int,
+    run_id: str,
+) -> dict[str, BacktestResult]:
+    """The backtest (cs_pipeline/lab/backtest.py) of production's health with production's config
+    into the schema production, and of the draft's with the draft into the schema draft; then
+    the views that set them side by side."""
+    published = {name: f"{PUBLISHED}.{name}" for name in ("status_history", "status_changes", "account_rollups")}
+    common = {
+        "status_history": published["status_history"],
+        "status_changes": published["status_changes"],
+        "rollups": published["account_rollups"],
+    }
+    sides = {
+        "production": (
+            production,
+            BacktestInputs(health=f"{PUBLISHED}.account_health", metrics=f"{PUBLISHED}.account_metrics", **common),
+        ),
+        "draft": (draft, BacktestInputs(health=HEALTH_TABLE.name, metrics="draft_metrics", **common)),
+    }
+    results = {}
+    for side, (config, inputs) in sides.items():
+        con.execute(f"CREATE SCHEMA {side}")
+        results[side] = run_backtest(
+            con,
+            config,
+            inputs=inputs,
+            start=start,
+            end=end,
+            horizon=horizon,
+            config_sha256=config.config_hash(),
+            run_id=run_id,
+            output=side,
+        )
+    con.execute(read_sql("lab/simulation_backtest.sql"))
+    return results
+
+
 def _record(
     con: duckdb.DuckDBPyConnection,
     production: PipelineConfig,
@@ -413,6 +483,7 @@ def _result(
     end: date,
     horizon: int,
     plan: DraftPlan,
+    backtests: dict[str, BacktestResult],
     started: float,
 ) -> SimulationResult:
     totals = {
@@ -434,5 +505,6 @@ def _result(
         label_totals={label: totals.get(label, (0, 0)) for label in HEALTH_LABELS},
         changed_labels=changed,
         changed_accounts=accounts,
+        backtests=backtests,
         seconds=time.monotonic() - started,
     )
