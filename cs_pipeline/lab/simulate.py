@@ -33,12 +33,20 @@ from cs_pipeline import publish
 from cs_pipeline.config import CustomMetric, PipelineConfig, Rule
 from cs_pipeline.health.account_health import health_input_query
 from cs_pipeline.health.health_sql import health_query, text_literal
-from cs_pipeline.lab.backtest import BacktestInputs, BacktestResult, run_backtest
+from cs_pipeline.lab.backtest import ALL_PROFILES, BacktestInputs, BacktestResult, ProfileSummary, run_backtest
 from cs_pipeline.lib.sql import quote_identifier
 from cs_pipeline.metrics.account_metrics import custom_metric_values, user_last_days
 from cs_pipeline.tables import TABLES
 from cs_pipeline.vocabulary import HEALTH_LABELS, LONGEST_WINDOW, sql_macros
-from cs_pipeline.warehouse import MEMORY_LIMIT, WarehouseLocked, connect, query_frame, read_sql, set_variables
+from cs_pipeline.warehouse import (
+    MEMORY_LIMIT,
+    SchemaVersionError,
+    WarehouseLocked,
+    connect,
+    query_frame,
+    read_sql,
+    set_variables,
+)
 
 LAB_FOLDER = "lab"  # beside the published layer's folder
 DATABASE_NAME = "simulation.duckdb"
@@ -170,6 +178,8 @@ def simulate(
     """Rescore start..end (default: every day of production's health) with `draft` and write
     the comparison with production's health into `database` (default simulation_database)."""
     started = time.monotonic()
+    if horizon < 1:
+        raise SimulationError(f"the horizon must be at least 1 day, got {horizon}")
     plan = plan_draft(production, draft)
     target = database or simulation_database(production)
     target.parent.mkdir(parents=True, exist_ok=True)
@@ -348,7 +358,7 @@ def _copy_account_snapshots(
             lock_timeout=production.timeouts.warehouse_lock_seconds,
             say=say,
         )
-    except WarehouseLocked as exc:
+    except (WarehouseLocked, SchemaVersionError) as exc:
         raise SimulationError(f"a draft sql metric needs the CRM snapshots of the warehouse: {exc}") from None
     try:
         snapshots = query_frame(
@@ -508,3 +518,42 @@ def _result(
         backtests=backtests,
         seconds=time.monotonic() - started,
     )
+
+
+# --- what a person reads --------------------------------------------------------------------
+
+
+def summary_lines(result: SimulationResult) -> list[str]:
+    """The simulation in a few lines, for the terminal and the run's metadata."""
+    days = (result.end - result.start).days + 1
+    lines = [
+        f"simulated {result.start}..{result.end} ({days} day(s)) in {result.seconds:.1f}s: "
+        f"{result.changed_labels} label(s) changed, on {result.changed_accounts} account(s)",
+        f"  {'label':<10} {'production':>12} {'draft':>12}",
+        *(
+            f"  {label:<10} {production:>12,} {draft:>12,}"
+            for label, (production, draft) in result.label_totals.items()
+        ),
+    ]
+    if result.plan.recomputed:
+        lines.append(f"  custom metrics computed for the draft: {', '.join(result.plan.recomputed)}")
+    lines += [f"  ignored: {ignored}" for ignored in result.plan.ignored]
+    lines.append(f"  backtest, horizon {result.horizon} days (all profiles): production -> draft")
+    production, draft = (_all_profiles(result.backtests[side]) for side in SIDES)
+    for name, figure in (
+        ("lift of Poor", lambda s: _number(s.lift_poor)),
+        ("lift of Good", lambda s: _number(s.lift_good)),
+        ("recall", lambda s: f"{s.flagged}/{s.churns} churns flagged"),
+        ("median lead", lambda s: f"{s.lead_days_quartiles[1]:g} days" if s.lead_days_quartiles else "-"),
+    ):
+        lines.append(f"    {name:<13} {figure(production)} -> {figure(draft)}")
+    lines.append(f"results: {result.database}")
+    return lines
+
+
+def _all_profiles(backtest: BacktestResult) -> ProfileSummary:
+    return next(s for s in backtest.profiles if s.profile == ALL_PROFILES)
+
+
+def _number(value: float | None) -> str:
+    return "-" if value is None else f"{value:.2f}"
