@@ -4,7 +4,10 @@ cs-pipeline demo                           synthetic tenant, 60 days end to end
 cs-pipeline demo --crm salesforce          the same, its CRM read from a local Salesforce server
 cs-pipeline materialize --date D           every asset for day D
 cs-pipeline backfill --start D1 --end D2   the same for each day of the range
-cs-pipeline simulate --draft FILE          a draft config rescored on history, compared with production
+cs-pipeline backtest [--start D1 --end D2] [--horizon H]
+                                           the health lab's backtest of the warehouse's health
+cs-pipeline simulate --draft FILE [--start D1 --end D2] [--horizon H]
+                                           a draft config rescored on history, compared with production
 """
 
 from __future__ import annotations
@@ -111,11 +114,7 @@ def run_days(config: PipelineConfig, days: list[date], instance: dg.DagsterInsta
                 f"{day} is not a daily partition: they run from {config.start_date} (config start_date) "
                 f"to yesterday ({yesterday()})"
             )
-    if failed := runs.fail_runs_of_gone_processes(instance):
-        say(
-            f"marked {len(failed)} run(s) left unfinished by a process that is gone as failed and freed their "
-            f"pool slots: {', '.join(map(str, failed))}"
-        )
+    _fail_runs_of_gone_processes(instance)
     runner = _Runner(config, instance, verbose)
     started = time.monotonic()
     with ExitStack() as stack:
@@ -141,6 +140,15 @@ def run_days(config: PipelineConfig, days: list[date], instance: dg.DagsterInsta
                 flush=True,
             )
     print(f"{len(days)} day(s) in {time.monotonic() - started:.1f}s; warehouse: {config.warehouse}", flush=True)
+
+
+def _fail_runs_of_gone_processes(instance: dg.DagsterInstance) -> None:
+    """Mark the runs of this host whose process is gone as failed, free their pool slots, say so."""
+    if failed := runs.fail_runs_of_gone_processes(instance):
+        say(
+            f"marked {len(failed)} run(s) left unfinished by a process that is gone as failed and freed their "
+            f"pool slots: {', '.join(map(str, failed))}"
+        )
 
 
 def say(message: str) -> None:
@@ -185,7 +193,10 @@ class _Runner:
         # the progress lines are the CLI's voice; --verbose adds Dagster's log (stack traces included)
         self.run_config = {"loggers": {"console": {"config": {"log_level": "INFO" if verbose else "CRITICAL"}}}}
 
-    def execute(self, job: dg.JobDefinition, partition_key: str, *, what: str) -> dg.ExecuteInProcessResult:
+    def execute(
+        self, job: dg.JobDefinition, partition_key: str | None, *, what: str, ops: dict | None = None
+    ) -> dg.ExecuteInProcessResult:
+        """Run `job` for `partition_key` (None: an unpartitioned job), `ops` its ops' run config."""
         timeout = self.config.timeouts.pool_seconds
         try:
             runs.wait_for_pool(self.instance, DUCKDB_POOL, timeout=timeout, say=say)
@@ -199,7 +210,7 @@ class _Runner:
                 raise_on_error=False,
                 run_id=run_id,
                 tags=self.tags,
-                run_config=self.run_config,
+                run_config={**self.run_config, **({"ops": ops} if ops else {})},
             )
         if not result.success:
             raise CliError(f"run {result.run_id} ({job.name}) for {what} failed:\n{_failure_summary(result)}")
@@ -216,6 +227,40 @@ def _failure_summary(result: dg.ExecuteInProcessResult) -> str:
             message = error.message.strip() if error else event.message
             lines.append(f"  {event.step_key}: {message}")
     return "\n".join(lines) or "  (see the run in the Dagster UI)"
+
+
+def run_lab(
+    config: PipelineConfig,
+    instance: dg.DagsterInstance,
+    *,
+    start: date | None = None,
+    end: date | None = None,
+    horizon: int | None = None,
+    verbose: bool = False,
+) -> None:
+    """Materialise the health lab's backtest (docs/health-lab.md) in a run of its job, then print
+    its summary and the report's path."""
+    from cs_pipeline.definitions import LAB_JOB, build_definitions
+
+    if start is not None and end is not None and end < start:
+        raise CliError(f"--end {end} is before --start {start}")
+    lab_job = build_definitions(config).resolve_job_def(LAB_JOB)
+    _fail_runs_of_gone_processes(instance)
+    chosen = {"start": start and start.isoformat(), "end": end and end.isoformat(), "horizon": horizon}
+    result = _Runner(config, instance, verbose).execute(
+        lab_job,
+        None,
+        what="the backtest",
+        ops={"health_backtest": {"config": {key: value for key, value in chosen.items() if value is not None}}},
+    )
+    [materialization] = [event.materialization for event in result.get_asset_materialization_events()]
+    print(materialization.metadata["summary_text"].value, flush=True)
+
+
+def cmd_backtest(args: argparse.Namespace) -> None:
+    """`cs-pipeline backtest`: the health lab's backtest of the warehouse's health."""
+    config = load_config(args.config)
+    run_lab(config, dagster_instance(), start=args.start, end=args.end, horizon=args.horizon, verbose=args.verbose)
 
 
 def cmd_materialize(args: argparse.Namespace) -> None:
@@ -292,6 +337,8 @@ def cmd_demo(args: argparse.Namespace) -> None:
         flush=True,
     )
     show_examples(analytics)
+    print(flush=True)
+    run_lab(config, instance, verbose=args.verbose)
 
 
 @contextmanager
@@ -374,6 +421,13 @@ def main(argv: list[str] | None = None) -> int:
     backfill.add_argument("--start", type=_date, required=True)
     backfill.add_argument("--end", type=_date, required=True)
     backfill.set_defaults(handler=cmd_backfill)
+    backtest = commands.add_parser(
+        "backtest", help="the health lab: did the health of each day foretell the churns of the horizon after it"
+    )
+    backtest.add_argument("--start", type=_date, help="the first day (default: the first day of account_health)")
+    backtest.add_argument("--end", type=_date, help="the last day (default: the last day of account_health)")
+    backtest.add_argument("--horizon", type=int, default=90, help="days after each day a churn counts (default 90)")
+    backtest.set_defaults(handler=cmd_backtest)
     simulate = commands.add_parser(
         "simulate", help="rescore production's history with a draft config and compare (nothing else is written)"
     )

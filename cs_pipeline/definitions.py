@@ -13,6 +13,7 @@ import dagster as dg
 from cs_pipeline.assets_common.shared import (
     DAILY_JOB,
     HEALTH_JOB,
+    LAB_JOB,
     SUBACCOUNT_JOB,
     DomainContext,
     PipelineSettings,
@@ -28,14 +29,14 @@ from cs_pipeline.warehouse import WarehouseResource
 # build(context) -> assets and, optionally, JOB (the job its assets run in; DAILY_JOB when
 # absent); a checks.py with build(context) -> asset checks; a resources.py with
 # build(config) -> {resource key: resource}.
-DOMAINS = ("crm", "usage", "metrics", "lifecycle", "health", "rollups")
+DOMAINS = ("crm", "usage", "metrics", "lifecycle", "health", "rollups", "lab")
 
 # Partitioned asset checks are marked preview in Dagster 1.13; the checks rely on them on purpose.
 warnings.filterwarnings("ignore", "Specifying a partitions_def on an AssetCheckSpec", dg.PreviewWarning)
 # account_health depends on its day before through a MultiPartitionMapping, beta in Dagster 1.13.
 warnings.filterwarnings("ignore", "Class `MultiPartitionMapping` is currently in beta", dg.BetaWarning)
 
-__all__ = ["DAILY_JOB", "DOMAINS", "HEALTH_JOB", "SUBACCOUNT_JOB", "build_definitions", "defs"]
+__all__ = ["DAILY_JOB", "DOMAINS", "HEALTH_JOB", "LAB_JOB", "SUBACCOUNT_JOB", "build_definitions", "defs"]
 
 
 def _domain_module(domain: str, name: str) -> ModuleType | None:
@@ -49,7 +50,12 @@ def _domain_module(domain: str, name: str) -> ModuleType | None:
 def build_definitions(config: PipelineConfig) -> dg.Definitions:
     """The code location for `config`: every asset, check, job, schedule, sensor and resource."""
     context = DomainContext.of(config)
-    assets_by_job: dict[str, list[dg.AssetsDefinition]] = {DAILY_JOB: [], HEALTH_JOB: [], SUBACCOUNT_JOB: []}
+    assets_by_job: dict[str, list[dg.AssetsDefinition]] = {
+        DAILY_JOB: [],
+        HEALTH_JOB: [],
+        SUBACCOUNT_JOB: [],
+        LAB_JOB: [],
+    }
     checks: list[dg.AssetChecksDefinition] = []
     resources: dict[str, Any] = {
         "settings": PipelineSettings(config_path=str(config.source_path)),
@@ -68,7 +74,7 @@ def build_definitions(config: PipelineConfig) -> dg.Definitions:
             resources |= domain_resources.build(config)
     # however a run of these jobs starts (UI, schedule, sensor, CLI), it records the config's hash
     tags = audit_tags(config)
-    daily_job, health_job, subaccount_job = (
+    daily_job, health_job, subaccount_job, lab_job = (
         dg.define_asset_job(job, selection=dg.AssetSelection.assets(*assets), tags=tags)
         for job, assets in assets_by_job.items()
     )
@@ -76,7 +82,7 @@ def build_definitions(config: PipelineConfig) -> dg.Definitions:
         assets=[asset for assets in assets_by_job.values() for asset in assets],
         asset_checks=checks,
         # the simulation of a draft (docs/health-lab.md#simulation): a job of one op, no asset
-        jobs=[daily_job, health_job, subaccount_job, build_simulate_job(config)],
+        jobs=[daily_job, health_job, subaccount_job, lab_job, build_simulate_job(config)],
         schedules=[build_daily_schedule(daily_job)],
         sensors=build_sensors(context.daily, daily_job, health_job, subaccount_job),
         resources=resources,

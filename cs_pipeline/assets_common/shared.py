@@ -23,6 +23,8 @@ AssetJob = Any
 DAILY_JOB = "daily_pipeline"
 HEALTH_JOB = "health_pipeline"
 SUBACCOUNT_JOB = "subaccount_health_pipeline"
+# the health lab's backtest of the whole history: run on demand (CLI, UI), never by the schedule
+LAB_JOB = "health_lab"
 
 
 @dataclass(frozen=True)
