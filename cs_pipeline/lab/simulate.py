@@ -34,6 +34,8 @@ from cs_pipeline.config import CustomMetric, PipelineConfig, Rule
 from cs_pipeline.health.account_health import health_input_query
 from cs_pipeline.health.health_sql import health_query, text_literal
 from cs_pipeline.lab.backtest import ALL_PROFILES, BacktestInputs, BacktestResult, ProfileSummary, run_backtest
+from cs_pipeline.lab.health_lab import reports_folder
+from cs_pipeline.lab.report import read_side, render_report, write_report
 from cs_pipeline.lib.sql import quote_identifier
 from cs_pipeline.metrics.account_metrics import custom_metric_values, user_last_days
 from cs_pipeline.tables import TABLES
@@ -88,6 +90,7 @@ class SimulationResult:
     changed_accounts: int  # accounts with at least one such day
     backtests: dict[str, BacktestResult]  # "production", "draft"
     seconds: float
+    report: Path | None = None  # the HTML page (lab/report.py)
 
 
 # --- the draft against production ------------------------------------------------------------
@@ -200,6 +203,7 @@ def simulate(
             backtests = _backtests(con, production, draft, start, end, horizon, run_id)
             _record(con, production, draft, plan, start, end, horizon, run_id)
             result = _result(con, target, start, end, horizon, plan, backtests, started)
+            result = replace(result, report=_report(con, production, draft, result, run_id))
             con.execute(f"DETACH {PUBLISHED}")
             con.execute("CHECKPOINT")
         publish.fsync(building)
@@ -452,6 +456,45 @@ def _backtests(
     return results
 
 
+def _report(
+    con: duckdb.DuckDBPyConnection,
+    production: PipelineConfig,
+    draft: PipelineConfig,
+    result: SimulationResult,
+    run_id: str,
+) -> Path:
+    """The simulation's report (lab/report.py), both sides on every chart, in the health lab's
+    reports folder: reports/simulation_<draft file>_<start>_<end>_h<horizon>.html."""
+    health = {"production": f"{PUBLISHED}.account_health", "draft": HEALTH_TABLE.name}
+    sides = [
+        read_side(
+            con,
+            side,
+            start=result.start,
+            end=result.end,
+            horizon=result.horizon,
+            inputs=BacktestInputs(health=health[side]),
+            output=side,
+        )
+        for side in SIDES
+    ]
+    notes = [
+        f"Draft {draft.source_path} (sha256 {draft.config_hash()[:12]}) against production {production.source_path} "
+        f"(sha256 {production.config_hash()[:12]}), run {run_id}: {result.changed_labels} account-day(s) change "
+        f"label, on {result.changed_accounts} account(s); the simulation database is {result.database}."
+    ]
+    if result.plan.recomputed:
+        notes.append(f"Custom metrics computed for the draft: {', '.join(result.plan.recomputed)}.")
+    notes += [f"Ignored: {ignored}." for ignored in result.plan.ignored]
+    page = render_report(
+        sides,
+        title=f"Simulation of {draft.source_path.name}, {result.start} to {result.end}, horizon {result.horizon} days",
+        notes=notes,
+    )
+    name = f"simulation_{draft.source_path.stem}_{result.start}_{result.end}_h{result.horizon}.html"
+    return write_report(reports_folder(production) / name, page)
+
+
 def _record(
     con: duckdb.DuckDBPyConnection,
     production: PipelineConfig,
@@ -548,6 +591,7 @@ def summary_lines(result: SimulationResult) -> list[str]:
     ):
         lines.append(f"    {name:<13} {figure(production)} -> {figure(draft)}")
     lines.append(f"results: {result.database}")
+    lines.append(f"report: {result.report}")
     return lines
 
 

@@ -104,6 +104,12 @@ def test_a_lower_threshold_turns_the_hand_computed_accounts_good(production, cap
     # Draft: Good from events_30d >= 2. 20th: B (2) Average -> Good; 21st and 22nd: A (2, 3) Average -> Good.
     output = simulate(production, write_config(production.parent, THRESHOLD_DRAFT, "threshold.yaml"), capsys)
     assert "3 label(s) changed, on 2 account(s)" in output
+    # the report (lab/report.py) of both sides, in the health lab's reports folder
+    report = production.parent / "reports" / "simulation_threshold_2025-11-20_2025-11-22_h2.html"
+    assert f"report: {report}" in output
+    assert (
+        "<h3>production: recall 1/1</h3>" in report.read_text() and "<h3>draft: recall 1/1</h3>" in report.read_text()
+    )
     changes = results(
         production,
         "SELECT date::VARCHAR, account_id, production_health, production_reasons, draft_health, draft_reasons "
