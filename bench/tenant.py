@@ -7,6 +7,7 @@ from pathlib import Path
 
 from cs_pipeline.demo.generator import generate_tenant
 
+DEMO = Path(__file__).resolve().parents[1] / "demo"
 END_DATE = date(2025, 11, 27)  # a Thursday: the timed day is a full weekday
 
 
@@ -32,3 +33,12 @@ def bench_tenant(workdir: Path, *, accounts: int, events_per_day: int, days: int
         print(f"generated {summary.events_written:,} events in {time.monotonic() - started:.0f}s", flush=True)
         marker.touch()
     return [END_DATE - timedelta(days=n) for n in reversed(range(days))]
+
+
+def write_bench_config(workdir: Path, first_day: date) -> Path:
+    """The bundled config (profiles, custom metrics, its sql/) in workdir, its partitions from
+    the tenant's first day; returns its path."""
+    config = workdir / "cs_pipeline.yaml"
+    config.write_text(DEMO.joinpath("cs_pipeline.yaml").read_text() + f'start_date: "{first_day}"\n')
+    shutil.copytree(DEMO / "sql", workdir / "sql", dirs_exist_ok=True)
+    return config
