@@ -19,7 +19,7 @@ import argparse
 from pathlib import Path
 
 from daily_run import Site, timed  # bench/daily_run.py: the script's folder is on sys.path
-from tenant import bench_tenant, write_bench_config
+from tenant import add_tenant_arguments, prepared_tenant
 
 # the draft's change: profiles only, so the simulation reads the stored metrics as they are
 PRODUCTION_RULE = '{metric: engagement_score, weight: 1, good: {op: ">=", value: 60}, poor: {op: "<", value: 10}}'
@@ -38,19 +38,14 @@ def write_draft(site: Site) -> Path:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--accounts", type=int, default=100_000)
-    parser.add_argument("--events-per-day", type=int, default=2_000_000)
-    parser.add_argument("--days", type=int, default=30)
-    parser.add_argument("--workdir", type=Path, default=Path("bench/out/daily_run"))
+    add_tenant_arguments(parser, "bench/out/daily_run")
     parser.add_argument("--repeats", type=int, default=3, help="timed simulations")
     parser.add_argument(
         "--reuse-loaded", action="store_true", help="keep the loaded warehouse of an earlier run instead of loading it"
     )
     args = parser.parse_args()
 
-    workdir = args.workdir.resolve()
-    days = bench_tenant(workdir, accounts=args.accounts, events_per_day=args.events_per_day, days=args.days)
-    write_bench_config(workdir, days[0])
+    workdir, days = prepared_tenant(args)
     first, last = str(days[0]), str(days[-1])
     site = Site(workdir, "simulate")
     if not (args.reuse_loaded and site.folder.exists()):
