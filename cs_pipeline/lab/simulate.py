@@ -276,28 +276,28 @@ def _draft_metrics(
     plan: DraftPlan,
     say: Callable[[str], None] | None,
 ) -> None:
-    """draft_metrics: account_metrics as the draft sees it, for start - 1 (the draft's
-    previous_health of the first day) to end: the stored rows, the recomputed custom metrics in
-    place of stored ones; and simulation_input, what the draft's health reads (with the roll-up
-    metrics), as production's account_health reads it (health_input_query)."""
+    """The views draft_metrics, account_metrics as the draft sees it from start - 1 (the draft's
+    previous_health of the first day) to end: the published rows, the recomputed custom
+    metrics in place of stored ones; and simulation_input, what the draft's health reads (with
+    the roll-up metrics), as production's account_health reads it (health_input_query). Views
+    over the Parquet, not copies: each query reads only the columns it needs."""
     stored = {
         name for (name,) in con.execute(f"SELECT column_name FROM (DESCRIBE {PUBLISHED}.account_metrics)").fetchall()
     }
     replaced = [quote_identifier(name) for name in plan.recomputed if name in stored]
     exclude = f" EXCLUDE ({', '.join(replaced)})" if replaced else ""
     con.execute(
-        f"CREATE TEMP TABLE stored_metrics AS SELECT *{exclude} FROM {PUBLISHED}.account_metrics "
+        f"CREATE TEMP VIEW stored_metrics AS SELECT *{exclude} FROM {PUBLISHED}.account_metrics "
         "WHERE date BETWEEN getvariable('first_day') - 1 AND getvariable('last_day')"
     )
     _recompute_metrics(con, production, plan.recomputed, say)
     if plan.recomputed:
         con.execute(
-            "CREATE TEMP TABLE draft_metrics AS SELECT m.*, c.* EXCLUDE (date, account_id, run_id) "
+            "CREATE TEMP VIEW draft_metrics AS SELECT m.*, c.* EXCLUDE (date, account_id, run_id) "
             "FROM stored_metrics m LEFT JOIN simulation_custom_metrics c USING (date, account_id)"
         )
-        con.execute("DROP TABLE stored_metrics")
     else:  # the fast path: profiles only, the stored metrics as they are
-        con.execute("ALTER TABLE stored_metrics RENAME TO draft_metrics")
+        con.execute("CREATE TEMP VIEW draft_metrics AS SELECT * FROM stored_metrics")
     con.execute(
         "CREATE TEMP VIEW simulation_input AS " + health_input_query("draft_metrics", f"{PUBLISHED}.account_rollups")
     )
@@ -380,26 +380,23 @@ def _copy_account_snapshots(
 
 
 def _draft_health(con: duckdb.DuckDBPyConnection, draft: PipelineConfig) -> None:
-    """simulation_health: the draft's health of start..end, each profile's query over every day at
-    once, previous_health the draft's own health of the day before."""
-    attributes = list(draft.crm.mapping.account.attributes)
-    scored = ", ".join(c.ddl() for c in HEALTH_TABLE.ordered() if c.name not in ("previous_health", "run_id"))
-    con.execute(f"CREATE TEMP TABLE draft_scored ({scored})")
-    for profile in draft.profiles:
-        query = health_query(profile, draft.profiles, attributes, "simulation_input", keys=("date", "account_id"))
-        con.execute(
-            "INSERT INTO draft_scored SELECT date, account_id, ? AS profile, health, health_score, dimension_scores, "
-            f"reasons FROM ({query})",
-            [profile.name],
-        )
+    """simulation_health: the draft's health of start..end, every profile's query over every day
+    at once (one statement), previous_health the draft's own health of the day before."""
+    attributes, keys = list(draft.crm.mapping.account.attributes), ("date", "account_id")
+    scored = " UNION ALL ".join(
+        f"SELECT date, account_id, {text_literal(profile.name)} AS profile, health, health_score, dimension_scores, "
+        f"reasons FROM ({health_query(profile, draft.profiles, attributes, 'simulation_input', keys=keys)})"
+        for profile in draft.profiles
+    )
+    con.execute(f"CREATE TEMP TABLE draft_scored AS {scored}")
     con.execute(HEALTH_TABLE.create_statement())
+    # not ordered: sorting millions of rows with their reasons costs more than scoring them
     con.execute(
         "INSERT INTO simulation_health "
         "SELECT d.*, previous.health AS previous_health, getvariable('run_id') AS run_id "
         "FROM draft_scored d LEFT JOIN draft_scored previous "
         "ON previous.account_id = d.account_id AND previous.date = d.date - 1 "
-        "WHERE d.date BETWEEN getvariable('first_day') AND getvariable('last_day') "
-        "ORDER BY d.date, d.profile, d.account_id"
+        "WHERE d.date BETWEEN getvariable('first_day') AND getvariable('last_day')"
     )
 
 
