@@ -105,9 +105,9 @@ _STORED_SECTIONS = {
     "retention": "purges are not simulated; events purged in production are gone",
     "start_date": "the simulated days are those production has",
 }
-# Where the simulation reads and how long it waits are production's, whatever the draft says:
-# not a change a simulation could show (and relative paths resolve from the draft's folder).
-_PRODUCTION_ONLY = ("landing", "warehouse", "published", "timeouts")
+# Where a simulation reads (landing, warehouse, published, crm.files_dir) and how long it waits
+# (timeouts) are production's, whatever the draft says: not a change a simulation could show,
+# and the draft's relative paths resolve from its own folder.
 _PATH_KEYS = {"crm": {"files_dir"}}
 
 
