@@ -255,6 +255,14 @@ def run_lab(
     )
     [materialization] = [event.materialization for event in result.get_asset_materialization_events()]
     print(materialization.metadata["summary_text"].value, flush=True)
+    if (
+        "scored_observable_days" in materialization.metadata
+        and not materialization.metadata["scored_observable_days"].value
+    ):
+        say(
+            "no scored day is observable: the status history ends less than the horizon after the first day; "
+            "a shorter --horizon (or more history) gives figures"
+        )
 
 
 def cmd_backtest(args: argparse.Namespace) -> None:
@@ -338,7 +346,8 @@ def cmd_demo(args: argparse.Namespace) -> None:
     )
     show_examples(analytics)
     print(flush=True)
-    run_lab(config, instance, verbose=args.verbose)
+    # the demo's history is shorter than the default horizon of 90 days: half of it leaves days to observe
+    run_lab(config, instance, horizon=max(1, args.days // 2), verbose=args.verbose)
 
 
 @contextmanager

@@ -167,6 +167,18 @@ _BACKTEST_RANGE = _columns(
     ("end", "DATE", False, "the backtest's last day (D2)"),
     ("horizon", "INTEGER", False, "H: a churn within H days after a day makes it positive"),
 )
+
+
+def _backtest_figures(days: str, description: str) -> tuple[Column, ...]:
+    """`days` (described so), positive_days, churn_rate and lift: the figures of a backtest row."""
+    return _columns(
+        (days, "BIGINT", False, description),
+        ("positive_days", "BIGINT", False, "of those, the days followed by a churn within the horizon"),
+        ("churn_rate", "DOUBLE", True, f"positive_days / {days}; null without days"),
+        ("lift", "DOUBLE", True, "churn_rate / the profile's churn rate over all its days; null where undefined"),
+    )
+
+
 _BACKTEST_AUDIT = _columns(
     ("config_sha256", "VARCHAR", False, "sha256 of the config whose health was tested"),
     RUN_ID,
@@ -443,10 +455,7 @@ TABLE_LIST: tuple[Table, ...] = (
             *_BACKTEST_RANGE,
             ("profile", "VARCHAR", False, "the profile that wrote the health rows; '*' for all profiles"),
             ("health", "VARCHAR", False, "Good, Average or Poor"),
-            ("days", "BIGINT", False, "scored observable days (account x day) with this label"),
-            ("positive_days", "BIGINT", False, "of those, the days followed by a churn within the horizon"),
-            ("churn_rate", "DOUBLE", True, "positive_days / days; null without days"),
-            ("lift", "DOUBLE", True, "churn_rate / the profile's churn rate over all its labels; null where undefined"),
+            *_backtest_figures("days", "scored observable days (account x day) with this label"),
             *_BACKTEST_AUDIT,
         ),
         public=True,
@@ -477,11 +486,10 @@ TABLE_LIST: tuple[Table, ...] = (
             *_BACKTEST_RANGE,
             ("profile", "VARCHAR", False, "the profile"),
             ("rule", "VARCHAR", False, "'<good|poor>: <metric> <op> <value as JSON>', or '<dimension>/<metric>'"),
-            ("against_days", "BIGINT", False,
-             "days a poor rule held, a good rule was evaluated and failed, or the metric was rated Poor"),
-            ("positive_days", "BIGINT", False, "of those, the days followed by a churn within the horizon"),
-            ("churn_rate", "DOUBLE", True, "positive_days / against_days; null without days"),
-            ("lift", "DOUBLE", True, "churn_rate / the profile's churn rate; null where undefined"),
+            *_backtest_figures(
+                "against_days",
+                "days a poor rule held, a good rule was evaluated and failed, or the metric was rated Poor",
+            ),
             *_BACKTEST_AUDIT,
         ),
         public=True,

@@ -235,7 +235,9 @@ def test_a_version_2_warehouse_gets_the_health_lab_tables_as_version_3(tmp_path)
         con.execute(tables.create_statements(version=2))
         con.execute(tables.comment_statements(version=2))
         con.execute("INSERT INTO schema_version VALUES (2, now(), 'new warehouse, created at version 2')")
-        con.execute("INSERT INTO account_health VALUES ('2025-11-20', 'XYZ', 'default', 'Good', NULL, MAP {}, [], NULL, 'r')")
+        con.execute(
+            "INSERT INTO account_health VALUES ('2025-11-20', 'XYZ', 'default', 'Good', NULL, MAP {}, [], NULL, 'r')"
+        )
     lab_tables = ["health_backtest", "health_backtest_churns", "health_backtest_rules"]
     with connect(path) as con:
         assert versions(con)[-1] == (3, "create " + "; create ".join(lab_tables))

@@ -175,7 +175,6 @@ def run_backtest(
     if horizon < 1:
         raise ValueError(f"backtest: the horizon must be at least 1 day, got {horizon}")
     con.execute(sql_macros())
-    con.execute(read_sql("lab/setup.sql"))
     set_variables(
         con,
         backtest_start=start,
@@ -185,6 +184,7 @@ def run_backtest(
         backtest_run_id=run_id,
         backtest_profiles=config.profile_names(),
     )
+    con.execute(read_sql("lab/setup.sql"))
     names = {
         "health": inputs.health,
         "status_history": inputs.status_history,
@@ -200,6 +200,7 @@ def run_backtest(
     )
     _ensure_tables(con, output)
     with transaction(con):
+        con.execute(read_sql("lab/delete_backtest.sql").format(**names))
         con.execute(read_sql("lab/health_backtest.sql").format(**names))
         con.execute(read_sql("lab/health_backtest_churns.sql").format(**names))
         con.execute(read_sql("lab/health_backtest_rules.sql").format(**names, rule_counts=_rule_counts(config)))

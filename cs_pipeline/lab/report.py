@@ -46,7 +46,7 @@ class ReportSide:
     labels: pl.DataFrame  # health_backtest: profile, health, days, positive_days, churn_rate, lift
     rules: pl.DataFrame  # health_backtest_rules: profile, rule, against_days, positive_days, churn_rate, lift
     churns: pl.DataFrame  # health_backtest_churns: account_id, churn_date, flagged, lead_days
-    before_churn: pl.DataFrame  # days_before, health, accounts: the churned accounts' health before churning
+    before_churn: pl.DataFrame  # days_to_churn (-1: the day before), health, accounts: the churned accounts
 
 
 def read_side(
@@ -68,14 +68,15 @@ def read_side(
     return ReportSide(name, health_mix, labels, rules, churns, before_churn)
 
 
-def _health_mix(sides: Sequence[ReportSide]) -> go.Figure:
+def _labels_stacked(sides: Sequence[ReportSide], frame_of: str, x: str, title: str) -> go.Figure:
+    """Accounts per label stacked over `x`, one panel per side, one shared legend."""
     figure = make_subplots(rows=len(sides), cols=1, shared_xaxes=True, subplot_titles=[s.name for s in sides])
     for row, side in enumerate(sides, start=1):
         for label, colour in LABEL_COLOURS.items():
-            frame = side.health_mix.filter(pl.col("health") == label)
+            frame = getattr(side, frame_of).filter(pl.col("health") == label)
             figure.add_trace(
                 go.Bar(
-                    x=frame["date"].to_list(),
+                    x=frame[x].to_list(),
                     y=frame["accounts"].to_list(),
                     name=label,
                     marker_color=colour,
@@ -85,7 +86,7 @@ def _health_mix(sides: Sequence[ReportSide]) -> go.Figure:
                 row=row,
                 col=1,
             )
-    figure.update_layout(barmode="stack", title="Health mix over time (accounts per label and day)")
+    figure.update_layout(barmode="stack", title=title)
     return figure
 
 
@@ -117,37 +118,19 @@ def _lead_times(sides: Sequence[ReportSide]) -> go.Figure:
     return figure
 
 
-def _before_churn(sides: Sequence[ReportSide]) -> go.Figure:
-    figure = make_subplots(rows=len(sides), cols=1, shared_xaxes=True, subplot_titles=[s.name for s in sides])
-    for row, side in enumerate(sides, start=1):
-        for label, colour in LABEL_COLOURS.items():
-            frame = side.before_churn.filter(pl.col("health") == label)
-            figure.add_trace(
-                go.Bar(
-                    x=[-d for d in frame["days_before"].to_list()],
-                    y=frame["accounts"].to_list(),
-                    name=label,
-                    marker_color=colour,
-                    legendgroup=label,
-                    showlegend=row == 1,
-                ),
-                row=row,
-                col=1,
-            )
-    figure.update_layout(
-        barmode="stack", title="Health of the churned accounts over the days before they churned (day 0: the churn)"
-    )
-    return figure
-
-
 def charts(sides: Sequence[ReportSide]) -> list[go.Figure]:
     """The report's figures, in page order (REPORT_CHARTS of them)."""
     return [
-        _health_mix(sides),
+        _labels_stacked(sides, "health_mix", "date", "Health mix over time (accounts per label and day)"),
         _lift_bars(sides, "labels", ["profile", "health"], "Lift per label (churn rate / the profile's; > 1: riskier)"),
         _lift_bars(sides, "rules", ["profile", "rule"], "Lift per rule (the days a rule is against the account)"),
         _lead_times(sides),
-        _before_churn(sides),
+        _labels_stacked(
+            sides,
+            "before_churn",
+            "days_to_churn",
+            "Health of the churned accounts on each day before they churned (days before the churn)",
+        ),
     ]
 
 

@@ -29,6 +29,7 @@ import pytest
 import yaml
 
 from cs_pipeline.config import PipelineConfig, parse_config
+from cs_pipeline.health.rules import POOR_SCORE, metric_score, rule_holds
 from cs_pipeline.lab.backtest import BacktestInputs, rule_text, run_backtest
 from cs_pipeline.tables import TABLES
 from cs_pipeline.warehouse import connect
@@ -309,3 +310,39 @@ def test_the_rule_text_shows_the_values_as_written_in_the_config(config):
     assert rule_text("poor", quiet.poor[0]) == "poor: usage_frequency is_empty"
     assert rule_text("poor", spare.poor[0]) == "poor: events_30d < 40.0"
     assert card.good[0].value == 60  # the loaded value is normalised; the text is not
+
+
+def test_a_rule_is_against_an_account_exactly_where_the_reference_evaluator_says(warehouse, config):
+    """Each rule's against_days and positive_days, recounted with rules.py (the pure evaluator of
+    docs/health.md) on the metrics of every scored observable day."""
+    churns = {(a, on) for a, timeline in STATUSES.items() for on, status in timeline if status == "Cancelled"}
+    with duckdb.connect(str(warehouse), read_only=True) as con:
+        days_scored = con.execute(
+            "SELECT h.profile, m.* FROM account_health h JOIN account_metrics m USING (date, account_id) "
+            "JOIN status_history s USING (date, account_id) WHERE h.date BETWEEN ? AND ? AND h.date + ? <= ? "
+            "AND h.health IN ('Good', 'Average', 'Poor') AND s.status_group IN ('Free', 'Paying')",
+            [START, END, H, STATUS_UNTIL],
+        )
+        names = [column[0] for column in days_scored.description]
+        scored = [dict(zip(names, row, strict=True)) for row in days_scored.fetchall()]
+    expected_counts = {}
+    for profile in config.profiles:
+        rules = [
+            (f"{d.name}/{m.metric}", lambda v, m=m: (metric_score(m, v) or (None,))[0] == POOR_SCORE)
+            for d in profile.dimensions
+            for m in d.metrics
+        ]
+        rules += [(rule_text("good", r), lambda v, r=r: rule_holds(r, v) is False) for r in profile.good]
+        rules += [(rule_text("poor", r), lambda v, r=r: rule_holds(r, v) is True) for r in profile.poor]
+        for text, against in rules:
+            days_against = [
+                row for row in scored if row["profile"] == profile.name and against({**row, **row["attributes"]})
+            ]
+            positive = [
+                row for row in days_against
+                if any(a == row["account_id"] and row["date"] < on <= row["date"] + timedelta(H) for a, on in churns)
+            ]  # fmt: skip
+            expected_counts[(profile.name, text)] = (len(days_against), len(positive))
+    got = _figures(warehouse, "health_backtest_rules", "profile, rule")
+    assert {key: figures[:2] for key, figures in got.items()} == expected_counts
+    assert sum(days for days, _ in expected_counts.values()) == 19  # 12 + 3 + 1 + 3: the test has teeth

@@ -2,17 +2,14 @@
 -- scored day in its lead window [churn_date - horizon, churn_date - 1] (backtest_scored holds
 -- only days of [start, end]); flagged when Poor on one of them, lead_days from the first.
 -- Reads backtest_churn_events, backtest_scored. Writes {output}.health_backtest_churns.
-DELETE FROM {output}.health_backtest_churns
-WHERE "start" = getvariable('backtest_start') AND "end" = getvariable('backtest_end')
-    AND horizon = backtest_horizon();
-
 INSERT INTO {output}.health_backtest_churns BY NAME
-SELECT getvariable('backtest_start') AS "start", getvariable('backtest_end') AS "end",
-    backtest_horizon() AS horizon, c.account_id, c.churn_date,
-    bool_or(s.health = 'Poor') AS flagged,
-    CAST(c.churn_date - min(s.date) FILTER (s.health = 'Poor') AS INTEGER) AS lead_days,
-    getvariable('backtest_config_sha256') AS config_sha256, getvariable('backtest_run_id') AS run_id
-FROM backtest_churn_events c
-JOIN backtest_scored s ON s.account_id = c.account_id
-    AND s.date >= c.churn_date - backtest_horizon() AND s.date < c.churn_date
-GROUP BY c.account_id, c.churn_date;
+SELECT i.*, churns.*
+FROM backtest_identity i
+CROSS JOIN (
+    SELECT c.account_id, c.churn_date, bool_or(s.health = 'Poor') AS flagged,
+        CAST(c.churn_date - min(s.date) FILTER (s.health = 'Poor') AS INTEGER) AS lead_days
+    FROM backtest_churn_events c
+    JOIN backtest_scored s ON s.account_id = c.account_id
+        AND s.date >= c.churn_date - backtest_horizon() AND s.date < c.churn_date
+    GROUP BY c.account_id, c.churn_date
+) churns;

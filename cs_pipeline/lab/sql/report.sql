@@ -30,11 +30,11 @@ WHERE "start" = getvariable('backtest_start') AND "end" = getvariable('backtest_
 ORDER BY churn_date, account_id;
 
 -- the health of the churned accounts on each of the horizon's days before their churn (in the range)
-SELECT c.churn_date - h.date AS days_before, h.health, count(*) AS accounts
+SELECT h.date - c.churn_date AS days_to_churn, h.health, count(*) AS accounts
 FROM {output}.health_backtest_churns c
 JOIN {health} h ON h.account_id = c.account_id
     AND h.date BETWEEN c.churn_date - CAST(getvariable('backtest_horizon') AS INTEGER) AND c.churn_date - 1
     AND h.date BETWEEN getvariable('backtest_start') AND getvariable('backtest_end')
 WHERE c."start" = getvariable('backtest_start') AND c."end" = getvariable('backtest_end')
     AND c.horizon = getvariable('backtest_horizon')
-GROUP BY ALL ORDER BY days_before, health;
+GROUP BY ALL ORDER BY days_to_churn, health;
