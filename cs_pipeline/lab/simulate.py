@@ -175,16 +175,16 @@ def simulate(
     end: date | None = None,
     horizon: int = 90,
     run_id: str,
-    database: Path | None = None,
     say: Callable[[str], None] | None = None,
 ) -> SimulationResult:
     """Rescore start..end (default: every day of production's health) with `draft` and write
-    the comparison with production's health into `database` (default simulation_database)."""
+    the comparison with production's health into simulation_database(production), its report
+    into the health lab's reports folder; `say` is told what the simulation waits for."""
     started = time.monotonic()
     if horizon < 1:
         raise SimulationError(f"the horizon must be at least 1 day, got {horizon}")
     plan = plan_draft(production, draft)
-    target = database or simulation_database(production)
+    target = simulation_database(production)
     target.parent.mkdir(parents=True, exist_ok=True)
     _remove_leftovers(target)
     building = target.parent / f".{target.name}.{os.getpid()}.{secrets.token_hex(6)}.tmp"

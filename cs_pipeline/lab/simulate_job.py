@@ -13,7 +13,7 @@ from cs_pipeline.lab.backtest import DEFAULT_HORIZON
 from cs_pipeline.lab.simulate import SimulationError, simulate, summary_lines
 
 SIMULATE_JOB = "simulate_draft"
-SIMULATE_OP = "simulate_draft"
+SIMULATE_OP = "simulate"
 SUMMARY_KEY = "summary"
 
 
@@ -70,6 +70,7 @@ def simulate_draft(context: dg.OpExecutionContext, config: SimulateConfig, setti
             "seconds": result.seconds,
             "label_totals": dg.MetadataValue.md(table),
             "database": dg.MetadataValue.path(str(result.database)),
+            "report": dg.MetadataValue.path(str(result.report)),
             SUMMARY_KEY: dg.MetadataValue.text("\n".join(summary_lines(result))),
         },
     )
