@@ -293,3 +293,26 @@ def test_a_rule_on_an_attribute_production_does_not_map_is_refused(tmp_path):
     (tmp_path / "draft.yaml").write_text(draft_text)
     with pytest.raises(SimulationError, match=r"draft.yaml: profiles\[0\].poor\[0\].metric: 'tier' is an attribute"):
         plan_draft(production, load_config(tmp_path / "draft.yaml"))
+
+
+@pytest.mark.e2e
+def test_the_job_launched_with_a_run_config_names_a_bad_key(production):
+    # as the UI launches it: the job of the code location, its run config naming the draft
+    from cs_pipeline.definitions import build_definitions
+    from cs_pipeline.lab.simulate_job import SIMULATE_JOB, SIMULATE_OP
+
+    job = build_definitions(load_config(production)).resolve_job_def(SIMULATE_JOB)
+    with dg.DagsterInstance.ephemeral() as instance:
+        config = {"draft": str(production), "start": "2025-11-31"}
+        result = job.execute_in_process(
+            run_config={"ops": {SIMULATE_OP: {"config": config}}}, instance=instance, raise_on_error=False
+        )
+        assert not result.success
+        [failure] = [event for event in result.all_events if event.event_type_value == "STEP_FAILURE"]
+        message = failure.step_failure_data.error.message
+        assert "run config ops.simulate.config.start: '2025-11-31' is not a date (YYYY-MM-DD)" in message
+        config = {"draft": str(production)}
+        result = job.execute_in_process(run_config={"ops": {SIMULATE_OP: {"config": config}}}, instance=instance)
+        [output] = [event for event in result.all_events if event.event_type_value == "STEP_OUTPUT"]
+        metadata = output.event_specific_data.metadata
+        assert (metadata["days"].value, metadata["changed_labels"].value) == (3, 0)
