@@ -328,8 +328,9 @@ class Rule(_Model):
 
     @property
     def written_value(self) -> Any:
-        """The value as written in the config, before normalisation (`40.0` stays a float)."""
-        return self._written
+        """The value as written in the config, before normalisation (`40.0` stays a float); the
+        normalised value for a rule made in code rather than read from a file."""
+        return self._written if self._written is not None else self.value
 
 
 class Condition(_Model):

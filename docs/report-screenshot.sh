@@ -12,6 +12,6 @@ export DAGSTER_HOME="$work/home" CS_PIPELINE_CONFIG="$work/cs_pipeline.yaml"
 .venv/bin/cs-pipeline demo --days "$days" >"$work/demo.log"
 report="$(sed -n 's/^Report: //p' "$work/demo.log" | tail -1)"
 chromium --headless --no-sandbox --disable-gpu --no-first-run --disable-background-networking \
-    --disable-component-update --disable-sync --user-data-dir="$work/chromium" --window-size=1200,2600 \
+    --disable-component-update --disable-sync --user-data-dir="$work/chromium" --window-size=1200,3000 \
     --virtual-time-budget=15000 --screenshot=docs/health-lab-report.png "file://$report" 2>/dev/null
 echo "docs/health-lab-report.png written from $report"

@@ -105,14 +105,20 @@ def _lift_bars(sides: Sequence[ReportSide], frame_of: str, category: Sequence[st
 
 
 def _lead_times(sides: Sequence[ReportSide]) -> go.Figure:
+    """Flagged churns per lead time in days, from 0: one bar per day (a histogram's automatic bins
+    would stretch one lead time over the whole axis)."""
     figure = go.Figure()
+    longest = 0
     for side, colour in zip(sides, SIDE_COLOURS, strict=False):
-        flagged = side.churns.filter(pl.col("flagged"))
-        figure.add_trace(go.Histogram(x=flagged["lead_days"].to_list(), name=side.name, marker_color=colour))
+        counts = side.churns.filter(pl.col("flagged")).group_by("lead_days").len().sort("lead_days")
+        longest = max([longest, *counts["lead_days"].to_list()])
+        figure.add_trace(
+            go.Bar(x=counts["lead_days"].to_list(), y=counts["len"].to_list(), name=side.name, marker_color=colour)
+        )
     figure.update_layout(
         title="Lead time of the flagged churns (days from the first Poor day to the churn)",
         barmode="group",
-        xaxis_title="lead time (days)",
+        xaxis={"title": "lead time (days)", "range": [0, longest + 1]},
         yaxis_title="churns",
     )
     return figure
