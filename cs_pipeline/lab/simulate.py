@@ -33,7 +33,14 @@ from cs_pipeline import publish
 from cs_pipeline.config import CustomMetric, PipelineConfig, Rule
 from cs_pipeline.health.account_health import health_input_query
 from cs_pipeline.health.health_sql import health_query, text_literal
-from cs_pipeline.lab.backtest import ALL_PROFILES, BacktestInputs, BacktestResult, ProfileSummary, run_backtest
+from cs_pipeline.lab.backtest import (
+    ALL_PROFILES,
+    BACKTEST_TABLES,
+    BacktestInputs,
+    BacktestResult,
+    ProfileSummary,
+    run_backtest,
+)
 from cs_pipeline.lab.health_lab import reports_folder
 from cs_pipeline.lab.report import read_side, render_report, write_report
 from cs_pipeline.lib.sql import quote_identifier
@@ -450,8 +457,31 @@ def _backtests(
             run_id=run_id,
             output=side,
         )
-    con.execute(read_sql("lab/simulation_backtest.sql"))
+    for table in BACKTEST_TABLES:
+        con.execute(_side_by_side(table))
     return results
+
+
+# the columns that say which backtest a row belongs to, beside the table's own key
+_BACKTEST_IDENTITY = ("start", "end", "horizon", "config_sha256", "run_id")
+
+
+def _side_by_side(table: str) -> str:
+    """A view simulation_<table without health_> of the two backtests' rows of `table`, joined on
+    its key: the key, then production_<figure> and draft_<figure> for each figure column. A row
+    only one side has (a profile or rule only one config has) has nulls on the other. A plain
+    view: any reader of the database can query it."""
+    keys = [key for key in TABLES[table].key if key not in _BACKTEST_IDENTITY]
+    figures = [name for name in TABLES[table].names() if name not in (*keys, *_BACKTEST_IDENTITY)]
+    columns = [
+        f"{side}.{quote_identifier(name)} AS {quote_identifier(f'{side}_{name}')}" for side in SIDES for name in figures
+    ]
+    joined = ", ".join(map(quote_identifier, keys))
+    view = table.replace("health_", "simulation_", 1)
+    return (
+        f"CREATE VIEW {quote_identifier(view)} AS SELECT {joined}, {', '.join(columns)} "
+        f"FROM production.{table} production FULL JOIN draft.{table} draft USING ({joined}) ORDER BY {joined}"
+    )
 
 
 def _report(
