@@ -242,8 +242,6 @@ def run_lab(
     its summary and the report's path."""
     from cs_pipeline.definitions import LAB_JOB, build_definitions
 
-    if start is not None and end is not None and end < start:
-        raise CliError(f"--end {end} is before --start {start}")
     lab_job = build_definitions(config).resolve_job_def(LAB_JOB)
     _fail_runs_of_gone_processes(instance)
     chosen = {"start": start and start.isoformat(), "end": end and end.isoformat(), "horizon": horizon}
@@ -267,6 +265,10 @@ def run_lab(
 
 def cmd_backtest(args: argparse.Namespace) -> None:
     """`cs-pipeline backtest`: the health lab's backtest of the warehouse's health."""
+    if args.start is not None and args.end is not None and args.end < args.start:
+        raise CliError(f"--end {args.end} is before --start {args.start}")
+    if args.horizon < 1:
+        raise CliError(f"--horizon {args.horizon}: the horizon is a number of days, at least 1")
     config = load_config(args.config)
     run_lab(config, dagster_instance(), start=args.start, end=args.end, horizon=args.horizon, verbose=args.verbose)
 

@@ -28,6 +28,7 @@ import duckdb
 import pytest
 import yaml
 
+from cs_pipeline import cli
 from cs_pipeline.config import PipelineConfig, parse_config
 from cs_pipeline.health.rules import POOR_SCORE, metric_score, rule_holds
 from cs_pipeline.lab.backtest import BacktestInputs, rule_text, run_backtest
@@ -346,3 +347,18 @@ def test_a_rule_is_against_an_account_exactly_where_the_reference_evaluator_says
     got = _figures(warehouse, "health_backtest_rules", "profile, rule")
     assert {key: figures[:2] for key, figures in got.items()} == expected_counts
     assert sum(days for days, _ in expected_counts.values()) == 19  # 12 + 3 + 1 + 3: the test has teeth
+
+
+@pytest.mark.parametrize(
+    ("arguments", "message"),
+    [
+        (
+            ["--start", "2025-01-02", "--end", "2025-01-01"],
+            "cs-pipeline: --end 2025-01-01 is before --start 2025-01-02",
+        ),
+        (["--horizon", "0"], "cs-pipeline: --horizon 0: the horizon is a number of days, at least 1"),
+    ],
+)
+def test_the_backtest_command_refuses_a_range_or_horizon_that_means_nothing(arguments, message, capsys):
+    assert cli.main(["backtest", *arguments]) == 1
+    assert capsys.readouterr().err.strip() == message

@@ -103,7 +103,8 @@ def data_versions(config, day: str) -> dict[str, tuple[str, str]]:
     """(data version, code version) of each asset's latest materialisation of `day`."""
     instance = dg.DagsterInstance.get()
     found = {}
-    nodes = build_definitions(load_config(config)).resolve_asset_graph().asset_nodes
+    # the daily chain's assets; the health lab's (unpartitioned, on demand) has no day
+    nodes = [n for n in build_definitions(load_config(config)).resolve_asset_graph().asset_nodes if n.partitions_def]
     for node in nodes:
         partition = day if node.key.path[0] != "account_health" else f"{day}|default"
         [record] = instance.fetch_materializations(

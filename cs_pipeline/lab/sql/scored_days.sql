@@ -9,21 +9,24 @@ SELECT DISTINCT account_id, date AS churn_date
 FROM {status_changes}
 WHERE kind = 'churn';
 
+-- positive: the account's first churn after the day (ASOF: the nearest churn_date > date) is
+-- within the horizon
 CREATE OR REPLACE TEMP TABLE backtest_scored AS
-WITH newest AS (SELECT max(date) AS status_until FROM {status_history})
-SELECT h.date, h.account_id, h.profile, h.health,
-    coalesce(h.date + backtest_horizon() <= newest.status_until, false) AS observable,
-    EXISTS (
-        SELECT 1 FROM backtest_churn_events c
-        WHERE c.account_id = h.account_id
-            AND c.churn_date > h.date AND c.churn_date <= h.date + backtest_horizon()
-    ) AS positive
-FROM {health} h
-JOIN {status_history} s ON s.date = h.date AND s.account_id = h.account_id
-CROSS JOIN newest
-WHERE h.date BETWEEN getvariable('backtest_start') AND getvariable('backtest_end')
-    AND h.health IN ('Good', 'Average', 'Poor')
-    AND active_status_group(s.status_group);
+WITH newest AS (SELECT max(date) AS status_until FROM {status_history}),
+scored AS (
+    SELECT h.date, h.account_id, h.profile, h.health
+    FROM {health} h
+    JOIN {status_history} s ON s.date = h.date AND s.account_id = h.account_id
+    WHERE h.date BETWEEN getvariable('backtest_start') AND getvariable('backtest_end')
+        AND h.health IN ('Good', 'Average', 'Poor')
+        AND active_status_group(s.status_group)
+)
+SELECT d.date, d.account_id, d.profile, d.health,
+    coalesce(d.date + backtest_horizon() <= newest.status_until, false) AS observable,
+    coalesce(c.churn_date <= d.date + backtest_horizon(), false) AS positive
+FROM scored d
+ASOF LEFT JOIN backtest_churn_events c ON c.account_id = d.account_id AND c.churn_date > d.date
+CROSS JOIN newest;
 
 -- the scored observable days, once per profile and once for all profiles ('*')
 CREATE OR REPLACE TEMP TABLE backtest_observed AS
