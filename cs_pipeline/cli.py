@@ -263,12 +263,17 @@ def run_lab(
         )
 
 
-def cmd_backtest(args: argparse.Namespace) -> None:
-    """`cs-pipeline backtest`: the health lab's backtest of the warehouse's health."""
+def check_lab_options(args: argparse.Namespace) -> None:
+    """--start, --end and --horizon of the health lab's commands, refused before the instance is touched."""
     if args.start is not None and args.end is not None and args.end < args.start:
         raise CliError(f"--end {args.end} is before --start {args.start}")
     if args.horizon < 1:
         raise CliError(f"--horizon {args.horizon}: the horizon is a number of days, at least 1")
+
+
+def cmd_backtest(args: argparse.Namespace) -> None:
+    """`cs-pipeline backtest`: the health lab's backtest of the warehouse's health."""
+    check_lab_options(args)
     config = load_config(args.config)
     run_lab(config, dagster_instance(), start=args.start, end=args.end, horizon=args.horizon, verbose=args.verbose)
 
@@ -290,6 +295,7 @@ def cmd_simulate(args: argparse.Namespace) -> None:
     from cs_pipeline.definitions import build_definitions
     from cs_pipeline.lab.simulate_job import SIMULATE_JOB, SIMULATE_OP, SUMMARY_KEY
 
+    check_lab_options(args)
     config = load_config(args.config)
     load_config(args.draft)  # a bad draft is said here, naming its file and key, before any run
     job = build_definitions(config).resolve_job_def(SIMULATE_JOB)

@@ -316,3 +316,19 @@ def test_the_job_launched_with_a_run_config_names_a_bad_key(production):
         [output] = [event for event in result.all_events if event.event_type_value == "STEP_OUTPUT"]
         metadata = output.event_specific_data.metadata
         assert (metadata["days"].value, metadata["changed_labels"].value) == (3, 0)
+
+
+@pytest.mark.parametrize(
+    ("options", "message"),
+    [
+        (["--start", "2025-11-22", "--end", "2025-11-21"], "--end 2025-11-21 is before --start 2025-11-22"),
+        (["--horizon", "0"], "--horizon 0: the horizon is a number of days, at least 1"),
+    ],
+)
+def test_a_bad_range_or_horizon_is_refused_before_any_run(tmp_path, capsys, options, message):
+    config = write_config(tmp_path, PRODUCTION_PROFILES)
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("DAGSTER_HOME", str(tmp_path / "dagster_home"))
+        assert cli.main(["--config", str(config), "simulate", "--draft", str(config), *options]) == 1
+    assert message in capsys.readouterr().err
+    assert not (tmp_path / "dagster_home").exists()
