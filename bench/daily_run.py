@@ -29,7 +29,7 @@ import sys
 import time
 from pathlib import Path
 
-from tenant import bench_tenant, bundled_config  # bench/tenant.py: the script's folder is on sys.path
+from tenant import add_tenant_arguments, prepared_tenant  # bench/tenant.py: the script's folder is on sys.path
 
 
 def timed(command: list[str], env: dict[str, str]) -> tuple[float, float]:
@@ -94,10 +94,7 @@ def time_publishing(site: Site, day: str) -> float:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--accounts", type=int, default=100_000)
-    parser.add_argument("--events-per-day", type=int, default=2_000_000)
-    parser.add_argument("--days", type=int, default=30)
-    parser.add_argument("--workdir", type=Path, default=Path("bench/out/daily_run"))
+    add_tenant_arguments(parser, "bench/out/daily_run")
     parser.add_argument("--daily-repeats", type=int, default=3, help="timed daily runs, each on a fresh copy")
     parser.add_argument("--skip-backfill", action="store_true", help="time the daily run only")
     parser.add_argument(
@@ -105,9 +102,7 @@ def main() -> None:
     )
     args = parser.parse_args()
 
-    workdir = args.workdir.resolve()
-    days = bench_tenant(workdir, accounts=args.accounts, events_per_day=args.events_per_day, days=args.days)
-    bundled_config(workdir, days[0])
+    workdir, days = prepared_tenant(args)
     first, before_last, last = (str(day) for day in (days[0], days[-2], days[-1]))
     results = []
 

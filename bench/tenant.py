@@ -1,5 +1,6 @@
 """The benchmarks' tenant: generated once per workdir and size, then reused."""
 
+import argparse
 import shutil
 import time
 from datetime import date, timedelta
@@ -43,9 +44,26 @@ def generated_tenant(workdir: Path, key: str, *, days: int, **shape: object) -> 
     return [END_DATE - timedelta(days=n) for n in reversed(range(days))]
 
 
-def bundled_config(workdir: Path, first_day: date) -> None:
-    """The bundled config (its profiles and custom metrics, its SQL metric) in workdir, starting at first_day."""
-    (workdir / "cs_pipeline.yaml").write_text(
-        DEMO.joinpath("cs_pipeline.yaml").read_text() + f'start_date: "{first_day}"\n'
-    )
+def bundled_config(workdir: Path, first_day: date) -> Path:
+    """The bundled config (profiles, custom metrics, its sql/) in workdir, its partitions from
+    the tenant's first day; returns its path."""
+    config = workdir / "cs_pipeline.yaml"
+    config.write_text(DEMO.joinpath("cs_pipeline.yaml").read_text() + f'start_date: "{first_day}"\n')
     shutil.copytree(DEMO / "sql", workdir / "sql", dirs_exist_ok=True)
+    return config
+
+
+def add_tenant_arguments(parser: argparse.ArgumentParser, workdir: str) -> None:
+    """The options of the tenant's size and folder every benchmark on it takes."""
+    parser.add_argument("--accounts", type=int, default=100_000)
+    parser.add_argument("--events-per-day", type=int, default=2_000_000)
+    parser.add_argument("--days", type=int, default=30)
+    parser.add_argument("--workdir", type=Path, default=Path(workdir))
+
+
+def prepared_tenant(args: argparse.Namespace) -> tuple[Path, list[date]]:
+    """The tenant those options name, generated unless there, with the bench config: (workdir, days)."""
+    workdir = args.workdir.resolve()
+    days = bench_tenant(workdir, accounts=args.accounts, events_per_day=args.events_per_day, days=args.days)
+    bundled_config(workdir, days[0])
+    return workdir, days

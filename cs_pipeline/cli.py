@@ -6,6 +6,8 @@ cs-pipeline materialize --date D           every asset for day D
 cs-pipeline backfill --start D1 --end D2   the same for each day of the range
 cs-pipeline backtest [--start D1 --end D2] [--horizon H]
                                            the health lab's backtest of the warehouse's health
+cs-pipeline simulate --draft FILE [--start D1 --end D2] [--horizon H]
+                                           a draft config rescored on history, compared with production
 """
 
 from __future__ import annotations
@@ -261,12 +263,17 @@ def run_lab(
         )
 
 
-def cmd_backtest(args: argparse.Namespace) -> None:
-    """`cs-pipeline backtest`: the health lab's backtest of the warehouse's health."""
+def check_lab_options(args: argparse.Namespace) -> None:
+    """--start, --end and --horizon of the health lab's commands, refused before the instance is touched."""
     if args.start is not None and args.end is not None and args.end < args.start:
         raise CliError(f"--end {args.end} is before --start {args.start}")
     if args.horizon < 1:
         raise CliError(f"--horizon {args.horizon}: the horizon is a number of days, at least 1")
+
+
+def cmd_backtest(args: argparse.Namespace) -> None:
+    """`cs-pipeline backtest`: the health lab's backtest of the warehouse's health."""
+    check_lab_options(args)
     config = load_config(args.config)
     run_lab(config, dagster_instance(), start=args.start, end=args.end, horizon=args.horizon, verbose=args.verbose)
 
@@ -281,6 +288,34 @@ def cmd_backfill(args: argparse.Namespace) -> None:
     """`cs-pipeline backfill`: run the pipeline for each day of a range, in order."""
     config = load_config(args.config)
     run_days(config, days_between(args.start, args.end), dagster_instance(), verbose=args.verbose)
+
+
+def cmd_simulate(args: argparse.Namespace) -> None:
+    """`cs-pipeline simulate`: the simulate_draft job for a draft config, through the Dagster instance."""
+    from cs_pipeline.definitions import build_definitions
+    from cs_pipeline.lab.simulate_job import SIMULATE_JOB, SIMULATE_OP, SUMMARY_KEY
+
+    check_lab_options(args)
+    config = load_config(args.config)
+    load_config(args.draft)  # a bad draft is said here, naming its file and key, before any run
+    job = build_definitions(config).resolve_job_def(SIMULATE_JOB)
+    instance = dagster_instance()
+    op_config = {"draft": str(Path(args.draft).resolve()), "horizon": args.horizon}
+    op_config |= {key: getattr(args, key).isoformat() for key in ("start", "end") if getattr(args, key)}
+    result = job.execute_in_process(
+        instance=instance,
+        raise_on_error=False,
+        tags={**audit_tags(config), runs.HOST_TAG: runs.this_host(), runs.PID_TAG: str(os.getpid())},
+        run_config={
+            "ops": {SIMULATE_OP: {"config": op_config}},
+            "loggers": {"console": {"config": {"log_level": "INFO" if args.verbose else "CRITICAL"}}},
+        },
+    )
+    if not result.success:
+        raise CliError(f"run {result.run_id} ({SIMULATE_JOB}) failed:\n{_failure_summary(result)}")
+    for event in result.all_events:
+        if event.event_type_value == "STEP_OUTPUT":
+            print(event.event_specific_data.metadata[SUMMARY_KEY].value, flush=True)
 
 
 def cmd_demo(args: argparse.Namespace) -> None:
@@ -410,6 +445,14 @@ def main(argv: list[str] | None = None) -> int:
     backtest.add_argument("--end", type=_date, help="the last day (default: the last day of account_health)")
     backtest.add_argument("--horizon", type=int, default=90, help="days after each day a churn counts (default 90)")
     backtest.set_defaults(handler=cmd_backtest)
+    simulate = commands.add_parser(
+        "simulate", help="rescore production's history with a draft config and compare (nothing else is written)"
+    )
+    simulate.add_argument("--draft", required=True, help="the draft config file (a whole config)")
+    simulate.add_argument("--start", type=_date, help="the first day (default: production's first day of health)")
+    simulate.add_argument("--end", type=_date, help="the last day (default: production's last day of health)")
+    simulate.add_argument("--horizon", type=int, default=90, help="the backtest's horizon in days (default 90)")
+    simulate.set_defaults(handler=cmd_simulate)
     args = parser.parse_args(argv)
     try:
         args.handler(args)

@@ -22,6 +22,7 @@ from cs_pipeline.assets_common.shared import (
 from cs_pipeline.automation.schedules import build_daily_schedule
 from cs_pipeline.automation.sensors import build_sensors
 from cs_pipeline.config import PipelineConfig, load_config
+from cs_pipeline.lab.simulate_job import build_simulate_job
 from cs_pipeline.warehouse import WarehouseResource
 
 # The domain packages, in the order their assets are listed. Each has an assets.py with
@@ -80,7 +81,8 @@ def build_definitions(config: PipelineConfig) -> dg.Definitions:
     return dg.Definitions(
         assets=[asset for assets in assets_by_job.values() for asset in assets],
         asset_checks=checks,
-        jobs=[daily_job, health_job, subaccount_job, lab_job],
+        # the simulation of a draft (docs/health-lab.md#simulation): a job of one op, no asset
+        jobs=[daily_job, health_job, subaccount_job, lab_job, build_simulate_job(config)],
         schedules=[build_daily_schedule(daily_job)],
         sensors=build_sensors(context.daily, daily_job, health_job, subaccount_job),
         resources=resources,

@@ -131,7 +131,7 @@ def _publish_partition(
             "(FORMAT parquet)",
             values,
         )
-        _fsync(temporary)
+        fsync(temporary)
         os.replace(temporary, directory / FILE_NAME)
     except BaseException as exc:
         temporary.unlink(missing_ok=True)
@@ -140,10 +140,10 @@ def _publish_partition(
                 f"publishing {table} {partition or '(whole table)'} to {directory} failed: {exc}"
             ) from exc
         raise
-    _fsync(directory)
+    fsync(directory)
 
 
-def _fsync(path: Path) -> None:
+def fsync(path: Path) -> None:
     """Flush a file (or a folder's entries) to disk: after a power loss, a renamed file is
     whole before its queue row is gone."""
     fd = os.open(path, os.O_RDONLY)
@@ -193,13 +193,13 @@ def _refresh_views(folder: Path, columns: dict[str, list[tuple[str, str]]]) -> N
     with duckdb.connect(str(temporary)) as analytics:
         analytics.execute(ddl)
         analytics.execute("CHECKPOINT")
-    _fsync(temporary)
+    fsync(temporary)
     os.replace(temporary, database)
     text_temporary = folder / f".{DDL_NAME}.{secrets.token_hex(6)}.tmp"
     text_temporary.write_text(ddl)
-    _fsync(text_temporary)
+    fsync(text_temporary)
     os.replace(text_temporary, text)
-    _fsync(folder)
+    fsync(folder)
 
 
 def _ident(name: str) -> str:

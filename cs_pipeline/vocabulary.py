@@ -154,4 +154,5 @@ def sql_macros() -> str:
     return (
         f"CREATE OR REPLACE TEMP MACRO active_status_group(g) AS g IN ({_sql_list(ACTIVE_STATUS_GROUPS)});\n"
         f"CREATE OR REPLACE TEMP MACRO unknown_status_group() AS {_sql_list((UNKNOWN_STATUS_GROUP,))};\n"
+        f"CREATE OR REPLACE TEMP MACRO health_labels() AS [{_sql_list(HEALTH_LABELS)}];\n"
     )

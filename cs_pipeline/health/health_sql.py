@@ -9,7 +9,8 @@ Input (`source`, a table or view name): one row per account with `account_id`, t
 metric columns (BIGINT / INTEGER / DOUBLE), `usage_frequency`, `status`, `status_group`,
 `account_type` and `attributes MAP(VARCHAR, VARCHAR)`. A rule metric that is an attribute reads
 `"attributes"['name']`, which in DuckDB 2.0 gives the value itself, NULL for a missing key.
-Output (`health_query`): `account_id`, `health`, `health_score INTEGER`,
+Output (`health_query`): the key columns (`account_id`; a simulation scoring many days at
+once adds `date`), `health`, `health_score INTEGER`,
 `dimension_scores MAP(VARCHAR, INTEGER)`, `reasons VARCHAR[]`, as in `rules.Health`.
 
 The translation:
@@ -176,9 +177,16 @@ def _non_null_list(items: Sequence[str]) -> str:
 # --- queries --------------------------------------------------------------------------------------
 
 
-def health_query(profile: Profile, profiles: Sequence[Profile], attribute_names: Collection[str], source: str) -> str:
-    """SELECT account_id, health, health_score, dimension_scores, reasons for the Free/Paying rows of
-    `source` (a table or view name) assigned to `profile` among `profiles`."""
+def health_query(
+    profile: Profile,
+    profiles: Sequence[Profile],
+    attribute_names: Collection[str],
+    source: str,
+    keys: Sequence[str] = ("account_id",),
+) -> str:
+    """SELECT <keys>, health, health_score, dimension_scores, reasons for the Free/Paying rows of
+    `source` (a table or view name) assigned to `profile` among `profiles`; `keys` are columns of
+    `source` that identify a row (one day: account_id; several days: date and account_id)."""
     if profile.name not in [p.name for p in profiles]:
         raise ValueError(f"profile {profile.name!r} is not among the profiles it is assigned from")
     groups = ", ".join(text_literal(group) for group in HEALTH_GROUPS)
@@ -188,9 +196,10 @@ WITH profile_rows AS (
     WHERE {quote_identifier("status_group")} IN ({groups})
         AND {assignment_expression(profiles, attribute_names)} = {text_literal(profile.name)}
 )"""
+    key_columns = ", ".join(quote_identifier(key) for key in keys)
     if profile.dimensions:
-        return assigned + _dimensions_query(profile, attribute_names)
-    return assigned + _scorecard_query(profile, attribute_names)
+        return assigned + _dimensions_query(profile, attribute_names, key_columns)
+    return assigned + _scorecard_query(profile, attribute_names, key_columns)
 
 
 def _columns(named: Sequence[tuple[str, str]]) -> str:
@@ -198,7 +207,7 @@ def _columns(named: Sequence[tuple[str, str]]) -> str:
     return "".join(f",\n        {sql} AS {quote_identifier(name)}" for name, sql in named)
 
 
-def _scorecard_query(profile: Profile, attribute_names: Collection[str]) -> str:
+def _scorecard_query(profile: Profile, attribute_names: Collection[str], key_columns: str) -> str:
     health = quote_identifier("health")
     results: list[tuple[str, str]] = []  # (column, rule SQL), poor rules then good rules
     reasons: list[tuple[str, str]] = []  # (column, reason text SQL)
@@ -224,7 +233,7 @@ def _scorecard_query(profile: Profile, attribute_names: Collection[str]) -> str:
         outcomes.append(f"WHEN ({evaluated}) AND NOT ({failed}) THEN 'Good'")
     return f""",
 rule_results AS (
-    SELECT {quote_identifier("account_id")}{_columns(results + reasons)}
+    SELECT {key_columns}{_columns(results + reasons)}
     FROM profile_rows
 ),
 labelled AS (
@@ -232,7 +241,7 @@ labelled AS (
     FROM rule_results
 )
 SELECT
-    {quote_identifier("account_id")},
+    {key_columns},
     {health},
     CAST(NULL AS INTEGER) AS {quote_identifier("health_score")},
     CAST(MAP {{}} AS MAP(VARCHAR, INTEGER)) AS {quote_identifier("dimension_scores")},
@@ -268,7 +277,7 @@ def _rounded_mean(name: str) -> tuple[str, str]:
     return name, f"CAST((2 * {weighted} + {weight}) // NULLIF(2 * {weight}, 0) AS INTEGER)"
 
 
-def _dimensions_query(profile: Profile, attribute_names: Collection[str]) -> str:
+def _dimensions_query(profile: Profile, attribute_names: Collection[str], key_columns: str) -> str:
     results: list[tuple[str, str]] = []  # per metric: its poor and good rule, its shown value
     metric_scores: list[tuple[str, str]] = []
     dimension_sums: list[tuple[str, str]] = []
@@ -315,7 +324,7 @@ def _dimensions_query(profile: Profile, attribute_names: Collection[str]) -> str
     bands = profile.bands
     return f""",
 rule_results AS (
-    SELECT {quote_identifier("account_id")}{_columns(results)}
+    SELECT {key_columns}{_columns(results)}
     FROM profile_rows
 ),
 metric_scored AS (
@@ -339,7 +348,7 @@ overall_scored AS (
     FROM overall_sums
 )
 SELECT
-    {quote_identifier("account_id")},
+    {key_columns},
     CASE WHEN {overall} IS NULL THEN 'No value' WHEN {overall} < {bands.average_from} THEN 'Poor'
         WHEN {overall} < {bands.good_from} THEN 'Average' ELSE 'Good' END AS {quote_identifier("health")},
     {overall} AS {quote_identifier("health_score")},

@@ -8,6 +8,7 @@ Everything runs in one transaction that replaces the day's rows.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
@@ -47,42 +48,60 @@ def compute_account_metrics(
         for name in config.metrics:
             con.execute(f'ALTER TABLE account_metrics ADD COLUMN IF NOT EXISTS "{name}" DOUBLE')
         con.execute(read_sql("metrics/metric_setup.sql"))
-        _user_last_days(con, config, as_of)
+        user_last_days(con, config.metrics, as_of)
         con.execute(read_sql("metrics/account_metrics.sql"))
-        custom_columns = _counted_metrics(con, config, as_of)
-        ignored = {}
-        for name, metric in config.metrics.items():
-            if metric.kind == "sql":
-                ignored[name] = _sql_metric(con, name, metric.sql_path, as_of)
-                custom_columns.append(f'"{name}".value AS "{name}"')
-        joins = "".join(
-            f' LEFT JOIN "metric_sql_{name}" AS "{name}" USING (account_id)'
-            for name, metric in config.metrics.items()
-            if metric.kind == "sql"
-        )
-        custom_select = "".join(f", {column}" for column in custom_columns)
+        custom = custom_metric_values(con, config.metrics, as_of)
         con.execute("DELETE FROM account_metrics WHERE date = ?", [as_of])
         con.execute(
-            f"INSERT INTO account_metrics BY NAME SELECT ? AS date, r.*{custom_select}, ? AS run_id "
-            f"FROM metric_rows r LEFT JOIN metric_counted c USING (account_id){joins}",
+            f"INSERT INTO account_metrics BY NAME SELECT ? AS date, r.*{custom.select}, ? AS run_id "
+            f"FROM metric_rows r{custom.joins}",
             [as_of, run_id],
         )
         publish.queue(con, "account_metrics", [(as_of,)])
-        result = _summarise(con, config, as_of, ignored)
+        result = _summarise(con, config, as_of, custom.sql_rows_ignored)
     return result
 
 
-def _module_user_metrics(config: PipelineConfig) -> dict[str, CustomMetric]:
-    return {n: m for n, m in config.metrics.items() if m.kind == "distinct_users_of_module"}
+@dataclass(frozen=True)
+class CustomMetricValues:
+    """Where custom_metric_values put the custom metrics of a day, to select with metric_rows r."""
+    select: str  # ', <expression> AS "<metric>"' per metric
+    joins: str  # the LEFT JOINs of metric_rows r that the expressions read
+    sql_rows_ignored: dict[str, int]  # sql metric -> rows returned for IDs without a metrics row
 
 
-def _user_last_days(con: duckdb.DuckDBPyConnection, config: PipelineConfig, as_of: date) -> None:
+def custom_metric_values(
+    con: duckdb.DuckDBPyConnection, metrics: Mapping[str, CustomMetric], as_of: date
+) -> CustomMetricValues:
+    """The custom `metrics` of as_of for the accounts of the temp table metric_rows (account_id):
+    count_action and distinct_users_of_module metrics into metric_counted, each sql metric into
+    metric_sql_<name>. Needs metric_user_last_days (user_last_days) and, for sql metrics, the
+    views of metric_setup.sql. The simulation of a draft (cs_pipeline/lab/simulate.py) calls it too."""
+    columns = _counted_metrics(con, metrics, as_of)
+    ignored = {}
+    for name, metric in metrics.items():
+        if metric.kind == "sql":
+            ignored[name] = _sql_metric(con, name, metric.sql_path, as_of)
+            columns.append(f'"{name}".value AS "{name}"')
+    joins = " LEFT JOIN metric_counted c USING (account_id)" + "".join(
+        f' LEFT JOIN "metric_sql_{name}" AS "{name}" USING (account_id)'
+        for name, metric in metrics.items()
+        if metric.kind == "sql"
+    )
+    return CustomMetricValues("".join(f", {column}" for column in columns), joins, ignored)
+
+
+def _module_user_metrics(metrics: Mapping[str, CustomMetric]) -> dict[str, CustomMetric]:
+    return {n: m for n, m in metrics.items() if m.kind == "distinct_users_of_module"}
+
+
+def user_last_days(con: duckdb.DuckDBPyConnection, metrics: Mapping[str, CustomMetric], as_of: date) -> None:
     """metric_user_last_days (window_users.TABLE, which the roll-ups read too): per account and
     user seen in window 30 of the events known at the end of as_of, its last day there and, per
     distinct_users_of_module metric, its last day with that module. One pass over
     usage_user_days, the largest input of the metrics, serves the active_users windows and
     those custom metrics."""
-    module_users = _module_user_metrics(config)
+    module_users = _module_user_metrics(metrics)
     last_days = "".join(
         f', max(event_date) FILTER (list_contains(modules, ?)) AS "{_last_day_column(n)}"' for n in module_users
     )
@@ -100,14 +119,14 @@ def _last_day_column(metric_name: str) -> str:
     return f"last_day_{metric_name}"
 
 
-def _counted_metrics(con: duckdb.DuckDBPyConnection, config: PipelineConfig, as_of: date) -> list[str]:
+def _counted_metrics(con: duckdb.DuckDBPyConnection, metrics: Mapping[str, CustomMetric], as_of: date) -> list[str]:
     """count_action metrics from usage_account_days (events per action) over the metric's
     window of the events known at the end of as_of, and distinct_users_of_module metrics from
     metric_user_last_days, into metric_counted; returns their select expressions, 0 for an
     account without such events."""
     known = "partition_date <= ?::DATE AND event_date BETWEEN ?::DATE - 29 AND ?::DATE"
-    action_counts = {n: m for n, m in config.metrics.items() if m.kind == "count_action"}
-    module_users = _module_user_metrics(config)
+    action_counts = {n: m for n, m in metrics.items() if m.kind == "count_action"}
+    module_users = _module_user_metrics(metrics)
     sources, parameters = [], []
     if action_counts:
         columns = [f'sum(action_events[?]) FILTER (event_date > ?::DATE - ?) AS "{n}"' for n in action_counts]

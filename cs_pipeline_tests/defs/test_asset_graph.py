@@ -1,7 +1,7 @@
 """A snapshot of the asset graph the code location builds for the bundled demo config, and for
 its Salesforce variant (`crm.source: salesforce`, which adds the extraction assets): asset keys,
 groups, partitions, dependencies (with their partition mappings), asset checks (and whether
-they block), jobs and what they select, schedules and sensors.
+they block), jobs and what they select (or, a job of ops, its ops), schedules and sensors.
 
 A change to the graph fails this test with a diff against the committed snapshot,
 `snapshots/asset_graph.json`. When the change is meant, write the new snapshot and commit it
@@ -74,6 +74,16 @@ def describe_mapping(mapping: dg.PartitionMapping) -> dict[str, Any]:
     return {"kind": type(mapping).__name__}
 
 
+def describe_job(job: Any, graph: Any) -> dict[str, Any]:
+    """An asset job by the assets and checks it selects; a job of ops (the simulation) by its ops."""
+    if isinstance(job, dg.JobDefinition):
+        return {"ops": sorted(node.name for node in job.graph.nodes)}
+    return {
+        "assets": sorted(key.to_user_string() for key in job.selection.resolve(graph)),
+        "checks": sorted(key.to_user_string() for key in job.selection.resolve_checks(graph)),
+    }
+
+
 def graph_snapshot(defs: dg.Definitions) -> dict[str, Any]:
     """What the snapshot pins, as plain JSON values: no code versions, no timestamps, no paths."""
     graph = defs.resolve_asset_graph()
@@ -90,13 +100,7 @@ def graph_snapshot(defs: dg.Definitions) -> dict[str, Any]:
             },
             "checks": {key.name: {"blocking": graph.get(key).blocking} for key in node.check_keys},
         }
-    jobs = {
-        job.name: {
-            "assets": sorted(key.to_user_string() for key in job.selection.resolve(graph)),
-            "checks": sorted(key.to_user_string() for key in job.selection.resolve_checks(graph)),
-        }
-        for job in defs.jobs
-    }
+    jobs = {job.name: describe_job(job, graph) for job in defs.jobs}
     schedules = {
         schedule.name: {
             "cron_schedule": schedule.cron_schedule,
