@@ -6,7 +6,7 @@ from __future__ import annotations
 import re
 import time
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from datetime import date
 from pathlib import Path
 
@@ -172,6 +172,25 @@ class WarehouseResource(dg.ConfigurableResource):
     lock_timeout_seconds: float = DEFAULT_LOCK_TIMEOUT
 
     @contextmanager
+    def held(self) -> Iterator[None]:
+        """The warehouse held open in this process for the block (`held_open`): a range run's
+        step opens it once, its connections share it, and it checkpoints once at the end rather
+        than at each connection's close. Waits for another process's lock as `connection` does."""
+        with ExitStack() as stack:
+            try:
+                stack.enter_context(
+                    held_open(
+                        self.path,
+                        lock_timeout=self.lock_timeout_seconds,
+                        say=dg.get_dagster_logger().warning,
+                        analysts_folder=self.published,
+                    )
+                )
+            except (WarehouseLocked, SchemaVersionError) as exc:
+                raise dg.Failure(str(exc)) from None
+            yield
+
+    @contextmanager
     def connection(self, *, read_only: bool = False) -> Iterator[duckdb.DuckDBPyConnection]:
         """A step's connection. A step whose input day is missing (InputsMissing), or whose
         warehouse stays locked by another process (WarehouseLocked), fails with that message as
@@ -193,8 +212,8 @@ class WarehouseResource(dg.ConfigurableResource):
             yield con
             if self.published is not None and not read_only:
                 publish.drain(con, self.published)
-        except InputsMissing as exc:
-            raise dg.Failure(str(exc)) from None
+        except InputsMissing as exc:  # running again finds the same rows missing
+            raise dg.Failure(str(exc), allow_retries=False) from None
         finally:
             con.close()
 

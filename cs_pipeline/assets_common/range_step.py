@@ -1,0 +1,298 @@
+"""How a step materialises a range of partitions in one run: each partition's work in order, its
+own metadata per partition, one data version per asset, and its asset checks evaluated inside
+the step.
+
+Why: a day used to be six Dagster runs and 24 steps, about 2-4 s of Dagster's own work whatever
+the data, and a process per step under the UI. A range run (the tags
+`dagster/asset_partition_range_start` / `_end`, which the CLI, the sensors and the backfill
+daemon under a single-run BackfillPolicy use) does any number of days in one step. The work
+of each day stays a function of that day (`Day`), called day after day in order, so a range
+gives the tables of day-by-day runs (docs/operations.md#range-runs-and-why-they-give-the-tables-of-day-by-day-runs).
+
+What Dagster 1.13 gives a range run, and how it is used here: `context.add_asset_metadata(...,
+partition_key=K, asset_key=A)` records each partition's own metadata (rows written, counts) on
+its materialisation, as a one-partition run did; a data version returned applies to every
+partition of the run (here, a digest of the partitions' own versions, the partition's own
+version in a one-partition run); an asset check yields one evaluation for the run (here: passed
+when every partition passed, with the counts summed; a blocking check that fails on a partition
+fails the step at once, naming the partition, so nothing after it is written).
+"""
+
+import hashlib
+import logging
+from collections import defaultdict
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass, field, replace
+from datetime import date
+from typing import Any
+
+import dagster as dg
+
+from cs_pipeline.assets_common.code_versions import code_version
+from cs_pipeline.config import PipelineConfig
+from cs_pipeline.warehouse import DUCKDB_POOL, WarehouseResource
+
+# One run for the whole range a backfill asks for (UI backfills, the backfill daemon).
+SINGLE_RUN = dg.BackfillPolicy.single_run()
+
+
+@dataclass(frozen=True)
+class Day:
+    """One partition of a range run, as a daily asset's or check's work for that day reads it."""
+
+    date: date
+    run_id: str
+    config: PipelineConfig
+    warehouse: WarehouseResource
+    resources: Any  # the step's resources (crm, ...)
+    log: logging.Logger
+    profile: str | None = None  # account_health's partitions: the profile of (date, profile)
+
+    @property
+    def partition_key(self) -> str:
+        """The partition's key: the day, or `date|profile` for account_health."""
+        return self.date.isoformat() if self.profile is None else f"{self.date.isoformat()}|{self.profile}"
+
+
+@dataclass(frozen=True)
+class DailyAsset:
+    """One daily asset's work (or a few assets written together): its specs and, for one day,
+    its MaterializeResults (one per spec, with asset_key when there are several)."""
+
+    specs: tuple[dg.AssetSpec, ...]
+    materialize: Callable[[Day], dg.MaterializeResult | Sequence[dg.MaterializeResult]]
+
+    @property
+    def keys(self) -> set[dg.AssetKey]:
+        """The asset keys it writes."""
+        return {spec.key for spec in self.specs}
+
+
+@dataclass(frozen=True)
+class DailyCheck:
+    """An asset check evaluated inside its asset's step, after the asset's work, on each
+    partition; `per_date`: once per date, after every partition of that date in the run."""
+
+    spec: dg.AssetCheckSpec
+    evaluate: Callable[[Day], dg.AssetCheckResult]
+    per_date: bool = False
+
+
+def daily_asset(
+    *,
+    group: str,
+    description: str,
+    kinds: Iterable[str] = (),
+    name: str | None = None,
+    deps: Sequence[object] = (),
+) -> Callable[[Callable[[Day], dg.MaterializeResult]], DailyAsset]:
+    """Declare a daily asset that writes the warehouse: its work for one day, of kind duckdb
+    (and `kinds`), its code version that of the module defining it (code_versions.py)."""
+
+    def declare(compute: Callable[[Day], dg.MaterializeResult]) -> DailyAsset:
+        spec = dg.AssetSpec(
+            name or compute.__name__,
+            deps=deps,
+            group_name=group,
+            kinds={"duckdb", *kinds},
+            code_version=code_version(compute.__module__),
+            description=description,
+        )
+        return DailyAsset((spec,), compute)
+
+    return declare
+
+
+def daily_check(
+    *, asset: str, description: str, blocking: bool = False, per_date: bool = False
+) -> Callable[[Callable[[Day], dg.AssetCheckResult]], DailyCheck]:
+    """Declare a check of `asset`, evaluated in its asset's step on each partition it wrote
+    (`per_date`: on each date, its Day without profile)."""
+
+    def declare(evaluate: Callable[[Day], dg.AssetCheckResult]) -> DailyCheck:
+        spec = dg.AssetCheckSpec(evaluate.__name__, asset=asset, blocking=blocking, description=description)
+        return DailyCheck(spec, evaluate, per_date)
+
+    return declare
+
+
+def in_dependency_order(work: Sequence[DailyAsset]) -> list[DailyAsset]:
+    """`work` ordered so that each comes after the work writing its deps (stable otherwise)."""
+    ordered: list[DailyAsset] = []
+    pending = list(work)
+    while pending:
+        written = set().union(*(unit.keys for unit in pending))
+        ready = next(
+            unit
+            for unit in pending
+            if not {dep.asset_key for spec in unit.specs for dep in spec.deps} & (written - unit.keys)
+        )
+        ordered.append(ready)
+        pending.remove(ready)
+    return ordered
+
+
+@dataclass
+class RangeResults:
+    """What a range run's partitions wrote and what their checks found, turned into Dagster's
+    events: each partition's metadata at once, one result per asset and per check at the end."""
+
+    context: dg.AssetExecutionContext
+    versions: dict[dg.AssetKey, list[str]] = field(default_factory=lambda: defaultdict(list))
+    checks: dict[dg.AssetCheckKey, list[tuple[str, dg.AssetCheckResult]]] = field(
+        default_factory=lambda: defaultdict(list)
+    )
+
+    def materialized(self, key: dg.AssetKey, partition_key: str, result: dg.MaterializeResult) -> None:
+        """Record one partition's result of asset `key`: its metadata as that partition's own."""
+        self.context.add_asset_metadata(dict(result.metadata or {}), partition_key=partition_key, asset_key=key)
+        self.versions[key].append(result.data_version.value if result.data_version else "")
+
+    def checked(self, check: dg.AssetCheckSpec, partition_key: str, result: dg.AssetCheckResult) -> None:
+        """Record one partition's check result; a blocking check that failed fails the step (BlockingCheckFailed)."""
+        self.checks[check.key].append((partition_key, result))
+        if check.blocking and not result.passed:
+            raise BlockingCheckFailed(check, partition_key, result)
+
+    def results(self) -> Iterator[dg.MaterializeResult | dg.AssetCheckResult]:
+        """One MaterializeResult per asset (after every partition's work), then one check result per check."""
+        for key, versions in self.versions.items():
+            yield dg.MaterializeResult(asset_key=key, data_version=_range_version(versions))
+        for key, found in self.checks.items():
+            yield _range_check_result(key, found)
+
+
+class BlockingCheckFailed(Exception):
+    """A blocking check failed on a partition: the step stops there."""
+
+    def __init__(self, check: dg.AssetCheckSpec, partition_key: str, result: dg.AssetCheckResult):
+        asset = check.asset_key.to_user_string()
+        super().__init__(f"blocking check {check.name} of {asset} failed for {partition_key}")
+        self.check, self.partition_key, self.result = check, partition_key, result
+
+    def check_result(self) -> dg.AssetCheckResult:
+        """The failed evaluation, naming the partition."""
+        return dg.AssetCheckResult(
+            check_name=self.check.name,
+            asset_key=self.check.asset_key,
+            passed=False,
+            severity=self.result.severity,
+            metadata={"failed_partition": self.partition_key, **(self.result.metadata or {})},
+        )
+
+    def failure(self) -> dg.Failure:
+        """The step's failure: its message names check and partition; checking again fails the same way."""
+        metadata = {key: value for key, value in (self.result.metadata or {}).items()}
+        return dg.Failure(str(self), metadata={"failed_partition": self.partition_key, **metadata}, allow_retries=False)
+
+
+def _range_version(versions: list[str]) -> dg.DataVersion:
+    """The data version of a range: a partition's own version for one, else a digest of them all in order."""
+    if len(versions) == 1:
+        return dg.DataVersion(versions[0])
+    return dg.DataVersion(f"{len(versions)}p:{hashlib.sha256('|'.join(versions).encode()).hexdigest()[:16]}")
+
+
+def _range_check_result(key: dg.AssetCheckKey, found: list[tuple[str, dg.AssetCheckResult]]) -> dg.AssetCheckResult:
+    """One evaluation for a range: passed when every partition passed; the numeric metadata
+    summed; a failure (non-blocking here) keeps its metadata and names the failing partitions."""
+    failing = [(partition, result) for partition, result in found if not result.passed]
+    metadata: dict[str, Any] = {"partitions_checked": len(found)}
+    for _partition, result in found:
+        for name, value in (result.metadata or {}).items():
+            raw = value.value if isinstance(value, dg.MetadataValue) else value
+            if isinstance(raw, int) and not isinstance(raw, bool):
+                metadata[name] = metadata.get(name, 0) + raw
+    if failing:
+        first = failing[0][1]
+        metadata |= {name: value for name, value in (first.metadata or {}).items() if name not in metadata}
+        metadata["failing_partitions"] = ", ".join(partition for partition, _ in failing)
+    severity = failing[0][1].severity if failing else dg.AssetCheckSeverity.ERROR
+    return dg.AssetCheckResult(
+        check_name=key.name, asset_key=key.asset_key, passed=not failing, severity=severity, metadata=metadata
+    )
+
+
+@contextmanager
+def range_run(context: dg.AssetExecutionContext, warehouse: WarehouseResource) -> Iterator[RangeResults]:
+    """The frame of a range run's step: the warehouse held open for the whole step (one
+    checkpoint at its end, not one per day and asset), and its results collected."""
+    with warehouse.held():
+        yield RangeResults(context)
+
+
+def build_range_step(
+    name: str,
+    work: Sequence[DailyAsset],
+    checks: Sequence[DailyCheck],
+    partitions: dg.PartitionsDefinition,
+    *,
+    resource_keys: Iterable[str] = (),
+    retry_policy: dg.RetryPolicy | None = None,
+    description: str,
+) -> dg.AssetsDefinition:
+    """One step that materialises `work` for each partition of its run, date after date (daily
+    partitions, or date x profile), each partition's work in dependency order and each check
+    right after its asset's work: the tables of one run per partition in order, whatever the
+    range. A selection of some of the assets runs their work only (a work writing several
+    assets runs whole when one of them is selected)."""
+    ordered = in_dependency_order(work)
+
+    @dg.multi_asset(
+        name=name,
+        partitions_def=partitions,
+        pool=DUCKDB_POOL,
+        specs=[spec for unit in ordered for spec in unit.specs],
+        check_specs=[check.spec for check in checks],
+        can_subset=True,
+        backfill_policy=SINGLE_RUN,
+        retry_policy=retry_policy,
+        required_resource_keys={"settings", "warehouse", *resource_keys},
+        description=description,
+    )
+    def range_step(context: dg.AssetExecutionContext) -> Iterator[dg.MaterializeResult | dg.AssetCheckResult]:
+        selected = context.selected_asset_keys
+        chosen = [check for check in checks if check.spec.key in context.selected_asset_check_keys]
+        each_partition, each_date = [c for c in chosen if not c.per_date], [c for c in chosen if c.per_date]
+        config, warehouse = context.resources.settings.config, context.resources.warehouse
+        with range_run(context, warehouse) as results:
+            try:
+                for on, keys in _by_date(context.partition_keys):
+                    days = [
+                        Day(on, context.run.run_id, config, warehouse, context.resources, context.log, profile)
+                        for profile in keys
+                    ]
+                    for day in days:
+                        for unit in (unit for unit in ordered if unit.keys & selected):
+                            _materialize_day(unit, day, results, selected)
+                            _check(day, [c for c in each_partition if c.spec.asset_key in unit.keys], results)
+                    _check(replace(days[0], profile=None), each_date, results)
+            except BlockingCheckFailed as failed:
+                yield failed.check_result()
+                raise failed.failure() from None
+        yield from results.results()
+
+    return range_step
+
+
+def _by_date(partition_keys: Sequence[str]) -> list[tuple[date, list[str | None]]]:
+    """The run's partition keys by date, oldest first: [(date, [profile, ...] or [None])]."""
+    found: dict[date, list[str | None]] = defaultdict(list)
+    for key in partition_keys:
+        on, _, profile = key.partition("|")
+        found[date.fromisoformat(on)].append(profile or None)
+    return sorted(found.items())
+
+
+def _check(day: Day, checks: Sequence[DailyCheck], results: RangeResults) -> None:
+    for check in checks:
+        results.checked(check.spec, day.partition_key, check.evaluate(day))
+
+
+def _materialize_day(unit: DailyAsset, day: Day, results: RangeResults, selected: set[dg.AssetKey]) -> None:
+    produced = unit.materialize(day)
+    for result in [produced] if isinstance(produced, dg.MaterializeResult) else produced:
+        key = dg.AssetKey.from_coercible(result.asset_key) if result.asset_key is not None else unit.specs[0].key
+        if key in selected:
+            results.materialized(key, day.partition_key, result)
