@@ -313,6 +313,7 @@ class Rule(_Model):
 
     @property
     def kind(self) -> MetricKind:
+        """The metric's kind, set when the config is validated."""
         """How the metric compares: "number", "ordinal" (usage_frequency) or "text"."""
         return self._kind
 
@@ -325,6 +326,7 @@ class Condition(_Model):
 
 
 class DimensionMetric(_Model):
+    """A metric of a dimension (`profiles[].dimensions[].metrics[]`): its weight and its good and poor conditions."""
     metric: str
     weight: Weight = 1.0
     good: Condition
@@ -352,6 +354,7 @@ class DimensionMetric(_Model):
 
     @property
     def kind(self) -> MetricKind:
+        """The metric's kind, set when the config is validated."""
         return self._kind
 
     def _rule(self, cond: Condition) -> Rule:
@@ -361,14 +364,17 @@ class DimensionMetric(_Model):
 
     @property
     def good_rule(self) -> Rule:
+        """The good condition as a rule on the metric."""
         return self._rule(self.good)
 
     @property
     def poor_rule(self) -> Rule:
+        """The poor condition as a rule on the metric."""
         return self._rule(self.poor)
 
 
 class Dimension(_Model):
+    """A dimension of a dimensional profile (`profiles[].dimensions[]`): its weight and metrics."""
     name: Text
     weight: Weight = 1.0
     metrics: Annotated[list[DimensionMetric], Field(min_length=1)]
@@ -423,6 +429,7 @@ class Profile(_Model):
 
     @property
     def kind(self) -> Literal["scorecard", "dimensions"]:
+        """`dimensions` for a dimensional profile, else `scorecard` (good and poor rules)."""
         return "dimensions" if self.dimensions else "scorecard"
 
 
@@ -430,6 +437,8 @@ class Profile(_Model):
 
 
 class SalesforceConfig(_Model):
+    """`crm.salesforce`: the API version, the record count above which Bulk API 2.0 is used, and the
+    overlap of incremental extractions (credentials come from environment variables only)."""
     api_version: Annotated[str, BeforeValidator(_api_version), AfterValidator(_api_version_format)] = "62.0"
     bulk_threshold: PositiveInt = 10000  # records above which Bulk API 2.0 is used
     overlap_minutes: Annotated[Int, Field(ge=0)] = 10
@@ -450,6 +459,7 @@ class AccountMapping(_Model):
 
 
 class AssetMapping(_Model):
+    """`crm.mapping.asset`: the Asset fields each canonical column is read from, first non-empty wins."""
     account_id: SfFields = ["AccountId"]
     product_code: SfFields = ["Product2.ProductCode"]
     product_name: SfFields = ["Product2.Name"]
@@ -460,18 +470,21 @@ class AssetMapping(_Model):
 
 
 class ContactMapping(_Model):
+    """`crm.mapping.contact`: the Contact fields each canonical column is read from, first non-empty wins."""
     account_id: SfFields = ["AccountId"]
     user_id: SfFields = ["Email"]
     name: SfFields = ["Name"]
 
 
 class MappingConfig(_Model):
+    """`crm.mapping`: the field mapping of each CRM object."""
     account: AccountMapping = AccountMapping()
     asset: AssetMapping = AssetMapping()
     contact: ContactMapping = ContactMapping()
 
 
 class CrmConfig(_Model):
+    """`crm`: where the CRM comes from (export files or Salesforce) and how its records map."""
     source: Literal["files", "salesforce"] = "files"
     files_dir: ResolvedPath | None = Field(default=None, validate_default=True)
     product_separator: Annotated[str, Field(min_length=1)] = "_"
@@ -487,6 +500,7 @@ class CrmConfig(_Model):
 
 
 class LimitsConfig(_Model):
+    """`limits`: the most distinct modules and actions a tenant's events may bring."""
     modules: PositiveInt = 100
     actions: PositiveInt = 500
 
@@ -511,6 +525,7 @@ class CustomMetric(_Model):
 
     @property
     def kind(self) -> Literal["count_action", "distinct_users_of_module", "sql"]:
+        """Which of the three custom metric kinds this is."""
         if self.count_action is not None:
             return "count_action"
         return "distinct_users_of_module" if self.distinct_users_of_module is not None else "sql"
@@ -522,20 +537,24 @@ class CustomMetric(_Model):
 
     @property
     def sql_path(self) -> Path | None:
+        """The resolved SQL file of an `sql` metric, else None."""
         return self.sql
 
 
 class SubaccountHealth(_Model):
+    """`rollups.subaccount_health`: what the Poor and Good shares of descendants weigh by, and their thresholds."""
     by: Literal["count", "contract_value"] = "contract_value"
     poor_share: Share = 0.5
     good_share: Share = 0.5
 
 
 class RollupsConfig(_Model):
+    """`rollups`: settings of the roll-ups over the account hierarchy."""
     subaccount_health: SubaccountHealth = SubaccountHealth()
 
 
 class RetentionConfig(_Model):
+    """`retention`: when Free accounts' events are purged (null disables it)."""
     free_inactive_days: PositiveInt | None = 90  # null disables purging
 
 
@@ -548,6 +567,7 @@ class TimeoutsConfig(_Model):
 
 
 class PipelineConfig(_Model):
+    """The whole validated config file (docs/configuration.md)."""
     source_path: Path  # set by load_config, never read from the YAML
     crm: CrmConfig
     landing: ResolvedPath
@@ -626,6 +646,7 @@ class PipelineConfig(_Model):
         return [(name, group) for group, names in self.statuses.items() for name in names]
 
     def profile_names(self) -> list[str]:
+        """The profiles' names in config order."""
         return [p.name for p in self.profiles]
 
     def metric_kind(self, name: str) -> MetricKind | None:
@@ -649,6 +670,8 @@ def default_config_path() -> Path:
 
 
 def load_config(path: str | os.PathLike[str] | None = None) -> PipelineConfig:
+    """The validated config at `path` (default: CS_PIPELINE_CONFIG, else the bundled demo config); a bad
+    file raises ConfigError naming the file and the key."""
     source = (Path(path) if path is not None else default_config_path()).expanduser().resolve()
     try:
         raw = source.read_bytes()

@@ -22,6 +22,7 @@ Versions:
   2  every table's and column's description stored as a catalog comment (duckdb_tables(),
      duckdb_columns()), so whoever opens the warehouse reads what a column means; the
      published layer's publish_queue
+  3  account_metrics.days_since_active_30d (null on the rows written before)
 """
 
 from __future__ import annotations
@@ -60,15 +61,17 @@ class Migration:
     apply: Callable[[duckdb.DuckDBPyConnection], None] | None = None
 
 
-def _store_comments(con: duckdb.DuckDBPyConnection) -> None:
-    con.execute(tables.comment_statements())
+def _store_comments(con: duckdb.DuckDBPyConnection, version: int | None = None) -> None:
+    con.execute(tables.comment_statements(version))
 
 
 # The migrations with a function or a description of their own; a version whose only change is
 # registry entries marked `since` it needs none (its description is made from them).
 EXPLICIT: tuple[Migration, ...] = (
     Migration(1, "the schema of the code before versions (sql/warehouse/schema.sql), recognised by its tables"),
-    Migration(2, "table and column descriptions from the registry as catalog comments", _store_comments),
+    Migration(
+        2, "table and column descriptions from the registry as catalog comments", lambda con: _store_comments(con, 2)
+    ),
 )
 
 

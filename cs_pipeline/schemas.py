@@ -127,6 +127,7 @@ account_metrics = table_schema(
         **{m.name: _COUNT for m in USAGE_METRICS if m.is_count},
         "active_days_14d": pa.Check.in_range(0, 14),
         "active_days_30d": pa.Check.in_range(0, 30),
+        "days_since_active_30d": pa.Check.in_range(0, 30),
         "usage_frequency": pa.Check.isin(USAGE_FREQUENCIES),
         "engagement_score": pa.Check.in_range(0, 100),
         "license_utilization": _COUNT,

@@ -453,14 +453,17 @@ def create_statements(version: int | None = None) -> str:
     return "\n".join(t.create_statement(version) for t in TABLE_LIST if version is None or t.since <= version)
 
 
-def comment_statements() -> str:
-    """The registry's descriptions as catalog comments (duckdb_tables(), duckdb_columns())."""
+def comment_statements(version: int | None = None) -> str:
+    """The registry's descriptions as catalog comments (duckdb_tables(), duckdb_columns()), for
+    the tables and columns a warehouse at `version` (None: the newest) has."""
     statements = []
     for table in TABLE_LIST:
+        if version is not None and table.since > version:
+            continue
         statements.append(f"COMMENT ON TABLE {quote_identifier(table.name)} IS {_literal(table.description)};")
         statements += [
             f"COMMENT ON COLUMN {quote_identifier(table.name)}.{quote_identifier(c.name)} IS {_literal(c.description)};"
-            for c in table.columns
+            for c in table.ordered(version)
             if c.description
         ]
     return "\n".join(statements)

@@ -5,8 +5,8 @@ kind, column type, window). The config validates against it, the table registry
 against it, and the SQL reads it through the macros of `sql_macros()`.
 
 Adding a built-in metric: one `Metric` entry below (with `since`, the schema version that adds
-its column), its SQL (the column in `sql/metrics/account_metrics.sql`, or the roll-up in
-`sql/rollups/account_rollups.sql`) and a test; the migration that adds the column to existing
+its column), its SQL (the column in `metrics/sql/account_metrics.sql`, or the roll-up in
+`rollups/sql/account_rollups.sql`) and a test; the migration that adds the column to existing
 warehouses follows from `since` (`cs_pipeline/migrations.py`).
 """
 
@@ -103,6 +103,16 @@ USAGE_METRICS: tuple[Metric, ...] = (
         "100 x active_users_30d / licenses; null without licenses > 0",
         window=30,
         nullable=True,
+    ),  # fmt: skip
+    Metric(
+        "days_since_active_30d",
+        "INTEGER",
+        "number",
+        "days from the account's last day with an event to D: 0 when active on D, 30 when no event "
+        "in the last 30 days (null on rows written before schema version 3)",
+        window=30,
+        nullable=True,
+        since=3,
     ),  # fmt: skip
     Metric("account_age_days", "INTEGER", "number", "the day minus create_date", nullable=True),
     Metric("days_to_renewal", "INTEGER", "number", "renewal_date minus the day", nullable=True),

@@ -79,6 +79,7 @@ class ApiConfig:
 
 @dataclass
 class Request:
+    """An HTTP request as the API handlers see it."""
     method: str
     path: str
     query_string: str
@@ -88,6 +89,7 @@ class Request:
 
 @dataclass
 class Response:
+    """An HTTP response a handler returns."""
     status: int
     body: bytes
     content_type: str = JSON_TYPE
@@ -95,10 +97,12 @@ class Response:
 
 
 def error_response(status: int, error_code: str, message: str) -> Response:
+    """A Salesforce-style error body (a list of message and errorCode) with `status`."""
     return Response(status, json.dumps([{"message": message, "errorCode": error_code}]).encode())
 
 
 def json_response(payload: Any, status: int = 200) -> Response:
+    """`payload` as a JSON response."""
     return Response(status, json.dumps(payload).encode())
 
 
@@ -114,19 +118,23 @@ class SessionRegistry:
         self._valid: set[str] = set()
 
     def issue(self) -> str:
+        """A new valid session id, shaped like Salesforce's (org id prefix)."""
         session_id = f"{ORG_ID[:15]}!{secrets.token_urlsafe(40)}"
         self.register(session_id)
         return session_id
 
     def register(self, session_id: str) -> None:
+        """Accept `session_id` from now on."""
         with self._lock:
             self._valid.add(session_id)
 
     def expire_all(self) -> None:
+        """Invalidate every session: the next call gets INVALID_SESSION_ID, as after an expiry."""
         with self._lock:
             self._valid.clear()
 
     def is_valid(self, session_id: str) -> bool:
+        """Whether `session_id` is accepted."""
         with self._lock:
             return session_id in self._valid
 
@@ -188,6 +196,7 @@ _DATA = r"/services/data/v(?P<version>\d+\.\d+)"
 
 
 class SalesforceApi:
+    """The REST, SOAP login and Bulk API 2.0 endpoints over a store, with faults and a request log."""
     def __init__(
         self,
         store: SalesforceStore,

@@ -29,6 +29,7 @@ from urllib.parse import parse_qs
 
 
 class FaultKind(str, Enum):
+    """The failures the server can be told to inject."""
     SERVER_ERROR = "server_error"
     RATE_LIMITED = "rate_limited"
     CONNECTION_RESET = "connection_reset"
@@ -45,6 +46,7 @@ HTTP_FAULTS = frozenset(
 
 @dataclass
 class Fault:
+    """An armed fault: its kind, how many more requests it hits, and the paths it applies to."""
     kind: FaultKind
     remaining: int
     path_contains: str | None
@@ -53,6 +55,7 @@ class Fault:
 
 
 class FaultInjector:
+    """Faults armed by a test, consumed by the requests they match."""
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self._armed: list[Fault] = []
@@ -96,12 +99,14 @@ class FaultInjector:
             return sum(fault.remaining for fault in self._armed)
 
     def clear(self) -> None:
+        """Disarm every fault."""
         with self._lock:
             self._armed.clear()
 
 
 @dataclass
 class RecordedRequest:
+    """A request the server received, for tests to inspect."""
     method: str
     path: str
     query_string: str
@@ -114,17 +119,20 @@ class RecordedRequest:
 
 
 class RequestLog:
+    """Every request the server received, in order (thread-safe)."""
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self._entries: list[RecordedRequest] = []
 
     def record(self, method: str, path: str, query_string: str) -> RecordedRequest:
+        """Record a request and return its entry."""
         entry = RecordedRequest(method, path, query_string)
         with self._lock:
             self._entries.append(entry)
         return entry
 
     def entries(self, path_contains: str | None = None, method: str | None = None) -> list[RecordedRequest]:
+        """The recorded requests, optionally only those whose path contains `path_contains` and of `method`."""
         with self._lock:
             return [
                 entry
@@ -133,9 +141,11 @@ class RequestLog:
             ]
 
     def count(self, path_contains: str | None = None, method: str | None = None) -> int:
+        """How many recorded requests match (see entries)."""
         return len(self.entries(path_contains, method))
 
     def counts_by_path(self) -> Counter[str]:
+        """The number of recorded requests per path."""
         return Counter(entry.path for entry in self.entries())
 
     def soql(self) -> list[str]:
@@ -143,5 +153,6 @@ class RequestLog:
         return [entry.soql for entry in self.entries() if entry.soql is not None]
 
     def clear(self) -> None:
+        """Forget every recorded request."""
         with self._lock:
             self._entries.clear()

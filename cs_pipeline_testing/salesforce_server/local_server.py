@@ -175,6 +175,7 @@ class LocalSalesforceServer:
     # --- lifecycle ---
 
     def start(self) -> LocalSalesforceServer:
+        """Start serving HTTPS (and the CONNECT proxy) on free ports; returns the server."""
         if self._https is not None:
             raise RuntimeError("the local Salesforce server is already running")
         self._directory = Path(tempfile.mkdtemp(prefix="local-salesforce-"))
@@ -193,6 +194,7 @@ class LocalSalesforceServer:
         return self
 
     def stop(self) -> None:
+        """Stop serving and close every open connection."""
         if self._proxy is not None:
             self._proxy.stop()
             self._proxy = None
@@ -247,14 +249,17 @@ class LocalSalesforceServer:
 
     @property
     def username(self) -> str:
+        """The username the server accepts."""
         return self.config.username
 
     @property
     def password(self) -> str:
+        """The password the server accepts."""
         return self.config.password
 
     @property
     def security_token(self) -> str:
+        """The security token the server accepts."""
         return self.config.security_token
 
     def new_session_id(self) -> str:
@@ -296,6 +301,8 @@ def _arguments(argv: list[str] | None) -> argparse.Namespace:
 
 
 def main(argv: list[str] | None = None) -> int:
+    """Run the server in the foreground until Ctrl-C or SIGTERM
+    (`python -m cs_pipeline_testing.salesforce_server.local_server`)."""
     args = _arguments(argv)
     config = ApiConfig(
         username=args.username,

@@ -42,10 +42,12 @@ class OpenSockets:
         return False
 
     def discard(self, sock: socket.socket) -> None:
+        """Stop tracking `sock` (its tunnel ended)."""
         with self._lock:
             self._sockets.discard(sock)
 
     def close_all(self) -> None:
+        """Close every tracked socket and refuse new ones."""
         with self._lock:
             sockets, self._sockets, self._closed = self._sockets, set(), True
         for sock in sockets:
@@ -93,6 +95,7 @@ class QuietConnectionErrors:
     stopping the server mid-request) is no error of the server's; no traceback for it."""
 
     def handle_error(self, request: socket.socket, client_address: tuple[str, int]) -> None:
+        """Ignore the socket errors of a client that went away; report anything else."""
         if not isinstance(sys.exc_info()[1], OSError):
             super().handle_error(request, client_address)  # type: ignore[misc]
 
@@ -180,12 +183,14 @@ def _pump(client: socket.socket, upstream: socket.socket) -> None:
 
 
 class ConnectProxy:
+    """An HTTP CONNECT proxy tunnelling to `target`, as a corporate proxy would."""
     def __init__(self, target: tuple[str, int], host: str = "127.0.0.1", port: int = 0) -> None:
         self._server = _TunnelServer((host, port), target)
         self._thread: threading.Thread | None = None
 
     @property
     def url(self) -> str:
+        """The proxy's URL (http://host:port)."""
         host, port = self._server.server_address[:2]
         return f"http://{host}:{port}"
 
@@ -196,12 +201,14 @@ class ConnectProxy:
             return list(self._server.tunnels)
 
     def start(self) -> None:
+        """Serve in a background thread."""
         self._thread = threading.Thread(
             target=self._server.serve_forever, args=(SHUTDOWN_POLL_SECONDS,), name="salesforce-proxy", daemon=True
         )
         self._thread.start()
 
     def stop(self) -> None:
+        """Stop serving and close every tunnel."""
         if self._thread is not None:
             self._server.shutdown()
             self._thread.join()

@@ -25,10 +25,12 @@ from cs_pipeline_testing.salesforce_server.soql import BoundQuery, Follow, read_
 
 
 def rest_datetime(moment: datetime) -> str:
+    """`moment` as the REST API writes datetimes (milliseconds, +0000)."""
     return f"{moment:%Y-%m-%dT%H:%M:%S}.{moment.microsecond // 1000:03d}+0000"
 
 
 def bulk_datetime(moment: datetime) -> str:
+    """`moment` as Bulk API 2.0 CSV writes datetimes (milliseconds, Z)."""
     return f"{moment:%Y-%m-%dT%H:%M:%S}.{moment.microsecond // 1000:03d}Z"
 
 
@@ -81,6 +83,7 @@ class RestRecordRenderer:
             node.items[path.field.name] = path.field
 
     def render(self, record: Record) -> dict[str, Any]:
+        """`record` as a JSON object with the query's fields and relationships."""
         return self._render(self._root, record)
 
     def _render(self, node: _Node, record: Record) -> dict[str, Any]:

@@ -25,6 +25,7 @@ Record = dict[str, Any]
 
 
 class FieldType(str, Enum):
+    """The Salesforce field types the server knows."""
     ID = "id"
     STRING = "string"
     REFERENCE = "reference"
@@ -50,6 +51,7 @@ SYSTEM_FIELDS = ("Id", "IsDeleted", "CreatedDate", "SystemModstamp")
 
 @dataclass(frozen=True)
 class FieldSpec:
+    """A field of an object: name, type, label and, for a reference, its relationship."""
     name: str
     type: FieldType
     label: str = ""
@@ -65,6 +67,7 @@ class FieldSpec:
             object.__setattr__(self, "label", _label_for(self.name))
 
     def describe(self) -> dict[str, Any]:
+        """The field as the describe call returns it."""
         return {
             "name": self.name,
             "type": self.type.value,
@@ -104,6 +107,7 @@ class ObjectSchema:
             raise ValueError(f"object {self.name}: field names must be unique (case-insensitively)")
 
     def field(self, name: str) -> FieldSpec | None:
+        """The field called `name` (case-insensitive), else None."""
         return self._by_name.get(name.lower())
 
     def relationship(self, name: str) -> FieldSpec | None:
@@ -111,6 +115,7 @@ class ObjectSchema:
         return self._by_relationship.get(name.lower())
 
     def describe(self) -> dict[str, Any]:
+        """The object as the describe call returns it."""
         return {
             "name": self.name,
             "label": self.label,
@@ -202,6 +207,7 @@ _DATETIME_TEXT = re.compile(r"\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(?:\.\d{1,6})?(
 
 
 def parse_date(text: str) -> date:
+    """`text` as a SOQL date literal (YYYY-MM-DD), else a SoqlError."""
     try:
         if _DATE_TEXT.fullmatch(text):
             return date.fromisoformat(text)
@@ -211,6 +217,7 @@ def parse_date(text: str) -> date:
 
 
 def parse_datetime(text: str) -> datetime:
+    """`text` as a SOQL datetime literal (with an offset or Z) in UTC, else a SoqlError."""
     try:
         if _DATETIME_TEXT.fullmatch(text):
             return datetime.fromisoformat(text).astimezone(timezone.utc)

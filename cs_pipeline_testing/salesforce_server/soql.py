@@ -52,6 +52,7 @@ INVALID_TYPE = "INVALID_TYPE"
 
 
 class SoqlError(ValueError):
+    """A SOQL query the server cannot run, with Salesforce's error code."""
     def __init__(self, error_code: str, message: str) -> None:
         super().__init__(message)
         self.error_code = error_code
@@ -96,16 +97,19 @@ _UNSUPPORTED_HINTS = {
 
 @dataclass(frozen=True)
 class Token:
+    """A lexical token of a SOQL query."""
     kind: str  # datetime, date, number, name, operator, comma, string, unknown (a stray character), end
     text: str  # as written (for a string: the decoded value)
     column: int  # 1-based, for messages
 
     @property
     def keyword(self) -> str:
+        """The token's text upper-cased when it is a name (SOQL keywords are case-insensitive), else ''."""
         return self.text.upper() if self.kind == "name" else ""
 
 
 def tokenize(soql: str) -> list[Token]:
+    """The tokens of `soql`, ending with an `end` token."""
     tokens: list[Token] = []
     position = 0
     while position < len(soql):
@@ -169,6 +173,7 @@ def _unexpected(token: Token) -> SoqlError:
 
 @dataclass(frozen=True)
 class Comparison:
+    """A WHERE comparison as parsed: field path, operator, literal."""
     path: str
     op: str  # one of = != < <= > >= (<> is read as !=)
     literal: Any  # str, date, datetime, int, float, bool or None
@@ -177,6 +182,7 @@ class Comparison:
 
 @dataclass(frozen=True)
 class Ordering:
+    """An ORDER BY item as parsed."""
     path: str
     descending: bool
     nulls_first: bool
@@ -184,6 +190,7 @@ class Ordering:
 
 @dataclass(frozen=True)
 class SoqlQuery:
+    """A parsed SOQL query (the subset the pipeline sends)."""
     object_name: str
     fields: tuple[str, ...]
     where: tuple[Comparison, ...]
@@ -336,6 +343,7 @@ Follow = Callable[[FieldSpec, str], Record | None]
 
 
 def read_path(path: FieldPath, record: Record, follow: Follow) -> Any:
+    """The value of `path` on `record`, following relationships through `follow`."""
     current: Record | None = record
     for hop in path.hops:
         parent_id = current.get(hop.name)
@@ -347,6 +355,7 @@ def read_path(path: FieldPath, record: Record, follow: Follow) -> Any:
 
 @dataclass(frozen=True)
 class BoundComparison:
+    """A WHERE comparison bound to the object's schema."""
     path: FieldPath
     op: str
     literal: Any
@@ -354,6 +363,7 @@ class BoundComparison:
 
 @dataclass(frozen=True)
 class BoundOrdering:
+    """An ORDER BY item bound to the object's schema."""
     path: FieldPath
     descending: bool
     nulls_first: bool
@@ -361,6 +371,7 @@ class BoundOrdering:
 
 @dataclass(frozen=True)
 class BoundQuery:
+    """A query bound to its object's schema, ready to run against the store."""
     soql: str
     schema: ObjectSchema
     fields: tuple[FieldPath, ...]

@@ -64,12 +64,15 @@ class Clock:
         self._frozen_at = _utc(frozen_at) if frozen_at else None
 
     def now(self) -> datetime:
+        """The server's current time (frozen when a test set it)."""
         return self._frozen_at or datetime.now(timezone.utc)
 
     def set(self, moment: datetime) -> None:
+        """Freeze the clock at `moment`."""
         self._frozen_at = _utc(moment)
 
     def advance(self, delta: timedelta) -> datetime:
+        """Move the frozen clock on by `delta`; returns the new time."""
         self._frozen_at = self.now() + delta
         return self._frozen_at
 
@@ -81,6 +84,7 @@ def _utc(moment: datetime) -> datetime:
 
 
 class SalesforceStore:
+    """The records the server holds per object, with SystemModstamp and deletion tracking (thread-safe)."""
     def __init__(self, schemas: Iterable[ObjectSchema] = DEFAULT_SCHEMAS, clock: Clock | None = None) -> None:
         self.clock = clock or Clock()
         self._lock = threading.RLock()
@@ -107,6 +111,7 @@ class SalesforceStore:
 
     @property
     def schemas(self) -> Mapping[str, ObjectSchema]:
+        """The schema of every object, by name."""
         return dict(self._schemas)
 
     def schema(self, object_name: str) -> ObjectSchema:
@@ -132,6 +137,7 @@ class SalesforceStore:
             return ids
 
     def update(self, object_name: str, record_id: str, fields: Mapping[str, Any]) -> None:
+        """Change fields of a record, bumping its SystemModstamp."""
         schema = self.schema(object_name)
         with self._lock:
             current = self._live_record(schema, record_id)

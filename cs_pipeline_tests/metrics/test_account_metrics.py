@@ -163,6 +163,25 @@ def test_window_edges_and_distinct_users(wh, config):
     assert a["license_utilization"] == 100 * 5 / 3  # 166.66666666666666: not rounded, not capped
 
 
+def test_days_since_active_counts_back_to_the_last_active_day_within_window_30(wh, config):
+    accounts = ["today", "yesterday", "edge", "outside", "tomorrow_only", "none"]
+    wh.accounts(D, *({"account_id": a} for a in accounts))
+    wh.deliver(
+        D,
+        on_days("today", [0, -3])
+        + on_days("yesterday", [-1, -20])
+        + on_days("edge", [-29])  # the first day of window 30
+        + on_days("outside", [-30])  # one day before it: as if never active
+        + on_days("tomorrow_only", [1]),  # D + 1 is outside every window of D
+    )
+    m = wh.metrics(config)
+    assert [m[a]["days_since_active_30d"] for a in accounts] == [0, 1, 29, 30, 30, 30]
+    # a late event delivered on D + 1 for D - 5 counts from D + 1 on, not for D
+    wh.deliver(day(1), on_days("edge", [-5]))
+    assert wh.metrics(config)["edge"]["days_since_active_30d"] == 29
+    assert wh.metrics(config, as_of=day(1))["edge"]["days_since_active_30d"] == 6
+
+
 def test_only_events_delivered_by_d_count(wh, config):
     wh.accounts(D, {"account_id": "A"})
     wh.deliver(D, [Event("A", day(0), "u1")])

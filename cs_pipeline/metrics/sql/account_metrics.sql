@@ -49,6 +49,7 @@ WITH day_stats AS (
         sum(d.events) AS events_30d,
         count(*) FILTER (d.event_date >= getvariable('as_of') - 13) AS active_days_14d,
         count(*) AS active_days_30d,
+        max(d.event_date) AS last_active_day,
         -- engagement counts only the days of window 14 on or after create_date
         sum(d.events) FILTER (d.event_date >= getvariable('as_of') - 13
                               AND (a.create_date IS NULL OR d.event_date >= a.create_date)) AS engagement_events
@@ -66,6 +67,8 @@ counted AS (
         coalesce(s.events_30d, 0)::BIGINT AS events_30d,
         coalesce(s.active_days_14d, 0) AS active_days_14d,
         coalesce(s.active_days_30d, 0) AS active_days_30d,
+        -- 30: no event in window 30 (the metrics read no further back)
+        coalesce(getvariable('as_of') - s.last_active_day, 30)::INTEGER AS days_since_active_30d,
         coalesce(m.modules_used_30d, 0) AS modules_used_30d,
         coalesce(x.actions_used_30d, 0) AS actions_used_30d,
         coalesce(s.engagement_events, 0)::BIGINT AS engagement_events,
@@ -88,7 +91,8 @@ peers AS (
 SELECT account_id, snapshot_date, account_type, status, status_group, create_date, renewal_date,
     licenses, contract_value, attributes,
     active_users_1d, active_users_7d, active_users_14d, active_users_30d,
-    events_14d, events_30d, active_days_14d, active_days_30d, modules_used_30d, actions_used_30d,
+    events_14d, events_30d, active_days_14d, active_days_30d, days_since_active_30d, modules_used_30d,
+    actions_used_30d,
     CASE WHEN active_days_14d >= 9 THEN 'Daily'
          WHEN active_days_14d >= 2 THEN 'Weekly'
          WHEN active_days_30d >= 1 THEN 'Monthly'
