@@ -13,9 +13,10 @@ What Dagster 1.13 gives a range run, and how it is used here: `context.add_asset
 partition_key=K, asset_key=A)` records each partition's own metadata (rows written, counts) on
 its materialisation, as a one-partition run did; a data version returned applies to every
 partition of the run (here, a digest of the partitions' own versions, the partition's own
-version in a one-partition run); an asset check yields one evaluation for the run (here: passed
-when every partition passed, with the counts summed; a blocking check that fails on a partition
-fails the step at once, naming the partition, so nothing after it is written).
+version in a one-partition run); an AssetCheckResult yields one evaluation for the whole run, so each
+partition's is yielded as an AssetCheckEvaluation naming its partition (the UI shows it per
+partition); a blocking check that fails on a partition fails the step at once, naming the
+partition, so nothing after it is written.
 """
 
 import hashlib
@@ -136,55 +137,55 @@ def in_dependency_order(work: Sequence[DailyAsset]) -> list[DailyAsset]:
 @dataclass
 class RangeResults:
     """What a range run's partitions wrote and what their checks found, turned into Dagster's
-    events: each partition's metadata at once, one result per asset and per check at the end."""
+    events: each partition's metadata at once, one result per asset at the end, and one check
+    evaluation per check and partition."""
 
     context: dg.AssetExecutionContext
     versions: dict[dg.AssetKey, list[str]] = field(default_factory=lambda: defaultdict(list))
-    checks: dict[dg.AssetCheckKey, list[tuple[str, dg.AssetCheckResult]]] = field(
-        default_factory=lambda: defaultdict(list)
-    )
+    evaluations: list[dg.AssetCheckEvaluation] = field(default_factory=list)
 
     def materialized(self, key: dg.AssetKey, partition_key: str, result: dg.MaterializeResult) -> None:
         """Record one partition's result of asset `key`: its metadata as that partition's own."""
         self.context.add_asset_metadata(dict(result.metadata or {}), partition_key=partition_key, asset_key=key)
         self.versions[key].append(result.data_version.value if result.data_version else "")
 
-    def checked(self, check: dg.AssetCheckSpec, partition_key: str, result: dg.AssetCheckResult) -> None:
-        """Record one partition's check result; a blocking check that failed fails the step (BlockingCheckFailed)."""
-        self.checks[check.key].append((partition_key, result))
+    def checked(self, check: dg.AssetCheckSpec, partition_keys: Sequence[str], result: dg.AssetCheckResult) -> None:
+        """Record a check's result on partitions; a blocking check that failed fails the step (BlockingCheckFailed)."""
+        found = [_evaluation(check, key, result) for key in partition_keys]
         if check.blocking and not result.passed:
-            raise BlockingCheckFailed(check, partition_key, result)
+            raise BlockingCheckFailed(found[0])
+        self.evaluations += found
 
-    def results(self) -> Iterator[dg.MaterializeResult | dg.AssetCheckResult]:
-        """One MaterializeResult per asset (after every partition's work), then one check result per check."""
+    def results(self) -> Iterator[dg.MaterializeResult | dg.AssetCheckEvaluation]:
+        """One MaterializeResult per asset (after every partition's work), then every check evaluation."""
         for key, versions in self.versions.items():
             yield dg.MaterializeResult(asset_key=key, data_version=_range_version(versions))
-        for key, found in self.checks.items():
-            yield _range_check_result(key, found)
+        yield from self.evaluations
+
+
+def _evaluation(check: dg.AssetCheckSpec, partition_key: str, result: dg.AssetCheckResult) -> dg.AssetCheckEvaluation:
+    return dg.AssetCheckEvaluation(
+        asset_key=check.asset_key,
+        check_name=check.name,
+        passed=result.passed,
+        metadata=result.metadata,
+        severity=result.severity,
+        blocking=check.blocking,
+        partition=partition_key,
+    )
 
 
 class BlockingCheckFailed(Exception):
     """A blocking check failed on a partition: the step stops there."""
 
-    def __init__(self, check: dg.AssetCheckSpec, partition_key: str, result: dg.AssetCheckResult):
-        asset = check.asset_key.to_user_string()
-        super().__init__(f"blocking check {check.name} of {asset} failed for {partition_key}")
-        self.check, self.partition_key, self.result = check, partition_key, result
-
-    def check_result(self) -> dg.AssetCheckResult:
-        """The failed evaluation, naming the partition."""
-        return dg.AssetCheckResult(
-            check_name=self.check.name,
-            asset_key=self.check.asset_key,
-            passed=False,
-            severity=self.result.severity,
-            metadata={"failed_partition": self.partition_key, **(self.result.metadata or {})},
-        )
+    def __init__(self, evaluation: dg.AssetCheckEvaluation):
+        asset = evaluation.asset_key.to_user_string()
+        super().__init__(f"blocking check {evaluation.check_name} of {asset} failed for {evaluation.partition}")
+        self.evaluation = evaluation
 
     def failure(self) -> dg.Failure:
         """The step's failure: its message names check and partition; checking again fails the same way."""
-        metadata = {key: value for key, value in (self.result.metadata or {}).items()}
-        return dg.Failure(str(self), metadata={"failed_partition": self.partition_key, **metadata}, allow_retries=False)
+        return dg.Failure(str(self), metadata=dict(self.evaluation.metadata or {}), allow_retries=False)
 
 
 def _range_version(versions: list[str]) -> dg.DataVersion:
@@ -192,26 +193,6 @@ def _range_version(versions: list[str]) -> dg.DataVersion:
     if len(versions) == 1:
         return dg.DataVersion(versions[0])
     return dg.DataVersion(f"{len(versions)}p:{hashlib.sha256('|'.join(versions).encode()).hexdigest()[:16]}")
-
-
-def _range_check_result(key: dg.AssetCheckKey, found: list[tuple[str, dg.AssetCheckResult]]) -> dg.AssetCheckResult:
-    """One evaluation for a range: passed when every partition passed; the numeric metadata
-    summed; a failure (non-blocking here) keeps its metadata and names the failing partitions."""
-    failing = [(partition, result) for partition, result in found if not result.passed]
-    metadata: dict[str, Any] = {"partitions_checked": len(found)}
-    for _partition, result in found:
-        for name, value in (result.metadata or {}).items():
-            raw = value.value if isinstance(value, dg.MetadataValue) else value
-            if isinstance(raw, int) and not isinstance(raw, bool):
-                metadata[name] = metadata.get(name, 0) + raw
-    if failing:
-        first = failing[0][1]
-        metadata |= {name: value for name, value in (first.metadata or {}).items() if name not in metadata}
-        metadata["failing_partitions"] = ", ".join(partition for partition, _ in failing)
-    severity = failing[0][1].severity if failing else dg.AssetCheckSeverity.ERROR
-    return dg.AssetCheckResult(
-        check_name=key.name, asset_key=key.asset_key, passed=not failing, severity=severity, metadata=metadata
-    )
 
 
 @contextmanager
@@ -266,10 +247,10 @@ def build_range_step(
                     for day in days:
                         for unit in (unit for unit in ordered if unit.keys & selected):
                             _materialize_day(unit, day, results, selected)
-                            _check(day, [c for c in each_partition if c.spec.asset_key in unit.keys], results)
-                    _check(replace(days[0], profile=None), each_date, results)
+                            _check(day, [c for c in each_partition if c.spec.asset_key in unit.keys], results, [day])
+                    _check(replace(days[0], profile=None), each_date, results, days)
             except BlockingCheckFailed as failed:
-                yield failed.check_result()
+                yield failed.evaluation
                 raise failed.failure() from None
         yield from results.results()
 
@@ -285,9 +266,10 @@ def _by_date(partition_keys: Sequence[str]) -> list[tuple[date, list[str | None]
     return sorted(found.items())
 
 
-def _check(day: Day, checks: Sequence[DailyCheck], results: RangeResults) -> None:
+def _check(day: Day, checks: Sequence[DailyCheck], results: RangeResults, on: Sequence[Day]) -> None:
+    """Evaluate `checks` on `day`, each result recorded for the partitions of `on`."""
     for check in checks:
-        results.checked(check.spec, day.partition_key, check.evaluate(day))
+        results.checked(check.spec, [partition.partition_key for partition in on], check.evaluate(day))
 
 
 def _materialize_day(unit: DailyAsset, day: Day, results: RangeResults, selected: set[dg.AssetKey]) -> None:
