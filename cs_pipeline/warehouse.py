@@ -187,7 +187,8 @@ class WarehouseResource(dg.ConfigurableResource):
                     )
                 )
             except (WarehouseLocked, SchemaVersionError) as exc:
-                raise dg.Failure(str(exc)) from None
+                # the lock was waited for the configured time already; the message says who holds it
+                raise dg.Failure(str(exc), allow_retries=False) from None
             yield
 
     @contextmanager

@@ -7,8 +7,7 @@ from datetime import datetime, timezone
 import dagster as dg
 import pytest
 
-from cs_pipeline.assets_common.shared import PipelineSettings, daily_partitions
-from cs_pipeline.assets_common.shared import RANGE_END_TAG, RANGE_START_TAG
+from cs_pipeline.assets_common.shared import RANGE_END_TAG, RANGE_START_TAG, PipelineSettings, daily_partitions
 from cs_pipeline.automation.sensors import DAILY_RUN_TAG, landing_run_requests
 from cs_pipeline.config import load_config
 from cs_pipeline.definitions import DAILY_JOB, HEALTH_JOB, build_definitions

@@ -62,9 +62,9 @@ def test_backfill_fills_the_warehouse_and_records_runs(tenant, capsys):
     # each day's materialisation has that day's own metadata
     records = instance.fetch_materializations(dg.AssetKey("usage_events"), limit=5).records
     metadata = {record.partition_key: record.asset_materialization.metadata for record in records}
-    assert {day: (m["rows_written"].value, m["rows_rejected"].value, m["duplicates"].value) for day, m in metadata.items()} == {
-        "2025-11-20": (2, 0, 0), "2025-11-21": (1, 1, 1)
-    }  # fmt: skip
+    keys = ("rows_written", "rows_rejected", "duplicates")
+    counts = {day: tuple(m[key].value for key in keys) for day, m in metadata.items()}
+    assert counts == {"2025-11-20": (2, 0, 0), "2025-11-21": (1, 1, 1)}
     assert metadata["2025-11-21"]["dagster/table_name"].value == "main.usage_events"
     # the checks of a range run: one evaluation per day
     checks = instance.event_log_storage.get_asset_check_execution_history(
