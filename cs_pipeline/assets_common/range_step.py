@@ -219,6 +219,8 @@ def build_range_step(
     range. A selection of some of the assets runs their work only (a work writing several
     assets runs whole when one of them is selected)."""
     ordered = in_dependency_order(work)
+    # partitioned as their asset, so that Dagster plans (and the UI shows) each partition's evaluation
+    checks = [replace(check, spec=check.spec._replace(partitions_def=partitions)) for check in checks]
 
     @dg.multi_asset(
         name=name,
