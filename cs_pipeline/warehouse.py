@@ -158,6 +158,10 @@ def held_open(path: str | Path, **waiting: object) -> Iterator[None]:
         con.close()
 
 
+# Warehouses whose connections leave publishing to the end of a range run's step (WarehouseResource.held)
+_PUBLISH_DEFERRED: set[Path] = set()
+
+
 class WarehouseResource(dg.ConfigurableResource):
     """The DuckDB file the assets write to.
 
@@ -175,7 +179,11 @@ class WarehouseResource(dg.ConfigurableResource):
     def held(self) -> Iterator[None]:
         """The warehouse held open in this process for the block (`held_open`): a range run's
         step opens it once, its connections share it, and it checkpoints once at the end rather
-        than at each connection's close. Waits for another process's lock as `connection` does."""
+        than at each connection's close. What the block's connections queue for publishing is
+        published once, when the block ends without error (a partition or a current-state
+        table changed on several days is written once). Waits for another process's lock as
+        `connection` does."""
+        path = Path(self.path).resolve()
         with ExitStack() as stack:
             try:
                 stack.enter_context(
@@ -189,7 +197,13 @@ class WarehouseResource(dg.ConfigurableResource):
             except (WarehouseLocked, SchemaVersionError) as exc:
                 # the lock was waited for the configured time already; the message says who holds it
                 raise dg.Failure(str(exc), allow_retries=False) from None
-            yield
+            _PUBLISH_DEFERRED.add(path)
+            try:
+                yield
+            finally:
+                _PUBLISH_DEFERRED.discard(path)
+            with self.connection():
+                pass  # publishes what the block queued
 
     @contextmanager
     def connection(self, *, read_only: bool = False) -> Iterator[duckdb.DuckDBPyConnection]:
@@ -211,7 +225,7 @@ class WarehouseResource(dg.ConfigurableResource):
             raise dg.Failure(str(exc)) from None
         try:
             yield con
-            if self.published is not None and not read_only:
+            if self.published is not None and not read_only and Path(self.path).resolve() not in _PUBLISH_DEFERRED:
                 publish.drain(con, self.published)
         except InputsMissing as exc:  # running again finds the same rows missing
             raise dg.Failure(str(exc), allow_retries=False) from None

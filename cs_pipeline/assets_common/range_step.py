@@ -73,7 +73,8 @@ class DailyAsset:
 @dataclass(frozen=True)
 class DailyCheck:
     """An asset check evaluated inside its asset's step, after the asset's work, on each
-    partition; `per_date`: once per date, after every partition of that date in the run."""
+    partition; `per_date`: once per date, after every partition of that date in the run, the
+    dates' results making one evaluation of the run (a check of the day, not of a partition)."""
 
     spec: dg.AssetCheckSpec
     evaluate: Callable[[Day], dg.AssetCheckResult]
@@ -110,6 +111,8 @@ def daily_check(
 ) -> Callable[[Callable[[Day], dg.AssetCheckResult]], DailyCheck]:
     """Declare a check of `asset`, evaluated in its asset's step on each partition it wrote
     (`per_date`: on each date, its Day without profile)."""
+    if blocking and per_date:
+        raise ValueError("a per-date check is evaluated once the date's partitions are written: it cannot block them")
 
     def declare(evaluate: Callable[[Day], dg.AssetCheckResult]) -> DailyCheck:
         spec = dg.AssetCheckSpec(evaluate.__name__, asset=asset, blocking=blocking, description=description)
@@ -137,12 +140,15 @@ def in_dependency_order(work: Sequence[DailyAsset]) -> list[DailyAsset]:
 @dataclass
 class RangeResults:
     """What a range run's partitions wrote and what their checks found, turned into Dagster's
-    events: each partition's metadata at once, one result per asset at the end, and one check
-    evaluation per check and partition."""
+    events: each partition's metadata at once, one result per asset at the end, one check
+    evaluation per check and partition, and one per per-date check for the run."""
 
     context: dg.AssetExecutionContext
     versions: dict[dg.AssetKey, list[str]] = field(default_factory=lambda: defaultdict(list))
     evaluations: list[dg.AssetCheckEvaluation] = field(default_factory=list)
+    by_date: dict[dg.AssetCheckKey, list[tuple[date, dg.AssetCheckResult]]] = field(
+        default_factory=lambda: defaultdict(list)
+    )
 
     def materialized(self, key: dg.AssetKey, partition_key: str, result: dg.MaterializeResult) -> None:
         """Record one partition's result of asset `key`: its metadata as that partition's own."""
@@ -156,11 +162,17 @@ class RangeResults:
             raise BlockingCheckFailed(found[0])
         self.evaluations += found
 
+    def checked_date(self, check: dg.AssetCheckSpec, on: date, result: dg.AssetCheckResult) -> None:
+        """Record a per-date check's result on one date of the run."""
+        self.by_date[check.key].append((on, result))
+
     def results(self) -> Iterator[dg.MaterializeResult | dg.AssetCheckEvaluation]:
         """One MaterializeResult per asset (after every partition's work), then every check evaluation."""
         for key, versions in self.versions.items():
             yield dg.MaterializeResult(asset_key=key, data_version=_range_version(versions))
         yield from self.evaluations
+        for key, found in self.by_date.items():
+            yield _dates_evaluation(key, found)
 
 
 def _evaluation(check: dg.AssetCheckSpec, partition_key: str, result: dg.AssetCheckResult) -> dg.AssetCheckEvaluation:
@@ -172,6 +184,29 @@ def _evaluation(check: dg.AssetCheckSpec, partition_key: str, result: dg.AssetCh
         severity=result.severity,
         blocking=check.blocking,
         partition=partition_key,
+    )
+
+
+def _dates_evaluation(key: dg.AssetCheckKey, found: list[tuple[date, dg.AssetCheckResult]]) -> dg.AssetCheckEvaluation:
+    """One evaluation of a per-date check for the run: passed when every date passed; its integer
+    metadata summed over the dates, the first failing date's other metadata, the failing dates."""
+    failing = [(on, result) for on, result in found if not result.passed]
+    metadata: dict[str, Any] = {"dates_checked": len(found)}
+    for _on, result in found:
+        for name, value in (result.metadata or {}).items():
+            raw = value.value if isinstance(value, dg.MetadataValue) else value
+            if isinstance(raw, int) and not isinstance(raw, bool):
+                metadata[name] = metadata.get(name, 0) + raw
+    if failing:
+        metadata |= {name: value for name, value in (failing[0][1].metadata or {}).items() if name not in metadata}
+        metadata["failing_dates"] = ", ".join(on.isoformat() for on, _ in failing)
+    return dg.AssetCheckEvaluation(
+        asset_key=key.asset_key,
+        check_name=key.name,
+        passed=not failing,
+        metadata=metadata,
+        severity=failing[0][1].severity if failing else dg.AssetCheckSeverity.WARN,
+        blocking=False,  # a per-date check never blocks (daily_check)
     )
 
 
@@ -220,7 +255,10 @@ def build_range_step(
     assets runs whole when one of them is selected)."""
     ordered = in_dependency_order(work)
     # partitioned as their asset, so that Dagster plans (and the UI shows) each partition's evaluation
-    checks = [replace(check, spec=check.spec._replace(partitions_def=partitions)) for check in checks]
+    checks = [
+        check if check.per_date else replace(check, spec=check.spec._replace(partitions_def=partitions))
+        for check in checks
+    ]
 
     @dg.multi_asset(
         name=name,
@@ -250,7 +288,8 @@ def build_range_step(
                         for unit in (unit for unit in ordered if unit.keys & selected):
                             _materialize_day(unit, day, results, selected)
                             _check(day, [c for c in each_partition if c.spec.asset_key in unit.keys], results, [day])
-                    _check(replace(days[0], profile=None), each_date, results, days)
+                    for check in each_date:
+                        results.checked_date(check.spec, on, check.evaluate(replace(days[0], profile=None)))
             except BlockingCheckFailed as failed:
                 yield failed.evaluation
                 raise failed.failure() from None
