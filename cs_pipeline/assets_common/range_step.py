@@ -3,7 +3,7 @@ own metadata per partition, one data version per asset, and its asset checks eva
 the step.
 
 Why: a day used to be six Dagster runs and 24 steps, about 2-4 s of Dagster's own work whatever
-the data, and a process per step under the UI. A range run (the tags
+the data, and a process per step under the UI (issue 14). A range run (the tags
 `dagster/asset_partition_range_start` / `_end`, which the CLI, the sensors and the backfill
 daemon under a single-run BackfillPolicy use) does any number of days in one step. The work
 of each day stays a function of that day (`Day`), called day after day in order, so a range
@@ -155,12 +155,12 @@ class RangeResults:
         self.context.add_asset_metadata(dict(result.metadata or {}), partition_key=partition_key, asset_key=key)
         self.versions[key].append(result.data_version.value if result.data_version else "")
 
-    def checked(self, check: dg.AssetCheckSpec, partition_keys: Sequence[str], result: dg.AssetCheckResult) -> None:
-        """Record a check's result on partitions; a blocking check that failed fails the step (BlockingCheckFailed)."""
-        found = [_evaluation(check, key, result) for key in partition_keys]
+    def checked(self, check: dg.AssetCheckSpec, partition_key: str, result: dg.AssetCheckResult) -> None:
+        """Record a check's result on a partition; a blocking check that failed fails the step (BlockingCheckFailed)."""
+        evaluation = _evaluation(check, partition_key, result)
         if check.blocking and not result.passed:
-            raise BlockingCheckFailed(found[0])
-        self.evaluations += found
+            raise BlockingCheckFailed(evaluation)
+        self.evaluations.append(evaluation)
 
     def checked_date(self, check: dg.AssetCheckSpec, on: date, result: dg.AssetCheckResult) -> None:
         """Record a per-date check's result on one date of the run."""
@@ -272,7 +272,7 @@ def build_range_step(
         required_resource_keys={"settings", "warehouse", *resource_keys},
         description=description,
     )
-    def range_step(context: dg.AssetExecutionContext) -> Iterator[dg.MaterializeResult | dg.AssetCheckResult]:
+    def range_step(context: dg.AssetExecutionContext) -> Iterator[dg.MaterializeResult | dg.AssetCheckEvaluation]:
         selected = context.selected_asset_keys
         chosen = [check for check in checks if check.spec.key in context.selected_asset_check_keys]
         each_partition, each_date = [c for c in chosen if not c.per_date], [c for c in chosen if c.per_date]
@@ -287,7 +287,8 @@ def build_range_step(
                     for day in days:
                         for unit in (unit for unit in ordered if unit.keys & selected):
                             _materialize_day(unit, day, results, selected)
-                            _check(day, [c for c in each_partition if c.spec.asset_key in unit.keys], results, [day])
+                            for check in (c for c in each_partition if c.spec.asset_key in unit.keys):
+                                results.checked(check.spec, day.partition_key, check.evaluate(day))
                     for check in each_date:
                         results.checked_date(check.spec, on, check.evaluate(replace(days[0], profile=None)))
             except BlockingCheckFailed as failed:
@@ -305,12 +306,6 @@ def _by_date(partition_keys: Sequence[str]) -> list[tuple[date, list[str | None]
         on, _, profile = key.partition("|")
         found[date.fromisoformat(on)].append(profile or None)
     return sorted(found.items())
-
-
-def _check(day: Day, checks: Sequence[DailyCheck], results: RangeResults, on: Sequence[Day]) -> None:
-    """Evaluate `checks` on `day`, each result recorded for the partitions of `on`."""
-    for check in checks:
-        results.checked(check.spec, [partition.partition_key for partition in on], check.evaluate(day))
 
 
 def _materialize_day(unit: DailyAsset, day: Day, results: RangeResults, selected: set[dg.AssetKey]) -> None:
