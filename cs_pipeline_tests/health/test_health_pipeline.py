@@ -180,3 +180,22 @@ def test_rerunning_a_date_and_profile_leaves_the_table_identical(tenant):
         key = dg.MultiPartitionKey({"date": "2025-11-20", "profile": profile})
         assert job.execute_in_process(partition_key=key, instance=dg.DagsterInstance.get()).success
     assert table() == before
+
+
+def test_a_day_written_again_after_the_next_sets_the_next_days_previous_health(tenant):
+    """previous_health stays the health stored the day before, whatever order the days are
+    written in: the 19th re-run after the 20th with RISK at '3 - HIGH' turns RISK Poor on the
+    19th, and the 20th's RISK row now says it was Poor the day before (it said Average)."""
+    run_day(tenant, "2025-11-19", "0 - NO RISK")
+    run_day(tenant, "2025-11-20", "3 - HIGH")
+    before = health_rows(tenant, "2025-11-20")
+    assert before["RISK"][-1] == "Average"
+
+    run_day(tenant, "2025-11-19", "3 - HIGH")
+
+    assert health_rows(tenant, "2025-11-19")["RISK"][1] == "Poor"
+    after = health_rows(tenant, "2025-11-20")
+    assert after["RISK"] == (*before["RISK"][:-1], "Poor")
+    assert {account: row for account, row in after.items() if account != "RISK"} == {
+        account: row for account, row in before.items() if account != "RISK"
+    }
