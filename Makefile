@@ -8,7 +8,7 @@ EMBEDDED_HOME := $(CURDIR)/.dagster_home
 # Dagster command run on the folder first would lay out storage of its own
 EMBEDDED_INSTANCE := $(EMBEDDED_HOME)/dagster.yaml
 
-.PHONY: demo test test-fast bench bench-ingest bench-salesforce ui
+.PHONY: demo test test-fast bench bench-ingest bench-salesforce bench-shapes bench-growth ui
 
 demo: $(VENV)/.installed
 	$(VENV)/bin/cs-pipeline demo
@@ -37,6 +37,12 @@ bench-ingest: $(VENV)/.installed
 
 bench-salesforce: $(VENV)/.installed
 	$(VENV)/bin/python bench/salesforce_extract.py
+
+bench-shapes: $(VENV)/.installed
+	$(VENV)/bin/python bench/shapes.py
+
+bench-growth: $(VENV)/.installed
+	$(VENV)/bin/python bench/growth.py --with-yardstick
 
 $(EMBEDDED_INSTANCE): $(VENV)/.installed
 	DAGSTER_HOME=$(EMBEDDED_HOME) $(VENV)/bin/python -c 'from cs_pipeline.cli import dagster_instance; dagster_instance()'

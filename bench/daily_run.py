@@ -29,9 +29,7 @@ import sys
 import time
 from pathlib import Path
 
-from tenant import bench_tenant  # bench/tenant.py: the script's folder is on sys.path
-
-DEMO = Path(__file__).resolve().parents[1] / "demo"
+from tenant import bench_tenant, bundled_config  # bench/tenant.py: the script's folder is on sys.path
 
 
 def timed(command: list[str], env: dict[str, str]) -> tuple[float, float]:
@@ -109,10 +107,7 @@ def main() -> None:
 
     workdir = args.workdir.resolve()
     days = bench_tenant(workdir, accounts=args.accounts, events_per_day=args.events_per_day, days=args.days)
-    # the bundled config (profiles, custom metrics), starting at the tenant's first day
-    config = workdir / "cs_pipeline.yaml"
-    config.write_text(DEMO.joinpath("cs_pipeline.yaml").read_text() + f'start_date: "{days[0]}"\n')
-    shutil.copytree(DEMO / "sql", workdir / "sql", dirs_exist_ok=True)
+    bundled_config(workdir, days[0])
     first, before_last, last = (str(day) for day in (days[0], days[-2], days[-1]))
     results = []
 

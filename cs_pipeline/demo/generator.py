@@ -31,7 +31,7 @@ from __future__ import annotations
 import gzip
 import math
 import shutil
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date, timedelta
 from enum import IntEnum
@@ -86,7 +86,7 @@ MODULE_ACTIONS: dict[str, tuple[tuple[str, float], ...]] = {
     "Settings": (("Invite user", 1), ("Change password", 0.5), ("Update profile", 1)),
     "Support": (("Search help center", 2), ("Open ticket", 1), ("Close ticket", 0.8), ("Escalate ticket", 0.2)),
 }
-# The module each product's own events favour (index into MODULE_ACTIONS).
+# The module each product's own events favour (index into the modules, modulo their number).
 _PRODUCT_MODULE = np.array([0, 1, 2])
 
 STATUS_CATALOG: tuple[str, ...] = ("Trial", "Internal-use", "Personal", "Pro", "Enterprise", "Cancelled")
@@ -249,6 +249,7 @@ class _Population:
     account_values: pl.Series  # IDs, the same IDs padded with spaces, "", null
     user_values: pl.Series  # e-mails, upper-cased, padded; internal IDs; "", null
     n_contacts: int
+    vocabulary: _Vocabulary  # the modules and actions events carry
 
     @property
     def size(self) -> int:
@@ -306,6 +307,8 @@ def generate_tenant(
     formats: Sequence[str] = EVENT_FORMATS,
     progress: Callable[[str], None] | None = None,
     crm_export_every: int = 7,
+    module_actions: Mapping[str, Sequence[tuple[str, float]]] | None = None,
+    contacts_per_account: tuple[int, int] | None = None,
 ) -> TenantSummary:
     """Write a synthetic tenant: dated CRM exports and `days` days of usage ending at `end_date`.
 
@@ -313,9 +316,17 @@ def generate_tenant(
     on `end_date`. Rewrites the CRM folder (stale exports and loose CSV files of an earlier
     run are removed) and the event files of the window's days; partitions of other days are
     left alone. `progress` hears once per day written.
+
+    Other tenant shapes (the benchmarks'): `module_actions` replaces MODULE_ACTIONS (module ->
+    (action, relative frequency); at least one module, action names unique across modules), and
+    `contacts_per_account` = (low, high) gives every CRM account between low and high contacts,
+    uniformly, instead of a few by segment. Left out, the tenant is the demo's, byte for byte.
     """
     if days < 1 or accounts < 1 or events_per_day < 0 or crm_export_every < 1:
         raise ValueError("days, accounts and crm_export_every must be >= 1 and events_per_day >= 0")
+    if contacts_per_account is not None and not 0 <= contacts_per_account[0] <= contacts_per_account[1]:
+        raise ValueError(f"contacts_per_account must be (low, high) with 0 <= low <= high, got {contacts_per_account}")
+    vocabulary = _DEMO_VOCABULARY if module_actions is None else _vocabulary(module_actions)
     unknown = sorted(set(formats) - set(EVENT_FORMATS))
     if unknown or not formats:
         raise ValueError(f"formats must be a non-empty subset of {EVENT_FORMATS}, got {list(formats)}")
@@ -334,6 +345,8 @@ def generate_tenant(
         np.random.default_rng(story_seq),
         accounts,
         np.array([_epoch_day(day) for day in exports]),
+        vocabulary,
+        contacts_per_account,
     )
     _write_crm(crm, crm_dir, exports)
 
@@ -411,14 +424,16 @@ def _build_crm(
     story_rng: np.random.Generator,
     n: int,
     export_days: np.ndarray,
+    vocabulary: _Vocabulary,
+    contacts_per_account: tuple[int, int] | None,
 ) -> _Crm:
     """Accounts with a 3-level hierarchy, their product holdings, contacts, and the event
     senders they make up. `pop_rng` draws only what never reaches the CRM files, `story_rng`
     the status changes and the usage around them."""
     accounts, traits = _build_accounts(rng, story_rng, n, export_days)
-    assets, products = _build_assets(rng, pop_rng, accounts, traits, export_days)
-    contacts, user_start, user_count, emails = _build_contacts(rng, accounts, traits)
-    population = _build_population(pop_rng, traits, products, user_start, user_count, emails)
+    assets, products = _build_assets(rng, pop_rng, accounts, traits, export_days, vocabulary)
+    contacts, user_start, user_count, emails = _build_contacts(rng, accounts, traits, contacts_per_account)
+    population = _build_population(pop_rng, traits, products, user_start, user_count, emails, vocabulary)
     return _Crm(accounts=accounts, assets=assets, contacts=contacts, population=population, story=traits.story)
 
 
@@ -650,6 +665,7 @@ def _build_assets(
     accounts: pl.DataFrame,
     traits: _AccountTraits,
     export_days: np.ndarray,
+    vocabulary: _Vocabulary,
 ) -> tuple[pl.DataFrame, _ProductAccounts]:
     """Product holdings: about a third of accounts hold one or two distinct products. A
     holding shows in the exports from its install date (else its holder's creation) on; when
@@ -727,22 +743,29 @@ def _build_assets(
         weight=0.5 * traits.weight[holder] * pop_rng.lognormal(0.0, 0.5, size=m),
         active_from=active_from,
         last_active=last_active,
-        module=_PRODUCT_MODULE[product],
+        module=_PRODUCT_MODULE[product] % vocabulary.modules,
     )
     return assets, products
 
 
 def _build_contacts(
-    rng: np.random.Generator, accounts: pl.DataFrame, traits: _AccountTraits
+    rng: np.random.Generator,
+    accounts: pl.DataFrame,
+    traits: _AccountTraits,
+    contacts_per_account: tuple[int, int] | None,
 ) -> tuple[pl.DataFrame, np.ndarray, np.ndarray, pl.Series]:
-    """A few contacts per account, grouped by account; e-mails use the group's domain.
+    """A few contacts per account (or `contacts_per_account` = (low, high), uniformly), grouped
+    by account; e-mails use the group's domain.
 
     Returns Contact.csv, each account's first contact row and contact count, and the
     contacts' lower-case e-mails.
     """
     n = traits.size
-    per_account = np.where(rng.random(n) < 0.03, 0, 1 + rng.poisson(_SEGMENT_CONTACTS[traits.segment]))
-    per_account = np.minimum(per_account, 25)
+    if contacts_per_account is None:
+        per_account = np.where(rng.random(n) < 0.03, 0, 1 + rng.poisson(_SEGMENT_CONTACTS[traits.segment]))
+        per_account = np.minimum(per_account, 25)
+    else:
+        per_account = rng.integers(contacts_per_account[0], contacts_per_account[1] + 1, size=n)
     user_start = np.cumsum(per_account) - per_account
     account = np.repeat(np.arange(n), per_account)
     c = account.size
@@ -801,6 +824,7 @@ def _build_population(
     user_start: np.ndarray,
     user_count: np.ndarray,
     emails: pl.Series,
+    vocabulary: _Vocabulary,
 ) -> _Population:
     """CRM accounts, product accounts (sharing their holder's users) and ghost IDs."""
     n, n_ghosts = traits.size, len(GHOST_ACCOUNT_IDS)
@@ -808,7 +832,7 @@ def _build_population(
     ids = pl.concat([traits.account_id, products.ids, pl.Series(GHOST_ACCOUNT_IDS)])
     n_internal = 4 * (n + n_ghosts)
     internal_ids = "U" + pl.Series(np.arange(n_internal)).cast(pl.String).str.zfill(7)
-    module_weights = [sum(w for _, w in actions) for actions in MODULE_ACTIONS.values()]
+    module_weights = vocabulary.module_weights
     blanks = pl.Series(["", None], dtype=pl.String)
     never = np.full(n_ghosts, _NEVER)
     return _Population(
@@ -830,6 +854,7 @@ def _build_population(
         account_values=pl.concat([ids, " " + ids + " ", blanks]),
         user_values=pl.concat([emails, emails.str.to_uppercase(), " " + emails + "  ", internal_ids, blanks]),
         n_contacts=len(emails),
+        vocabulary=vocabulary,
     )
 
 
@@ -954,14 +979,16 @@ def _simulate_day(
     )
 
     # Actions: a third from the account's favourite module, the rest from the global mix.
+    vocabulary = pop.vocabulary
     favourite = pop.preferred_module[sender]
     action = np.where(
         rng.random(n) < 0.35,
-        _MODULE_FIRST_ACTION[favourite] + (rng.random(n) * _MODULE_ACTION_COUNT[favourite]).astype(np.int64),
-        _pick(rng, _ACTION_WEIGHTS, n),
+        vocabulary.module_first_action[favourite]
+        + (rng.random(n) * vocabulary.module_action_count[favourite]).astype(np.int64),
+        _pick(rng, vocabulary.action_weights, n),
     )
-    module = np.where(rng.random(n) < 0.01, len(MODULE_ACTIONS), _ACTION_MODULE[action])  # some null
-    action = np.where(bad_reason == 1, _N_ACTIONS + blank_flavour, action)
+    module = np.where(rng.random(n) < 0.01, vocabulary.modules, vocabulary.action_module[action])  # some null
+    action = np.where(bad_reason == 1, vocabulary.action_module.size + blank_flavour, action)
 
     return pl.DataFrame(
         {
@@ -971,7 +998,7 @@ def _simulate_day(
             "ts_form": ts_form.astype(np.int8),
             "account": account,
             "user": user,
-            "module": module.astype(np.int8),
+            "module": module.astype(np.int16),
             "action": action.astype(np.int16),
             "id_day": np.zeros(n, dtype=np.int32),
             "id_seq": np.zeros(n, dtype=np.int64),
@@ -1073,8 +1100,8 @@ def _write_events(pop: _Population, part: pl.DataFrame, path: Path, fmt: str, wi
         ).to_series()
     columns["account_id"] = pop.account_values.gather(part["account"])
     columns["user_id"] = pop.user_values.gather(part["user"])
-    columns["module"] = _MODULE_VALUES.gather(part["module"])
-    columns["action"] = _ACTION_VALUES.gather(part["action"])
+    columns["module"] = pop.vocabulary.module_values.gather(part["module"])
+    columns["action"] = pop.vocabulary.action_values.gather(part["action"])
     table = pl.DataFrame(columns)
 
     if fmt == "parquet":
@@ -1098,7 +1125,7 @@ _ROW_SCHEMA = pl.Schema(
         "ts_form": pl.Int8,  # index into _TS_SUFFIXES / _TS_FORM_OFFSET_MIN
         "account": pl.Int64,
         "user": pl.Int64,
-        "module": pl.Int8,
+        "module": pl.Int16,
         "action": pl.Int16,
         "id_day": pl.Int32,
         "id_seq": pl.Int64,
@@ -1113,27 +1140,48 @@ def _empty_rows() -> pl.DataFrame:
 # --------------------------------------------------------------------------- helpers
 
 
-def _action_tables() -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-    """Per action: its module and weight; per module: its first action and action count."""
+@dataclass(frozen=True)
+class _Vocabulary:
+    """The modules and actions of a tenant's events, as the index tables the rows use."""
+
+    module_weights: list[float]  # per module: the sum of its actions' frequencies
+    action_module: np.ndarray  # per action: its module
+    action_weights: np.ndarray  # per action: its relative frequency
+    module_first_action: np.ndarray  # per module: its first action ...
+    module_action_count: np.ndarray  # ... and its number of actions
+    module_values: pl.Series  # the module names, then null
+    action_values: pl.Series  # the action names, then the blank spellings "" and null
+
+    @property
+    def modules(self) -> int:
+        return len(self.module_weights)
+
+
+def _vocabulary(module_actions: Mapping[str, Sequence[tuple[str, float]]]) -> _Vocabulary:
     module_of: list[int] = []
     weights: list[float] = []
     first: list[int] = []
     counts: list[int] = []
-    for module_index, actions in enumerate(MODULE_ACTIONS.values()):
+    for module_index, actions in enumerate(module_actions.values()):
         first.append(len(module_of))
         counts.append(len(actions))
         module_of.extend([module_index] * len(actions))
         weights.extend(weight for _, weight in actions)
-    return np.array(module_of), np.array(weights, dtype=np.float64), np.array(first), np.array(counts)
+    names = [name for actions in module_actions.values() for name, _ in actions]
+    if not module_actions or not all(module_actions.values()) or len(set(names)) != len(names):
+        raise ValueError("module_actions needs at least one module, each with actions, action names unique")
+    return _Vocabulary(
+        module_weights=[sum(w for _, w in actions) for actions in module_actions.values()],
+        action_module=np.array(module_of),
+        action_weights=np.array(weights, dtype=np.float64),
+        module_first_action=np.array(first),
+        module_action_count=np.array(counts),
+        module_values=pl.Series([*module_actions, None], dtype=pl.String),
+        action_values=pl.Series([*names, "", None], dtype=pl.String),
+    )
 
 
-_ACTION_MODULE, _ACTION_WEIGHTS, _MODULE_FIRST_ACTION, _MODULE_ACTION_COUNT = _action_tables()
-_N_ACTIONS = _ACTION_MODULE.size
-# Value tables the rows index into; the trailing "" / null are the blank spellings.
-_MODULE_VALUES = pl.Series([*MODULE_ACTIONS, None], dtype=pl.String)
-_ACTION_VALUES = pl.Series(
-    [*(name for actions in MODULE_ACTIONS.values() for name, _ in actions), "", None], dtype=pl.String
-)
+_DEMO_VOCABULARY = _vocabulary(MODULE_ACTIONS)
 _TS_SUFFIXES = pl.Series(
     ["Z", "", *(f"{'-' if m < 0 else '+'}{abs(m) // 60:02d}:{abs(m) % 60:02d}" for m in _TS_OFFSETS_MIN)]
 )

@@ -20,6 +20,7 @@ from cs_pipeline.demo.generator import (
     ASSET_COLUMNS,
     CONTACT_COLUMNS,
     EVENT_FORMATS,
+    MODULE_ACTIONS,
     STATUS_CATALOG,
     TenantSummary,
     generate_tenant,
@@ -282,16 +283,17 @@ def test_redeliveries_are_exact_copies(tenant: TenantSummary) -> None:
     assert (distinct.drop("event_id", "partition") == 1).to_numpy().all()
 
 
+def _contents(root: Path) -> dict[str, bytes]:
+    return {str(path.relative_to(root)): path.read_bytes() for path in sorted(root.rglob("*")) if path.is_file()}
+
+
 def test_same_seed_same_bytes(tmp_path: Path) -> None:
     small = {**SMALL, "days": 3}
     first = generate_tenant(tmp_path / "a", **small)
     second = generate_tenant(tmp_path / "b", **small)
     other = generate_tenant(tmp_path / "c", **{**small, "seed": 12})
 
-    def contents(root: Path) -> dict[str, bytes]:
-        return {str(path.relative_to(root)): path.read_bytes() for path in sorted(root.rglob("*")) if path.is_file()}
-
-    assert contents(tmp_path / "a") == contents(tmp_path / "b")
+    assert _contents(tmp_path / "a") == _contents(tmp_path / "b")
     assert first == TenantSummary(**{**second.__dict__, "crm_dir": first.crm_dir, "landing_dir": first.landing_dir})
     latest = "Account.csv"
     assert (other.latest_crm_export / latest).read_bytes() != (first.latest_crm_export / latest).read_bytes()
@@ -447,3 +449,33 @@ def test_every_change_kind_shows_in_status_changes_after_a_backfill(tmp_path: Pa
     assert {kind for *_, kind in rows} == CHANGE_KINDS
     later = {(day, account, kind) for day, account, account_type, kind in rows if account_type == "account"}
     assert later - {row for row in later if row[0] == summary.days[0]} == set(_changes(summary))
+
+
+def test_the_demo_vocabulary_given_explicitly_gives_the_same_bytes(tmp_path: Path) -> None:
+    """The shape parameters left out are the demo's tenant: naming MODULE_ACTIONS changes nothing."""
+    small = {**SMALL, "days": 3}
+    generate_tenant(tmp_path / "default", **small)
+    generate_tenant(tmp_path / "explicit", **small, module_actions=MODULE_ACTIONS)
+
+    assert _contents(tmp_path / "default") == _contents(tmp_path / "explicit")
+
+
+def test_another_shape_uses_its_modules_actions_and_contacts(tmp_path: Path) -> None:
+    modules = {f"M{m}": [(f"M{m} a{a}", 1.0) for a in range(7)] for m in range(9)}
+    summary = generate_tenant(
+        tmp_path, **{**SMALL, "days": 2}, formats=("parquet",), module_actions=modules, contacts_per_account=(3, 5)
+    )
+    events = pl.concat(
+        [pl.read_parquet(path) for path in sorted(summary.landing_dir.glob("usage/*/*.parquet"))], how="diagonal"
+    )
+    assert set(events["module"].drop_nulls()) <= set(modules)
+    actions = {name for pairs in modules.values() for name, _ in pairs}
+    assert set(events["action"].drop_nulls()) - {""} <= actions
+    assert len(set(events["action"].drop_nulls()) - {""}) > 40  # most of the 63 actions occur
+    contacts = pl.read_csv(summary.latest_crm_export / "Contact.csv")
+    per_account = contacts.group_by("AccountId").len()["len"]
+    assert per_account.min() >= 3 and per_account.max() <= 5
+    with pytest.raises(ValueError, match="action names unique"):
+        generate_tenant(tmp_path, **SMALL, module_actions={"A": [("x", 1.0)], "B": [("x", 1.0)]})
+    with pytest.raises(ValueError, match="contacts_per_account"):
+        generate_tenant(tmp_path, **SMALL, contacts_per_account=(4, 2))

@@ -1,0 +1,70 @@
+"""The issue-14 benchmarks at a tiny scale: each script runs to its end and prints its tables,
+and the yardstick (bench/yardstick.py) agrees with the pipeline on every metric, roll-up and
+health row of the timed day — the proof that its ratio compares the same work."""
+
+from __future__ import annotations
+
+import shutil
+import sys
+from pathlib import Path
+
+import duckdb
+import pytest
+
+from cs_pipeline_tests.support.processes import run
+
+BENCH = Path(__file__).resolve().parents[2] / "bench"
+TINY = ["--events-per-day", "2000", "--repeats", "1"]
+TIMEOUT = 600  # a shared machine is slow; a hang still fails
+
+
+def _bench(script: str, *arguments: str) -> str:
+    result = run([sys.executable, str(BENCH / script), *arguments], timeout=TIMEOUT, cwd=BENCH.parent)
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    return result.stdout
+
+
+@pytest.mark.e2e
+def test_shapes_bench_times_both_and_the_yardstick_agrees(tmp_path: Path) -> None:
+    # issue-14 (5 profiles, 40 actions a module) and wide (100 modules: the action limit rejects)
+    output = _bench(
+        "shapes.py", "--shapes", "issue-14", "wide", "--accounts", "200", "--days", "3", *TINY,
+        "--workdir", str(tmp_path),
+    )  # fmt: skip
+    assert output.count("yardstick and pipeline agree on 2025-11-27") == 2  # else shapes.py exits 1
+    rows = [line for line in output.splitlines() if line.startswith(("| issue-14 |", "| wide |"))]
+    assert [row.split(" | ")[1:4] for row in rows] == [["1-20", "12 x 40", "5"], ["10-20", "100 x 8", "4"]]
+    assert "worst ratio: " in output
+
+    # the check is no formality: a changed value, a missing row and a changed label are named
+    site = tmp_path / "wide" / "daily"
+    tampered = tmp_path / "tampered.duckdb"
+    shutil.copy(site / "yardstick.duckdb", tampered)
+    with duckdb.connect(str(tampered)) as con:
+        con.execute("UPDATE account_metrics SET key_action_30d = key_action_30d + 1 WHERE account_id = "
+                    "(SELECT min(account_id) FROM account_metrics WHERE date = '2025-11-27')")  # fmt: skip
+        con.execute("DELETE FROM account_rollups WHERE account_id = (SELECT min(account_id) FROM account_rollups)")
+        con.execute("UPDATE account_health SET reasons = [] WHERE date = '2025-11-27' AND health = 'Poor'")
+    check = run(
+        [sys.executable, str(BENCH / "yardstick.py"), "--config", str(site / "cs_pipeline.yaml"), "--db", str(tampered),
+         "--day", "2025-11-27", "--check", str(site / "warehouse.duckdb")],
+        timeout=TIMEOUT,
+    )  # fmt: skip
+    assert check.returncode == 1
+    assert "account_metrics.key_action_30d: 1 of " in check.stdout
+    assert "account_rollups: 0 rows only in the yardstick, 1 only in the pipeline" in check.stdout
+    assert "account_health.reasons: " in check.stdout
+    assert "account_health.health:" not in check.stdout
+
+
+@pytest.mark.e2e
+def test_growth_bench_prints_its_tables(tmp_path: Path) -> None:
+    output = _bench(
+        "growth.py", "--events-per-day", "2000", "--accounts", "200", "--base-events", "2000",
+        "--base-accounts", "200", "--days", "2", "--history-days", "2", "3", "--repeats", "1",
+        "--with-yardstick", "--workdir", str(tmp_path),
+    )  # fmt: skip
+    [size_row] = [line for line in output.splitlines() if line.startswith("| 0.002 M | 200 |")]
+    assert len(size_row.split("|")) == 10  # with the yardstick's column
+    assert "| day 2 (2025-11-26) |" in output and "| day 3 (2025-11-27) |" in output
+    assert "day 3 / day 2: " in output and "the yardstick's: " in output
