@@ -142,4 +142,4 @@ def test_production_instance_records_a_cli_backfill(tmp_path, pg_database, monke
         metrics = dict(con.execute(per_day.format("account_metrics")).fetchall())
     assert sorted(health) == list(DAYS) and all(count > 0 for count in health.values())
     assert health == reported
-    assert sorted(metrics) == DAYS and all(metrics[day] >= health[day] for day in DAYS)
+    assert sorted(metrics) == list(DAYS) and all(metrics[day] >= health[day] for day in DAYS)
