@@ -52,8 +52,12 @@ def uninterrupted(stocked, tmp_path_factory) -> dict[str, list[tuple]]:
 
 def kill_inside_a_step(command: Command, root: Path) -> None:
     """Inside the daily step of the range (every day's daily assets), once it has written a day."""
-    instance = dagster_instance()
     deadline = time.monotonic() + COMMAND_TIMEOUT
+    # the command creates the instance's SQLite storage first, then opens the warehouse: reading
+    # the instance before could race that creation (both would create the tables)
+    while not (root / "warehouse.duckdb").exists() and time.monotonic() < deadline:
+        time.sleep(0.02)
+    instance = dagster_instance()
     while time.monotonic() < deadline:
         for record in instance.get_run_records(dg.RunsFilter(job_name="daily_pipeline")):
             starts = instance.get_records_for_run(
