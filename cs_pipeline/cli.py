@@ -3,7 +3,7 @@
 cs-pipeline demo                           synthetic tenant, 60 days end to end
 cs-pipeline demo --crm salesforce          the same, its CRM read from a local Salesforce server
 cs-pipeline materialize --date D           every asset for day D
-cs-pipeline backfill --start D1 --end D2   the same for each day of the range
+cs-pipeline backfill --start D1 --end D2   every asset for each day of the range, in three runs
 cs-pipeline backtest [--start D1 --end D2] [--horizon H]
                                            the health lab's backtest of the warehouse's health
 cs-pipeline simulate --draft FILE [--start D1 --end D2] [--horizon H]
@@ -18,7 +18,7 @@ import sys
 import time
 import uuid
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import ExitStack, contextmanager
 from datetime import date, datetime, timedelta, timezone
 from pathlib import Path
@@ -26,7 +26,7 @@ from pathlib import Path
 import dagster as dg
 
 from cs_pipeline import publish, runs
-from cs_pipeline.assets_common.shared import audit_tags
+from cs_pipeline.assets_common.shared import RANGE_END_TAG, RANGE_START_TAG, audit_tags
 from cs_pipeline.config import ConfigError, PipelineConfig, default_config_path, load_config
 from cs_pipeline.warehouse import DUCKDB_POOL, EXAMPLES_DIR, WarehouseLocked, held_open
 
@@ -98,11 +98,11 @@ def days_between(start: date, end: date) -> list[date]:
 
 
 def run_days(config: PipelineConfig, days: list[date], instance: dg.DagsterInstance, *, verbose: bool = False) -> None:
-    """For each day in order: one run of the daily job, one health run per profile, then the
-    subaccount health run, with a progress line per day. First, runs of this instance left
-    unfinished by a process that is gone are marked failed and their pool slots freed."""
+    """The days (consecutive, oldest first) in three range runs: the daily job for every day,
+    the health job for every day and profile, the subaccount health job for every day; then a
+    line per day. First, runs of this instance left unfinished by a process that is gone are
+    marked failed and their pool slots freed."""
     from cs_pipeline.definitions import DAILY_JOB, HEALTH_JOB, SUBACCOUNT_JOB, build_definitions
-    from cs_pipeline.health.account_health import HEALTH_COUNT_KEYS
 
     defs = build_definitions(config)
     daily_job, health_job = defs.resolve_job_def(DAILY_JOB), defs.resolve_job_def(HEALTH_JOB)
@@ -117,28 +117,18 @@ def run_days(config: PipelineConfig, days: list[date], instance: dg.DagsterInsta
     _fail_runs_of_gone_processes(instance)
     runner = _Runner(config, instance, verbose)
     started = time.monotonic()
+    first, last, profiles = days[0].isoformat(), days[-1].isoformat(), config.profile_names()
+    span = first if first == last else f"{first}..{last}"
     with ExitStack() as stack:
         # one open warehouse for all the runs (held_open): each step's close would checkpoint
         _hold_warehouse(stack, config)
+        daily = runner.execute(daily_job, (first, last), what=f"the daily assets of {span}")
+        health = runner.execute(
+            health_job, (f"{first}|{profiles[0]}", f"{last}|{profiles[-1]}"), what=f"the health of {span}"
+        )
+        runner.execute(subaccount_job, (first, last), what=f"the subaccount health of {span}")
         for number, day in enumerate(days, start=1):
-            day_started = time.monotonic()
-            daily = runner.execute(daily_job, day.isoformat(), what=f"{day}")
-            day_counts = _metadata_values(daily, {"usage_events": "rows_rejected", "accounts": "hierarchy_issues"})
-            health: Counter[str] = Counter()
-            for profile in config.profile_names():
-                key = dg.MultiPartitionKey({"date": day.isoformat(), "profile": profile})
-                result = runner.execute(health_job, key, what=f"{day}, profile {profile}")
-                for materialization in result.get_asset_materialization_events():
-                    metadata = materialization.materialization.metadata
-                    health.update({key: metadata[key].value for key in HEALTH_COUNT_KEYS.values()})
-            runner.execute(subaccount_job, day.isoformat(), what=f"{day}, subaccount health")
-            elapsed = time.monotonic() - day_started
-            counts = ", ".join(f"{health[key]} {label.lower()}" for label, key in HEALTH_COUNT_KEYS.items())
-            print(
-                f"[{number}/{len(days)}] {day} done in {elapsed:.1f}s: {counts}; "
-                f"{day_counts['rows_rejected']} rows rejected, {day_counts['hierarchy_issues']} hierarchy issues",
-                flush=True,
-            )
+            print(f"[{number}/{len(days)}] {day}: {_day_summary(day.isoformat(), daily, health)}", flush=True)
     print(f"{len(days)} day(s) in {time.monotonic() - started:.1f}s; warehouse: {config.warehouse}", flush=True)
 
 
@@ -149,6 +139,34 @@ def _fail_runs_of_gone_processes(instance: dg.DagsterInstance) -> None:
             f"marked {len(failed)} run(s) left unfinished by a process that is gone as failed and freed their "
             f"pool slots: {', '.join(map(str, failed))}"
         )
+
+
+def _day_summary(day: str, daily: dg.ExecuteInProcessResult, health: dg.ExecuteInProcessResult) -> str:
+    """A day's line: Good / Average / Poor / No value over its profiles, rejected rows, hierarchy issues."""
+    from cs_pipeline.health.account_health import HEALTH_COUNT_KEYS
+
+    counts: Counter[str] = Counter()
+    for metadata in _partition_metadata(health, "account_health", lambda key: key.split("|")[0] == day):
+        counts.update({key: metadata[key] for key in HEALTH_COUNT_KEYS.values()})
+    daily_counts: Counter[str] = Counter()
+    for asset, key in (("usage_events", "rows_rejected"), ("accounts", "hierarchy_issues")):
+        for metadata in _partition_metadata(daily, asset, lambda partition: partition == day):
+            daily_counts[key] += metadata[key]
+    health_line = ", ".join(f"{counts[key]} {label.lower()}" for label, key in HEALTH_COUNT_KEYS.items())
+    return (
+        f"{health_line}; {daily_counts['rows_rejected']} rows rejected, "
+        f"{daily_counts['hierarchy_issues']} hierarchy issues"
+    )
+
+
+def _partition_metadata(
+    result: dg.ExecuteInProcessResult, asset: str, partitions: Callable[[str], bool]
+) -> Iterator[dict[str, object]]:
+    """The metadata values of `asset`'s materialisations in a run, for the partitions chosen."""
+    for event in result.get_asset_materialization_events():
+        materialization = event.materialization
+        if materialization.asset_key.to_user_string() == asset and partitions(materialization.partition or ""):
+            yield {key: value.value for key, value in materialization.metadata.items()}
 
 
 def say(message: str) -> None:
@@ -172,17 +190,6 @@ def _hold_warehouse(stack: ExitStack, config: PipelineConfig) -> None:
         raise CliError(f"{config.source_path}: warehouse: cannot open {config.warehouse}: {exc}") from None
 
 
-def _metadata_values(result: dg.ExecuteInProcessResult, wanted: dict[str, str]) -> dict[str, int]:
-    """{metadata key: value} of the named assets' materialisations in a run (asset -> key)."""
-    values = {}
-    for event in result.get_asset_materialization_events():
-        materialization = event.materialization
-        key = wanted.get(materialization.asset_key.to_user_string())
-        if key is not None and key in materialization.metadata:
-            values[key] = materialization.metadata[key].value
-    return {key: values.get(key, 0) for key in wanted.values()}
-
-
 class _Runner:
     """Executes the CLI's runs in this process, each once the `duckdb` pool has room, tagged
     for audit and with this host (so a later command can tell when its process is gone)."""
@@ -194,27 +201,34 @@ class _Runner:
         self.run_config = {"loggers": {"console": {"config": {"log_level": "INFO" if verbose else "CRITICAL"}}}}
 
     def execute(
-        self, job: dg.JobDefinition, partition_key: str | None, *, what: str, ops: dict | None = None
+        self, job: dg.JobDefinition, partitions: tuple[str, str] | None, *, what: str, ops: dict | None = None
     ) -> dg.ExecuteInProcessResult:
-        """Run `job` for `partition_key` (None: an unpartitioned job), `ops` its ops' run config."""
+        """One run of `job` over the partition keys from partitions[0] to partitions[1] (None: an
+        unpartitioned job), `ops` its ops' run config."""
         timeout = self.config.timeouts.pool_seconds
         try:
             runs.wait_for_pool(self.instance, DUCKDB_POOL, timeout=timeout, say=say)
         except runs.PoolTimeout as exc:
             raise CliError(f"{job.name} for {what} did not start: {exc}") from None
+        started = time.monotonic()
         run_id = str(uuid.uuid4())
         with runs.pool_watchdog(self.instance, run_id, DUCKDB_POOL, timeout=timeout, what=f"{job.name} for {what}"):
             result = job.execute_in_process(
-                partition_key=partition_key,
                 instance=self.instance,
                 raise_on_error=False,
                 run_id=run_id,
-                tags=self.tags,
+                tags={**self.tags, **_range_tags(partitions)},
                 run_config={**self.run_config, **({"ops": ops} if ops else {})},
             )
         if not result.success:
             raise CliError(f"run {result.run_id} ({job.name}) for {what} failed:\n{_failure_summary(result)}")
+        print(f"{what}: done in {time.monotonic() - started:.1f}s ({job.name} run {run_id[:8]})", flush=True)
         return result
+
+
+def _range_tags(partitions: tuple[str, str] | None) -> dict[str, str]:
+    """The tags of a run over the partition keys from partitions[0] to partitions[1]; none for None."""
+    return {RANGE_START_TAG: partitions[0], RANGE_END_TAG: partitions[1]} if partitions else {}
 
 
 def _failure_summary(result: dg.ExecuteInProcessResult) -> str:
@@ -285,7 +299,7 @@ def cmd_materialize(args: argparse.Namespace) -> None:
 
 
 def cmd_backfill(args: argparse.Namespace) -> None:
-    """`cs-pipeline backfill`: run the pipeline for each day of a range, in order."""
+    """`cs-pipeline backfill`: run the pipeline for each day of a range, in order (three range runs)."""
     config = load_config(args.config)
     run_days(config, days_between(args.start, args.end), dagster_instance(), verbose=args.verbose)
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 import re
 import time
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from datetime import date
 from pathlib import Path
 
@@ -170,6 +170,10 @@ def held_open(path: str | Path, **waiting: object) -> Iterator[None]:
         con.close()
 
 
+# Warehouses whose connections leave publishing to the end of a range run's step (WarehouseResource.held)
+_PUBLISH_DEFERRED: set[Path] = set()
+
+
 class WarehouseResource(dg.ConfigurableResource):
     """The DuckDB file the assets write to.
 
@@ -182,6 +186,36 @@ class WarehouseResource(dg.ConfigurableResource):
     published: str | None = None
     # how long a step waits for another process's lock on the file (config timeouts.warehouse_lock_seconds)
     lock_timeout_seconds: float = DEFAULT_LOCK_TIMEOUT
+
+    @contextmanager
+    def held(self) -> Iterator[None]:
+        """The warehouse held open in this process for the block (`held_open`): a range run's
+        step opens it once, its connections share it, and it checkpoints once at the end rather
+        than at each connection's close. What the block's connections queue for publishing is
+        published once, when the block ends without error (a partition or a current-state
+        table changed on several days is written once). Waits for another process's lock as
+        `connection` does."""
+        path = Path(self.path).resolve()
+        with ExitStack() as stack:
+            try:
+                stack.enter_context(
+                    held_open(
+                        self.path,
+                        lock_timeout=self.lock_timeout_seconds,
+                        say=dg.get_dagster_logger().warning,
+                        analysts_folder=self.published,
+                    )
+                )
+            except (WarehouseLocked, SchemaVersionError) as exc:
+                # the lock was waited for the configured time already; the message says who holds it
+                raise dg.Failure(str(exc), allow_retries=False) from None
+            _PUBLISH_DEFERRED.add(path)
+            try:
+                yield
+            finally:
+                _PUBLISH_DEFERRED.discard(path)
+            with self.connection():
+                pass  # publishes what the block queued
 
     @contextmanager
     def connection(self, *, read_only: bool = False) -> Iterator[duckdb.DuckDBPyConnection]:
@@ -203,10 +237,10 @@ class WarehouseResource(dg.ConfigurableResource):
             raise dg.Failure(str(exc)) from None
         try:
             yield con
-            if self.published is not None and not read_only:
+            if self.published is not None and not read_only and Path(self.path).resolve() not in _PUBLISH_DEFERRED:
                 publish.drain(con, self.published)
-        except InputsMissing as exc:
-            raise dg.Failure(str(exc)) from None
+        except InputsMissing as exc:  # running again finds the same rows missing
+            raise dg.Failure(str(exc), allow_retries=False) from None
         finally:
             con.close()
 

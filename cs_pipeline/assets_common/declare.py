@@ -1,5 +1,6 @@
-"""How a warehouse asset is declared (`warehouse_asset`) and what it returns (`materialization`):
-the pool, kinds, code version and standard metadata every asset writing the DuckDB warehouse shares."""
+"""How an asset of its own step is declared (`warehouse_asset`: the Salesforce mirrors) and what a
+warehouse asset returns (`materialization`): the pool, kinds, code version and standard metadata every
+asset writing the DuckDB warehouse shares. The daily assets are declared in range_step.py."""
 
 from __future__ import annotations
 
@@ -62,13 +63,4 @@ def materialization(
         asset_key=asset_key,
         data_version=slice_version(con, version_table or table, where, params),
         metadata={**table_metadata(con, table, rows), **metadata},
-    )
-
-
-def warehouse_check(
-    *, asset: str, partitions: dg.PartitionsDefinition, description: str, blocking: bool = False
-) -> Callable[[Callable[..., dg.AssetCheckResult]], dg.AssetChecksDefinition]:
-    """Declare a check that reads the warehouse: in the duckdb pool, partitioned as its asset."""
-    return dg.asset_check(
-        asset=asset, blocking=blocking, pool=DUCKDB_POOL, partitions_def=partitions, description=description
     )

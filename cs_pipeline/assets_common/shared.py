@@ -5,7 +5,6 @@ declare.py, its code version in code_versions.py."""
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import date
 from typing import Any
 
 import dagster as dg
@@ -18,13 +17,18 @@ from cs_pipeline.config import PipelineConfig, load_config
 # What dg.define_asset_job returns; Dagster does not export its class.
 AssetJob = Any
 
-# A job runs one partition key, so a day is three jobs: the daily assets (one run), the
-# date x profile account_health (one run per profile), then subaccount_health (one run).
+# A day, or a range of days, is three runs, one step each: the daily assets, account_health
+# for every profile (date x profile partitions), then subaccount_health.
 DAILY_JOB = "daily_pipeline"
 HEALTH_JOB = "health_pipeline"
 SUBACCOUNT_JOB = "subaccount_health_pipeline"
 # the health lab's backtest of the whole history: run on demand (CLI, UI), never by the schedule
 LAB_JOB = "health_lab"
+# A run over a range of partition keys (both included), as the CLI, the sensors and the
+# backfill daemon launch one; a health range D1|<first profile> .. D2|<last profile> is every
+# profile of D1..D2 (multi-partition keys order by dimension name: date, then profile).
+RANGE_START_TAG = "dagster/asset_partition_range_start"
+RANGE_END_TAG = "dagster/asset_partition_range_end"
 
 
 @dataclass(frozen=True)
@@ -74,18 +78,6 @@ def health_partitions(config: PipelineConfig) -> dg.MultiPartitionsDefinition:
     return dg.MultiPartitionsDefinition(
         {"date": daily_partitions(config), "profile": dg.StaticPartitionsDefinition(config.profile_names())}
     )
-
-
-def health_partition(context: dg.AssetExecutionContext | dg.AssetCheckExecutionContext) -> tuple[date, str]:
-    """(date, profile) of a partition of account_health."""
-    key = context.partition_key
-    assert isinstance(key, dg.MultiPartitionKey)
-    return date.fromisoformat(key.keys_by_dimension["date"]), key.keys_by_dimension["profile"]
-
-
-def partition_date(context: dg.AssetExecutionContext | dg.AssetCheckExecutionContext) -> date:
-    """The day of a daily partition."""
-    return date.fromisoformat(context.partition_key)
 
 
 def schema_check_result(schema: pa.DataFrameSchema, frame: pl.DataFrame) -> dg.AssetCheckResult:

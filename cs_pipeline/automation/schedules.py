@@ -17,8 +17,8 @@ def build_daily_schedule(daily_job: AssetJob) -> dg.ScheduleDefinition:
         job=daily_job,
         name="daily_schedule",
         description="Every day at 01:00 UTC: the daily assets for yesterday (a UTC day is "
-        "processed once it is over); when that run succeeds, health_after_daily requests one "
-        "health run per profile, and subaccount_after_health the roll-up of their health.",
+        "processed once it is over); when that run succeeds, health_after_daily requests the "
+        "health run of every profile, and subaccount_after_health the roll-up of their health.",
     )
     def daily_schedule(context: dg.ScheduleEvaluationContext, settings: PipelineSettings) -> dg.RunRequest:
         day = scheduled_day(context.scheduled_execution_time)

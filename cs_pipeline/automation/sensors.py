@@ -1,6 +1,7 @@
 """Sensors of the daily chain. A new delivery in the landing zone starts its day's daily run
-(as the daily schedule does for yesterday); a successful daily run of either starts one
-health run per profile; once they all succeed, the roll-up of the descendants' health runs.
+(as the daily schedule does for yesterday); a successful daily run of either starts the
+health run of that day, every profile in one run; once it succeeds, the roll-up of the
+descendants' health runs.
 Runs launched by hand or by a backfill are not followed up: they choose their own assets."""
 
 import hashlib
@@ -8,7 +9,7 @@ from datetime import date, datetime, timezone
 
 import dagster as dg
 
-from cs_pipeline.assets_common.shared import AssetJob, PipelineSettings, audit_tags
+from cs_pipeline.assets_common.shared import RANGE_END_TAG, RANGE_START_TAG, AssetJob, PipelineSettings, audit_tags
 from cs_pipeline.config import PipelineConfig
 from cs_pipeline.usage.landing import list_delivery
 
@@ -41,16 +42,19 @@ def landing_run_requests(
     ]
 
 
-def health_run_requests(config: PipelineConfig, day: str, daily_run_id: str) -> list[dg.RunRequest]:
-    """One health run per profile for `day`, following the daily run `daily_run_id`."""
-    return [
-        dg.RunRequest(
-            run_key=f"health:{daily_run_id}:{profile}",
-            partition_key=dg.MultiPartitionKey({"date": day, "profile": profile}),
-            tags={**audit_tags(config), DAILY_RUN_TAG: daily_run_id},
-        )
-        for profile in config.profile_names()
-    ]
+def health_run_request(config: PipelineConfig, day: str, daily_run_id: str) -> dg.RunRequest:
+    """The health run of `day`, every profile in one run (a range of partition keys),
+    following the daily run `daily_run_id`."""
+    profiles = config.profile_names()
+    return dg.RunRequest(
+        run_key=f"health:{daily_run_id}",
+        tags={
+            **audit_tags(config),
+            DAILY_RUN_TAG: daily_run_id,
+            RANGE_START_TAG: f"{day}|{profiles[0]}",
+            RANGE_END_TAG: f"{day}|{profiles[-1]}",
+        },
+    )
 
 
 def build_sensors(
@@ -60,6 +64,7 @@ def build_sensors(
     subaccount_job: AssetJob,
 ) -> list[dg.SensorDefinition]:
     """The sensors: the daily job when a delivery lands, the health job after it, subaccount health after that."""
+
     @dg.sensor(
         job=daily_job,
         minimum_interval_seconds=300,
@@ -74,39 +79,34 @@ def build_sensors(
         default_status=dg.DefaultSensorStatus.RUNNING,  # they only follow the schedule's and landing_sensor's runs
         monitored_jobs=[daily_job],
         request_job=health_job,
-        description="After a daily run of the daily schedule or the landing sensor: one health "
-        "run per profile for its day.",
+        description="After a daily run of the daily schedule or the landing sensor: the health "
+        "run of its day, every profile in one run.",
     )
     def health_after_daily(
         context: dg.RunStatusSensorContext, settings: PipelineSettings
-    ) -> list[dg.RunRequest] | dg.SkipReason:
+    ) -> dg.RunRequest | dg.SkipReason:
         run = context.dagster_run
         launched_by = run.tags.get("dagster/schedule_name") or run.tags.get("dagster/sensor_name")
         if launched_by not in ("daily_schedule", "landing_sensor"):
             return dg.SkipReason(f"run {run.run_id} was launched by hand or a backfill")
-        return health_run_requests(settings.config, run.tags["dagster/partition"], run.run_id)
+        return health_run_request(settings.config, run.tags["dagster/partition"], run.run_id)
 
     @dg.run_status_sensor(
         run_status=dg.DagsterRunStatus.SUCCESS,
         default_status=dg.DefaultSensorStatus.RUNNING,  # they only follow the schedule's and landing_sensor's runs
         monitored_jobs=[health_job],
         request_job=subaccount_job,
-        description="When every profile's health run that followed a daily run has succeeded: "
-        "the descendants' health and subaccount_health of that day.",
+        description="When the health run that followed a daily run has succeeded: the "
+        "descendants' health and subaccount_health of that day.",
     )
     def subaccount_after_health(
         context: dg.RunStatusSensorContext, settings: PipelineSettings
     ) -> dg.RunRequest | dg.SkipReason:
-        daily_run_id = context.dagster_run.tags.get(DAILY_RUN_TAG)
+        run = context.dagster_run
+        daily_run_id = run.tags.get(DAILY_RUN_TAG)
         if daily_run_id is None:
-            return dg.SkipReason(f"run {context.dagster_run.run_id} did not follow a daily run")
-        config = settings.config
-        siblings = context.instance.get_runs(
-            filters=dg.RunsFilter(tags={DAILY_RUN_TAG: daily_run_id}, statuses=[dg.DagsterRunStatus.SUCCESS])
-        )
-        if len(siblings) < len(config.profile_names()):
-            return dg.SkipReason(f"{len(siblings)} of {len(config.profile_names())} health runs done")
-        day = context.dagster_run.tags["dagster/partition/date"]
-        return dg.RunRequest(run_key=f"subaccount:{daily_run_id}", partition_key=day, tags=audit_tags(config))
+            return dg.SkipReason(f"run {run.run_id} did not follow a daily run")
+        day = run.tags[RANGE_START_TAG].split("|")[0]
+        return dg.RunRequest(run_key=f"subaccount:{daily_run_id}", partition_key=day, tags=audit_tags(settings.config))
 
     return [landing_sensor, health_after_daily, subaccount_after_health]

@@ -7,54 +7,50 @@ import duckdb
 import polars as pl
 
 from cs_pipeline import publish, schemas
-from cs_pipeline.assets_common.declare import TRANSIENT_RETRIES, materialization, warehouse_asset
-from cs_pipeline.assets_common.shared import DomainContext, PipelineSettings, partition_date
+from cs_pipeline.assets_common.declare import materialization
+from cs_pipeline.assets_common.range_step import DailyAsset, Day, daily_asset
+from cs_pipeline.assets_common.shared import DomainContext
 from cs_pipeline.config import PipelineConfig
 from cs_pipeline.crm import versions
 from cs_pipeline.crm.hierarchy import RAW_ACCOUNT_SCHEMA, RAW_ASSET_SCHEMA, Resolution, resolve_accounts
 from cs_pipeline.crm.mapping import extract_snapshot
 from cs_pipeline.crm.salesforce_assets import build_salesforce_assets
-from cs_pipeline.crm.sources import CrmSource, CrmSourceError
+from cs_pipeline.crm.sources import CrmSourceError
 from cs_pipeline.transactions import transaction
-from cs_pipeline.warehouse import WarehouseResource, query_frame, read_sql, set_variables
+from cs_pipeline.warehouse import query_frame, read_sql, set_variables
 
 
-def build(context: DomainContext) -> list[dg.AssetsDefinition]:
+def build(context: DomainContext) -> list[dg.AssetsDefinition | DailyAsset]:
     """The daily CRM assets and, for `crm.source: salesforce`, the Salesforce mirror assets crm_snapshot reads."""
     extraction = build_salesforce_assets() if context.config.crm.source == "salesforce" else []
-    return [*extraction, *build_crm_assets(context.daily, [asset.key for asset in extraction])]
+    return [*extraction, *build_crm_assets([asset.key for asset in extraction])]
 
 
-def build_crm_assets(
-    daily: dg.DailyPartitionsDefinition, extracted: list[dg.AssetKey]
-) -> list[dg.AssetsDefinition]:
-    """extracted: the assets crm_snapshot reads through the crm resource (Salesforce mirrors)."""
+def build_crm_assets(extracted: list[dg.AssetKey]) -> list[DailyAsset]:
+    """extracted: the assets crm_snapshot reads through the crm resource (Salesforce mirrors).
+    crm_snapshot's transient failures (a source briefly away) are retried by the daily step's retry policy."""
 
-    @warehouse_asset(
-        partitions=daily,
+    @daily_asset(
         deps=extracted,
         group="crm",
         kinds={"salesforce"},
-        retry_policy=TRANSIENT_RETRIES,
-        description="What the CRM holds for day D, stored as D's snapshot (crm_accounts_raw, "
-        "crm_assets_raw, crm_contacts_raw), mapped to canonical names: what Salesforce or the "
+        description="What the CRM holds for day D, stored as D's snapshot (versions in "
+        "crm_account_versions, crm_asset_versions, crm_contact_versions: an unchanged record adds "
+        "nothing), mapped to canonical names: what Salesforce or the "
         "export files hold when D is materialised, or, when crm.files_dir holds dated exports "
         "(date=YYYY-MM-DD/ folders), the newest one dated on or before D (none: the oldest); "
         "metadata export_date names it.",
     )
-    def crm_snapshot(
-        context: dg.AssetExecutionContext, settings: PipelineSettings, crm: CrmSource, warehouse: WarehouseResource
-    ) -> dg.MaterializeResult:
+    def crm_snapshot(day: Day) -> dg.MaterializeResult:
         try:
-            reading = crm.as_of(partition_date(context))
+            reading = day.resources.crm.as_of(day.date)
             if reading.warning:
-                context.log.warning(reading.warning)
-            frames = extract_snapshot(reading.source, settings.config)
+                day.log.warning(reading.warning)
+            frames = extract_snapshot(reading.source, day.config)
         except CrmSourceError as exc:  # a bad export file or a missing mirror: retrying fails the same way
             raise dg.Failure(str(exc), allow_retries=False) from None
-        day = partition_date(context)
-        with warehouse.connection() as con:
-            writes = store_crm_snapshot(con, day, frames, context.run.run_id)
+        with day.warehouse.connection() as con:
+            writes = store_crm_snapshot(con, day.date, frames, day.run_id)
             return materialization(
                 con,
                 "crm_account_versions",
@@ -67,24 +63,20 @@ def build_crm_assets(
                     **versions.version_counts(writes),
                 },
                 where="in_force(valid_from, valid_to, ?)",
-                params=[day],
+                params=[day.date],
             )
 
-    @warehouse_asset(
-        partitions=daily,
+    @daily_asset(
         group="crm",
         kinds={"polars"},
-        deps=[crm_snapshot, dg.AssetKey("usage_events")],
+        deps=["crm_snapshot", "usage_events"],
         description="The account dimension: CRM accounts and virtual product accounts with "
-        "root_id, depth, path and status group (account_snapshots for D; `accounts` and "
+        "root_id, depth, path and status group (account_versions for D; `accounts` and "
         "`hierarchy_issues` show the newest snapshot, plus IDs seen only in events).",
     )
-    def accounts(
-        context: dg.AssetExecutionContext, settings: PipelineSettings, warehouse: WarehouseResource
-    ) -> dg.MaterializeResult:
-        day = partition_date(context)
-        with warehouse.connection() as con:
-            resolution, writes = resolve_account_snapshot(con, day, settings.config, context.run.run_id)
+    def accounts(day: Day) -> dg.MaterializeResult:
+        with day.warehouse.connection() as con:
+            resolution, writes = resolve_account_snapshot(con, day.date, day.config, day.run_id)
             [(current_rows,)] = con.execute("SELECT count(*) FROM accounts").fetchall()
             materialized = materialization(
                 con,
@@ -93,22 +85,21 @@ def build_crm_assets(
                 {**_resolution_counts(resolution), **versions.version_counts(writes)},
                 version_table="account_versions",
                 where="in_force(valid_from, valid_to, ?)",
-                params=[day],
+                params=[day.date],
             )
         for issue in resolution.issues.filter(pl.col("issue") != "invalid_value").head(20).iter_rows(named=True):
-            context.log.warning(f"hierarchy issue {issue['issue']} for {issue['account_id']}: {issue['detail']}")
+            day.log.warning(f"hierarchy issue {issue['issue']} for {issue['account_id']}: {issue['detail']}")
         return materialized
 
-    @warehouse_asset(
-        partitions=daily,
+    @daily_asset(
         group="crm",
-        deps=[crm_snapshot, accounts, dg.AssetKey("usage_events")],
+        deps=["crm_snapshot", "accounts", "usage_events"],
         description="Users per account: contacts of the newest CRM snapshot and every user seen "
         "in usage events, with first_seen / last_seen.",
     )
-    def users(context: dg.AssetExecutionContext, warehouse: WarehouseResource) -> dg.MaterializeResult:
-        with warehouse.connection() as con:
-            refresh_users(con, context.run.run_id)
+    def users(day: Day) -> dg.MaterializeResult:
+        with day.warehouse.connection() as con:
+            refresh_users(con, day.run_id)
             [(rows, from_contacts, seen_in_events)] = con.execute(
                 "SELECT count(*), count(name), count(first_seen) FROM users"
             ).fetchall()
@@ -140,7 +131,9 @@ def resolve_account_snapshot(
     ).fetchall()
     raw_accounts = query_frame(con, versions.rows_in_force("crm_account_versions"), [day])
     if not stored or raw_accounts.height == 0:
-        raise dg.Failure(f"no CRM snapshot for {day}: materialise crm_snapshot for partition {day} first")
+        raise dg.Failure(
+            f"no CRM snapshot for {day}: materialise crm_snapshot for partition {day} first", allow_retries=False
+        )
     raw_assets = query_frame(con, versions.rows_in_force("crm_asset_versions"), [day])
     resolution = resolve_accounts(
         raw_accounts.cast(RAW_ACCOUNT_SCHEMA),

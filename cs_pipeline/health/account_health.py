@@ -76,8 +76,39 @@ def compute_account_health(
             """
         )
         publish.queue(con, "account_health", [(as_of, profile)])
+        _correct_next_day_previous_health(con)
         result = _summarise(con, as_of, profile)
     return result
+
+
+def _correct_next_day_previous_health(con: duckdb.DuckDBPyConnection) -> None:
+    """Sets the previous_health of the day after as_of to the health now stored for as_of,
+    where it differs, and queues those partitions: a day written after the next one (out of
+    order, a re-run, runs of several profiles in any order) leaves the table that writing the
+    days in order gives. Nothing to do when the days run in order."""
+    con.execute(
+        """
+        CREATE OR REPLACE TEMP TABLE next_day_previous AS
+        SELECT n.account_id, n.profile, previous.health AS previous_health
+        FROM account_health n
+        LEFT JOIN (
+            SELECT account_id, arg_min(health, profile) AS health
+            FROM account_health WHERE date = getvariable('as_of') GROUP BY account_id
+        ) previous USING (account_id)
+        WHERE n.date = getvariable('as_of') + 1 AND n.previous_health IS DISTINCT FROM previous.health
+        """
+    )
+    con.execute(
+        """
+        UPDATE account_health SET previous_health = c.previous_health, run_id = getvariable('run_id')
+        FROM next_day_previous c
+        WHERE account_health.date = getvariable('as_of') + 1
+            AND account_health.account_id = c.account_id AND account_health.profile = c.profile
+        """
+    )
+    publish.queue_query(
+        con, "account_health", "SELECT DISTINCT getvariable('as_of') + 1, profile FROM next_day_previous"
+    )
 
 
 def _summarise(con: duckdb.DuckDBPyConnection, as_of: date, profile: str) -> HealthResult:

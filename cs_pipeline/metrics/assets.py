@@ -1,57 +1,45 @@
 """Metrics assets: every account's usage metrics for day D, and the roll-ups over the hierarchy."""
 
-from collections.abc import Iterator
-
 import dagster as dg
 
 from cs_pipeline.assets_common.code_versions import code_version
 from cs_pipeline.assets_common.declare import materialization
-from cs_pipeline.assets_common.shared import DomainContext, PipelineSettings, partition_date
+from cs_pipeline.assets_common.range_step import DailyAsset, Day
+from cs_pipeline.assets_common.shared import DomainContext
 from cs_pipeline.metrics.account_metrics import compute_account_metrics
 from cs_pipeline.rollups.account_rollups import compute_account_rollups
-from cs_pipeline.warehouse import DUCKDB_POOL, WarehouseResource
 
 
-def build(context: DomainContext) -> list[dg.AssetsDefinition]:
-    """The account_metrics and account_rollups assets, computed in one step a day."""
-    daily = context.daily
-
-    # One step for both: the roll-ups reuse the metrics' (account, user) pairs of window 30,
-    # the costliest input of each.
-    @dg.multi_asset(
-        name="account_metrics_and_rollups",
-        partitions_def=daily,
-        pool=DUCKDB_POOL,
-        specs=[
-            dg.AssetSpec(
-                "account_metrics",
-                group_name="metrics",
-                kinds={"duckdb", "sql"},
-                code_version=code_version(__name__),
-                deps=[dg.AssetKey("accounts"), dg.AssetKey("usage_events")],
-                description="Usage metrics of every account for D (docs/metrics.md) from the events "
-                "known at the end of D and the CRM snapshot in force, with the account columns rules may use.",
-            ),
-            dg.AssetSpec(
-                "account_rollups",
-                group_name="rollups",
-                kinds={"duckdb", "sql"},
-                code_version=code_version(__name__),
-                deps=[dg.AssetKey("account_metrics")],
-                description="Roll-up metrics of D for every account with descendants, over its subtree "
-                "(rollup_events_30d, rollup_active_users_30d counting a user once per subtree, "
-                "rollup_licenses, rollup_contract_value, rollup_license_utilization): profile rules may "
-                "use them.",
-            ),
-        ],
+def build(context: DomainContext) -> list[DailyAsset]:
+    """The account_metrics and account_rollups assets, computed in one piece of work a day."""
+    # One piece of work for both: the roll-ups reuse the metrics' (account, user) pairs of
+    # window 30, the costliest input of each.
+    specs = (
+        dg.AssetSpec(
+            "account_metrics",
+            group_name="metrics",
+            kinds={"duckdb", "sql"},
+            code_version=code_version(__name__),
+            deps=[dg.AssetKey("accounts"), dg.AssetKey("usage_events")],
+            description="Usage metrics of every account for D (docs/metrics.md) from the events "
+            "known at the end of D and the CRM snapshot in force, with the account columns rules may use.",
+        ),
+        dg.AssetSpec(
+            "account_rollups",
+            group_name="rollups",
+            kinds={"duckdb", "sql"},
+            code_version=code_version(__name__),
+            deps=[dg.AssetKey("account_metrics")],
+            description="Roll-up metrics of D for every account with descendants, over its subtree "
+            "(rollup_events_30d, rollup_active_users_30d counting a user once per subtree, "
+            "rollup_licenses, rollup_contract_value, rollup_license_utilization): profile rules may "
+            "use them.",
+        ),
     )
-    def account_metrics_and_rollups(
-        context: dg.AssetExecutionContext, settings: PipelineSettings, warehouse: WarehouseResource
-    ) -> Iterator[dg.MaterializeResult]:
-        config = settings.config
-        day = partition_date(context)
-        with warehouse.connection() as con:
-            result = compute_account_metrics(con, config, as_of=day, run_id=context.run.run_id)
+
+    def account_metrics_and_rollups(day: Day) -> list[dg.MaterializeResult]:
+        with day.warehouse.connection() as con:
+            result = compute_account_metrics(con, day.config, as_of=day.date, run_id=day.run_id)
             metrics_result = materialization(
                 con,
                 "account_metrics",
@@ -67,25 +55,24 @@ def build(context: DomainContext) -> list[dg.AssetsDefinition]:
                     **{f"with_value_{name}": count for name, count in result.custom_values.items()},
                 },
                 where="date = ?",
-                params=[day],
+                params=[day.date],
                 asset_key="account_metrics",
             )
-            rollups = compute_account_rollups(con, as_of=day, run_id=context.run.run_id)
+            rollups = compute_account_rollups(con, as_of=day.date, run_id=day.run_id)
             rollups_result = materialization(
                 con,
                 "account_rollups",
                 rollups.rows,
                 {"rows_written": rollups.rows, "max_descendants": rollups.max_descendants},
                 where="date = ?",
-                params=[day],
+                params=[day.date],
                 asset_key="account_rollups",
             )
         if result.snapshot_date is None:
-            context.log.warning(f"no CRM snapshot on or before {day}: only unknown accounts have metrics")
+            day.log.warning(f"no CRM snapshot on or before {day.date}: only unknown accounts have metrics")
         for name, ignored in result.sql_rows_ignored.items():
             if ignored:
-                context.log.warning(f"custom metric {name} returned {ignored} row(s) for IDs without a metrics row")
-        yield metrics_result
-        yield rollups_result
+                day.log.warning(f"custom metric {name} returned {ignored} row(s) for IDs without a metrics row")
+        return [metrics_result, rollups_result]
 
-    return [account_metrics_and_rollups]
+    return [DailyAsset(specs, account_metrics_and_rollups)]

@@ -3,30 +3,24 @@
 import dagster as dg
 
 from cs_pipeline import schemas
-from cs_pipeline.assets_common.declare import warehouse_check
-from cs_pipeline.assets_common.shared import DomainContext, partition_date, schema_check_result
-from cs_pipeline.warehouse import WarehouseResource, query_frame
+from cs_pipeline.assets_common.range_step import DailyCheck, Day, daily_check
+from cs_pipeline.assets_common.shared import DomainContext, schema_check_result
+from cs_pipeline.warehouse import query_frame
 
 
-def build(context: DomainContext) -> list[dg.AssetChecksDefinition]:
+def build(context: DomainContext) -> list[DailyCheck]:
     """The schema check of account_metrics."""
-    daily = context.daily
 
-    @warehouse_check(
+    @daily_check(
         asset="account_metrics",
         blocking=True,
-        partitions=daily,
         description="The day's account_metrics rows match their pandera schema (one row per "
         "account, counts >= 0, nested windows ordered, engagement 0-100 for Free/Paying only).",
     )
-    def account_metrics_schema(
-        context: dg.AssetCheckExecutionContext, warehouse: WarehouseResource
-    ) -> dg.AssetCheckResult:
-        with warehouse.connection(read_only=True) as con:
+    def account_metrics_schema(day: Day) -> dg.AssetCheckResult:
+        with day.warehouse.connection(read_only=True) as con:
             rows = query_frame(
-                con,
-                "SELECT * EXCLUDE (attributes, run_id) FROM account_metrics WHERE date = ?",
-                [partition_date(context)],
+                con, "SELECT * EXCLUDE (attributes, run_id) FROM account_metrics WHERE date = ?", [day.date]
             )
         return schema_check_result(schemas.account_metrics, rows)
 

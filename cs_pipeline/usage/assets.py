@@ -2,42 +2,37 @@
 
 import dagster as dg
 
-from cs_pipeline.assets_common.declare import materialization, warehouse_asset
-from cs_pipeline.assets_common.shared import DomainContext, PipelineSettings, partition_date
+from cs_pipeline.assets_common.declare import materialization
+from cs_pipeline.assets_common.range_step import DailyAsset, Day, daily_asset
+from cs_pipeline.assets_common.shared import DomainContext
 from cs_pipeline.usage.ingest import ingest_delivery
 from cs_pipeline.usage.landing import LandingFileError
-from cs_pipeline.warehouse import WarehouseResource
 
 
-def build(context: DomainContext) -> list[dg.AssetsDefinition]:
+def build(context: DomainContext) -> list[DailyAsset]:
     """The usage_events asset, partitioned by delivery day."""
-    daily = context.daily
 
-    @warehouse_asset(
-        partitions=daily,
+    @daily_asset(
         group="usage",
         kinds={"parquet"},
         description="The events delivered to <landing>/usage/date=D/ (parquet, jsonl, jsonl.gz, "
         "csv), normalised and deduplicated by event_id across days; bad rows go to "
         "rejected_events with their reason.",
     )
-    def usage_events(
-        context: dg.AssetExecutionContext, settings: PipelineSettings, warehouse: WarehouseResource
-    ) -> dg.MaterializeResult:
-        config = settings.config
-        day = partition_date(context)
-        with warehouse.connection() as con:
+    def usage_events(day: Day) -> dg.MaterializeResult:
+        config = day.config
+        with day.warehouse.connection() as con:
             try:
                 result = ingest_delivery(
                     con,
                     landing=config.landing,
-                    partition_date=day,
+                    partition_date=day.date,
                     module_limit=config.limits.modules,
                     action_limit=config.limits.actions,
-                    run_id=context.run.run_id,
+                    run_id=day.run_id,
                 )
             except LandingFileError as exc:  # the message names the file and what is wrong with it
-                raise dg.Failure(str(exc)) from None
+                raise dg.Failure(str(exc), allow_retries=False) from None
             materialized = materialization(
                 con,
                 "usage_events",
@@ -56,14 +51,15 @@ def build(context: DomainContext) -> list[dg.AssetsDefinition]:
                     "readmitted_within_limits": result.readmitted_within_limits,
                 },
                 where="partition_date = ?",
-                params=[day],
+                params=[day.date],
             )
+        on = day.date
         if result.files == 0:
-            context.log.warning(f"no usage files delivered for {day} (looked in {config.landing}/usage/date={day})")
+            day.log.warning(f"no usage files delivered for {on} (looked in {config.landing}/usage/date={on})")
         if result.files_ignored:
-            context.log.warning(f"ignored files for {day} (not a usage format): {', '.join(result.files_ignored)}")
+            day.log.warning(f"ignored files for {on} (not a usage format): {', '.join(result.files_ignored)}")
         if result.rows_rejected:
-            context.log.warning(f"{result.rows_rejected} rows of {day} rejected: {result.rejected}")
+            day.log.warning(f"{result.rows_rejected} rows of {on} rejected: {result.rejected}")
         return materialized
 
     return [usage_events]

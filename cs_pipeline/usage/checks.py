@@ -3,34 +3,28 @@
 import dagster as dg
 
 from cs_pipeline import schemas
-from cs_pipeline.assets_common.declare import warehouse_check
-from cs_pipeline.assets_common.shared import DomainContext, partition_date, schema_check_result
+from cs_pipeline.assets_common.range_step import DailyCheck, Day, daily_check
+from cs_pipeline.assets_common.shared import DomainContext, schema_check_result
 from cs_pipeline.usage.ingest import duplicate_event_ids, stored_partition
-from cs_pipeline.warehouse import WarehouseResource
 
 # event_id uniqueness is tested in DuckDB (a hash aggregate there is several times cheaper
 # than Polars' on millions of strings); pandera checks every other rule of the schema.
 USAGE_EVENTS_BUT_UNIQUENESS = schemas.usage_events.update_column("event_id", unique=False)
 
 
-def build(context: DomainContext) -> list[dg.AssetChecksDefinition]:
+def build(context: DomainContext) -> list[DailyCheck]:
     """The schema check of usage_events."""
-    daily = context.daily
 
-    @warehouse_check(
+    @daily_check(
         asset="usage_events",
         blocking=True,
-        partitions=daily,
         description="The partition's usage_events and rejected_events rows match their pandera "
         "schemas; its event_ids are unique.",
     )
-    def usage_events_schema(
-        context: dg.AssetCheckExecutionContext, warehouse: WarehouseResource
-    ) -> dg.AssetCheckResult:
-        day = partition_date(context)
-        with warehouse.connection(read_only=True) as con:
-            duplicates = duplicate_event_ids(con, day)
-            events, rejected = stored_partition(con, day)
+    def usage_events_schema(day: Day) -> dg.AssetCheckResult:
+        with day.warehouse.connection(read_only=True) as con:
+            duplicates = duplicate_event_ids(con, day.date)
+            events, rejected = stored_partition(con, day.date)
         if duplicates:
             return dg.AssetCheckResult(
                 passed=False,

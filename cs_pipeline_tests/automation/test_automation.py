@@ -1,13 +1,13 @@
 """The daily schedule and the sensors of the daily chain, on a real instance and warehouse:
-a tick asks for yesterday; the daily run it starts is followed by one health run per
-profile, and those by the subaccount health run."""
+a tick asks for yesterday; the daily run it starts is followed by the day's health run (every
+profile in one run), and that by the subaccount health run."""
 
 from datetime import datetime, timezone
 
 import dagster as dg
 import pytest
 
-from cs_pipeline.assets_common.shared import PipelineSettings, daily_partitions
+from cs_pipeline.assets_common.shared import RANGE_END_TAG, RANGE_START_TAG, PipelineSettings, daily_partitions
 from cs_pipeline.automation.sensors import DAILY_RUN_TAG, landing_run_requests
 from cs_pipeline.config import load_config
 from cs_pipeline.definitions import DAILY_JOB, HEALTH_JOB, build_definitions
@@ -63,7 +63,7 @@ def run_success_event(instance: dg.DagsterInstance, run_id: str) -> dg.DagsterEv
 
 
 @pytest.mark.e2e
-def test_the_daily_run_is_followed_by_one_health_run_per_profile_then_the_subaccount_run(config_path):
+def test_the_daily_run_is_followed_by_one_health_run_of_every_profile_then_the_subaccount_run(config_path):
     config = load_config(config_path)
     defs = build_definitions(config)
     resources = {"settings": PipelineSettings(config_path=str(config_path))}
@@ -79,28 +79,28 @@ def test_the_daily_run_is_followed_by_one_health_run_per_profile_then_the_subacc
             dagster_run=daily.dagster_run,
             resources=resources,
         )
-        requests = health_after_daily(context)
-        assert [(r.partition_key.keys_by_dimension, r.tags[DAILY_RUN_TAG]) for r in requests] == [
-            ({"date": "2025-11-20", "profile": "onboarding"}, daily.run_id),
-            ({"date": "2025-11-20", "profile": "default"}, daily.run_id),
-        ]
+        request = health_after_daily(context)
+        # the two profiles in config order: onboarding first, default last
+        assert (request.tags[RANGE_START_TAG], request.tags[RANGE_END_TAG], request.tags[DAILY_RUN_TAG]) == (
+            "2025-11-20|onboarding",
+            "2025-11-20|default",
+            daily.run_id,
+        )
 
-        subaccount_after_health = defs.resolve_sensor_def("subaccount_after_health")
-        verdicts = []
-        for request in requests:
-            run = defs.resolve_job_def(HEALTH_JOB).execute_in_process(
-                partition_key=request.partition_key, instance=instance, tags=request.tags
-            )
-            context = dg.build_run_status_sensor_context(
-                sensor_name="subaccount_after_health",
-                dagster_event=run_success_event(instance, run.run_id),
-                dagster_instance=instance,
-                dagster_run=run.dagster_run,
-                resources=resources,
-            )
-            verdicts.append(subaccount_after_health(context))
-        assert isinstance(verdicts[0], dg.SkipReason) and "1 of 2 health runs done" in verdicts[0].skip_message
-        assert (verdicts[1].partition_key, verdicts[1].run_key) == ("2025-11-20", f"subaccount:{daily.run_id}")
+        health = defs.resolve_job_def(HEALTH_JOB).execute_in_process(instance=instance, tags=request.tags)
+        assert sorted(event.materialization.partition for event in health.get_asset_materialization_events()) == [
+            "2025-11-20|default",
+            "2025-11-20|onboarding",
+        ]
+        context = dg.build_run_status_sensor_context(
+            sensor_name="subaccount_after_health",
+            dagster_event=run_success_event(instance, health.run_id),
+            dagster_instance=instance,
+            dagster_run=health.dagster_run,
+            resources=resources,
+        )
+        follow_up = defs.resolve_sensor_def("subaccount_after_health")(context)
+        assert (follow_up.partition_key, follow_up.run_key) == ("2025-11-20", f"subaccount:{daily.run_id}")
 
 
 @pytest.mark.e2e

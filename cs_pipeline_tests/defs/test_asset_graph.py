@@ -1,7 +1,8 @@
 """A snapshot of the asset graph the code location builds for the bundled demo config, and for
 its Salesforce variant (`crm.source: salesforce`, which adds the extraction assets): asset keys,
 groups, partitions, dependencies (with their partition mappings), asset checks (and whether
-they block), jobs and what they select (or, a job of ops, its ops), schedules and sensors.
+they block), the steps that materialise them (which assets and checks each step holds, its
+backfill policy), jobs (what they select, or, a job of ops, its ops; their executor), schedules and sensors.
 
 A change to the graph fails this test with a diff against the committed snapshot,
 `snapshots/asset_graph.json`. When the change is meant, write the new snapshot and commit it
@@ -100,7 +101,18 @@ def graph_snapshot(defs: dg.Definitions) -> dict[str, Any]:
             },
             "checks": {key.name: {"blocking": graph.get(key).blocking} for key in node.check_keys},
         }
-    jobs = {job.name: describe_job(job, graph) for job in defs.jobs}
+    steps = {
+        definition.node_def.name: {
+            "assets": sorted(key.to_user_string() for key in definition.keys),
+            "checks": sorted(key.to_user_string() for key in definition.check_keys),
+            "backfill_policy": str(definition.backfill_policy.policy_type) if definition.backfill_policy else None,
+        }
+        for definition in defs.assets
+    }
+    jobs = {
+        job.name: {**describe_job(job, graph), "executor": defs.resolve_job_def(job.name).executor_def.name}
+        for job in defs.jobs
+    }
     schedules = {
         schedule.name: {
             "cron_schedule": schedule.cron_schedule,
@@ -118,7 +130,7 @@ def graph_snapshot(defs: dg.Definitions) -> dict[str, Any]:
         }
         for sensor in defs.sensors
     }
-    return {"assets": assets, "jobs": jobs, "schedules": schedules, "sensors": sensors}
+    return {"assets": assets, "steps": steps, "jobs": jobs, "schedules": schedules, "sensors": sensors}
 
 
 def demo_config_with_salesforce(folder: Path) -> Path:

@@ -95,7 +95,7 @@ def test_two_days_of_health_match_the_hand_computed_values(tenant, capsys):
     # On the 19th RISK's CSM risk is '0 - NO RISK'; on the 20th the CRM says '3 - HIGH'.
     run_day(tenant, "2025-11-19", "0 - NO RISK")
     run_day(tenant, "2025-11-20", "3 - HIGH")
-    assert "2025-11-20 done" in capsys.readouterr().out
+    assert "] 2025-11-20: " in capsys.readouterr().out
 
     # 19th. ENT and RISK (Enterprise peers) each 14 events in window 14: avg 1, a tie, both 100;
     # one active day -> Monthly, so the good rule on usage_frequency fails: Average.
@@ -150,10 +150,12 @@ def test_two_days_of_health_match_the_hand_computed_values(tenant, capsys):
     }  # fmt: skip
 
     instance = dg.DagsterInstance.get()
+    # one health run a day, of every profile
     health_runs = [run for run in instance.get_runs() if run.job_name == "health_pipeline"]
-    assert sorted(run.tags["dagster/partition"] for run in health_runs) == sorted(
-        f"{day}|{profile}" for day in ("2025-11-19", "2025-11-20") for profile in PROFILES
-    )
+    assert sorted(
+        (run.tags["dagster/asset_partition_range_start"], run.tags["dagster/asset_partition_range_end"])
+        for run in health_runs
+    ) == [(f"{day}|{PROFILES[0]}", f"{day}|{PROFILES[-1]}") for day in ("2025-11-19", "2025-11-20")]
     [record] = instance.fetch_materializations(
         dg.AssetRecordsFilter(asset_key=dg.AssetKey("account_health"), asset_partitions=["2025-11-20|high_touch"]),
         limit=1,
@@ -178,3 +180,22 @@ def test_rerunning_a_date_and_profile_leaves_the_table_identical(tenant):
         key = dg.MultiPartitionKey({"date": "2025-11-20", "profile": profile})
         assert job.execute_in_process(partition_key=key, instance=dg.DagsterInstance.get()).success
     assert table() == before
+
+
+def test_a_day_written_again_after_the_next_sets_the_next_days_previous_health(tenant):
+    """previous_health stays the health stored the day before, whatever order the days are
+    written in: the 19th re-run after the 20th with RISK at '3 - HIGH' turns RISK Poor on the
+    19th, and the 20th's RISK row now says it was Poor the day before (it said Average)."""
+    run_day(tenant, "2025-11-19", "0 - NO RISK")
+    run_day(tenant, "2025-11-20", "3 - HIGH")
+    before = health_rows(tenant, "2025-11-20")
+    assert before["RISK"][-1] == "Average"
+
+    run_day(tenant, "2025-11-19", "3 - HIGH")
+
+    assert health_rows(tenant, "2025-11-19")["RISK"][1] == "Poor"
+    after = health_rows(tenant, "2025-11-20")
+    assert after["RISK"] == (*before["RISK"][:-1], "Poor")
+    assert {account: row for account, row in after.items() if account != "RISK"} == {
+        account: row for account, row in before.items() if account != "RISK"
+    }

@@ -51,29 +51,34 @@ def uninterrupted(stocked, tmp_path_factory) -> dict[str, list[tuple]]:
 
 
 def kill_inside_a_step(command: Command, root: Path) -> None:
-    """In the second day's usage_events step, once it has started."""
-    instance = dagster_instance()
+    """Inside the daily step of the range (every day's daily assets), once it has written a day."""
     deadline = time.monotonic() + COMMAND_TIMEOUT
+    # the command creates the instance's SQLite storage first, then opens the warehouse: reading
+    # the instance before could race that creation (both would create the tables)
+    while not (root / "warehouse.duckdb").exists() and time.monotonic() < deadline:
+        time.sleep(0.02)
+    instance = dagster_instance()
     while time.monotonic() < deadline:
-        for record in instance.get_run_records(dg.RunsFilter(tags={"dagster/partition": "2025-11-04"})):
+        for record in instance.get_run_records(dg.RunsFilter(job_name="daily_pipeline")):
             starts = instance.get_records_for_run(
                 record.dagster_run.run_id, of_type=dg.DagsterEventType.STEP_START
             ).records
-            if any(start.event_log_entry.step_key == "usage_events" for start in starts):
+            if any(start.event_log_entry.step_key == "daily_assets" for start in starts):
+                time.sleep(0.5)
                 command.kill()
                 return
         time.sleep(0.02)
-    raise AssertionError(f"the second day's usage_events never started:\n{command.text()}")
+    raise AssertionError(f"the daily step never started:\n{command.text()}")
 
 
-def kill_between_days(command: Command, root: Path) -> None:
-    """As soon as the first day's runs are done, before or as the second day's first run starts."""
-    command.wait_for_line("[1/3]")
+def kill_between_runs(command: Command, root: Path) -> None:
+    """As soon as the daily run of the range is done, before or as the health run starts."""
+    command.wait_for_line("the daily assets of")
     command.kill()
 
 
 def kill_at_the_final_checkpoint(command: Command, root: Path) -> None:
-    """After the last day's runs, while the command closes the warehouse (its final checkpoint)."""
+    """After the runs, while the command closes the warehouse (its final checkpoint)."""
     command.wait_for_line("[3/3]")
     command.kill()
 
@@ -85,7 +90,7 @@ def kill_after_half_the_run(command: Command, root: Path) -> None:
 
 
 @pytest.mark.parametrize(
-    "kill", [kill_inside_a_step, kill_between_days, kill_at_the_final_checkpoint, kill_after_half_the_run]
+    "kill", [kill_inside_a_step, kill_between_runs, kill_at_the_final_checkpoint, kill_after_half_the_run]
 )
 def test_a_backfill_killed_at_any_point_is_completed_by_the_next_command(
     kill, stocked, uninterrupted, tmp_path, commands, monkeypatch

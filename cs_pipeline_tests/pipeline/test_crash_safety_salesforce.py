@@ -1,6 +1,7 @@
-"""Crash safety of the Salesforce path: a backfill of a tenant with `crm.source: salesforce`
-killed (SIGKILL) inside the extraction is completed by the next command, with the tables an
-uninterrupted run gives and a mirror that holds every Salesforce record once.
+"""Crash safety of the Salesforce path: the daily commands of a tenant with `crm.source:
+salesforce` (one day, then the next: a full sync of each object, then an incremental one)
+killed (SIGKILL) inside the extraction are completed by the next command, with the tables
+uninterrupted commands give and a mirror that holds every Salesforce record once.
 
 Real parts only: the local Salesforce-compatible server over HTTPS (in this process), the
 unmodified simple-salesforce client in the `cs-pipeline` process, DuckDB, a Dagster instance.
@@ -40,7 +41,8 @@ pytestmark = pytest.mark.e2e
 
 DAYS = ("2025-11-04", "2025-11-05")  # two daily runs: a full sync of each object, then an incremental one
 OBJECTS = ("Account", "Asset", "Contact")
-BACKFILL = ("backfill", "--start", DAYS[0], "--end", DAYS[1])
+# the daily routine: a command per day (a backfill of both days would sync once, for its one daily run)
+DAILY_COMMANDS = tuple(("materialize", "--date", day) for day in DAYS)
 
 
 @pytest.fixture(scope="module")
@@ -90,11 +92,12 @@ def salesforce_env(server: LocalSalesforceServer) -> dict[str, str]:
 
 @pytest.fixture(scope="module")
 def uninterrupted(server, stocked, tmp_path_factory) -> tuple[dict[str, list[tuple]], dict[str, list[tuple]]]:
-    """Every public table and every mirror after the backfill ran without interruption."""
+    """Every public table and every mirror after the daily commands ran without interruption."""
     root = tmp_path_factory.mktemp("sf_uninterrupted")
     shutil.copytree(stocked, root, dirs_exist_ok=True)
-    finished = Command(root, *BACKFILL, extra_env=salesforce_env(server)).wait()
-    assert finished.returncode == 0, finished.stderr
+    for command in DAILY_COMMANDS:
+        finished = Command(root, *command, extra_env=salesforce_env(server)).wait()
+        assert finished.returncode == 0, finished.stderr
     return public_tables(root), mirrors(root)
 
 
@@ -177,7 +180,7 @@ def account_step_events(day: str) -> list[str]:
     instance = dagster_instance()
     return [
         event.event_log_entry.dagster_event.event_type_value
-        for run in instance.get_run_records(dg.RunsFilter(tags={"dagster/partition": day}))
+        for run in instance.get_run_records(dg.RunsFilter(tags={"dagster/asset_partition_range_start": day}))
         for event in instance.get_records_for_run(run.dagster_run.run_id).records
         if event.event_log_entry.is_dagster_event and event.event_log_entry.step_key == "salesforce_account"
     ]
@@ -208,13 +211,16 @@ def in_the_incremental_sync(command: Command, server: LocalSalesforceServer) -> 
 
 
 @pytest.mark.parametrize("kill", [in_the_full_sync, in_the_incremental_sync])
-def test_a_backfill_killed_inside_the_salesforce_sync_is_completed_by_the_next_command(
+def test_a_daily_command_killed_inside_the_salesforce_sync_is_completed_by_the_next_command(
     kill, server, stocked, uninterrupted, tmp_path, commands, monkeypatch  # noqa: F811
 ):  # fmt: skip
     shutil.copytree(stocked, tmp_path, dirs_exist_ok=True)
     monkeypatch.setenv("DAGSTER_HOME", str(tmp_path / "dagster_home"))
     server.request_log.clear()
-    killed = Command(tmp_path, *BACKFILL, extra_env=salesforce_env(server))
+    killed_at = 0 if kill is in_the_full_sync else 1
+    for command in DAILY_COMMANDS[:killed_at]:
+        assert Command(tmp_path, *command, extra_env=salesforce_env(server)).wait().returncode == 0
+    killed = Command(tmp_path, *DAILY_COMMANDS[killed_at], extra_env=salesforce_env(server))
     commands.append(killed)
     kill(killed, server)
 
@@ -222,11 +228,13 @@ def test_a_backfill_killed_inside_the_salesforce_sync_is_completed_by_the_next_c
     bookmarked = check_mirrors_match_salesforce(tmp_path, server)
     assert ("Account" in bookmarked) == (kill is not in_the_full_sync)
 
-    again = Command(tmp_path, *BACKFILL, extra_env=salesforce_env(server))
+    again = Command(tmp_path, *DAILY_COMMANDS[killed_at], extra_env=salesforce_env(server))
     commands.append(again)
     finished = again.wait()
-
     assert finished.returncode == 0, finished.stdout
+    for command in DAILY_COMMANDS[killed_at + 1 :]:
+        assert Command(tmp_path, *command, extra_env=salesforce_env(server)).wait().returncode == 0
+
     tables, mirrored = uninterrupted
     assert public_tables(tmp_path) == tables
     assert mirrors(tmp_path) == mirrored

@@ -14,7 +14,7 @@ from cs_pipeline_tests.support.warehouse import table
 @pytest.mark.e2e
 def test_backfill_fills_the_warehouse_and_records_runs(tenant, capsys):
     assert cli.main(["--config", str(tenant), "backfill", "--start", "2025-11-20", "--end", "2025-11-21"]) == 0
-    assert "[2/2] 2025-11-21 done" in capsys.readouterr().out
+    assert "[2/2] 2025-11-21: " in capsys.readouterr().out
 
     accounts = {row[0]: row for row in table(tenant, "accounts")}
     assert sorted(accounts) == ["ABC", "ABC_Widget1", "ABC_Widget2", "XYZ", "XYZ_Widget1", "ghost"]
@@ -48,22 +48,31 @@ def test_backfill_fills_the_warehouse_and_records_runs(tenant, capsys):
     instance = dg.DagsterInstance.get()
     runs = instance.get_runs()
     assert all(run.status == dg.DagsterRunStatus.SUCCESS for run in runs)
-    # each day: the daily job, one health run per profile (the tenant has one, default), then
-    # the subaccount health
-    assert sorted((run.job_name, run.tags["dagster/partition"]) for run in runs) == [
-        ("daily_pipeline", "2025-11-20"), ("daily_pipeline", "2025-11-21"),
-        ("health_pipeline", "2025-11-20|default"), ("health_pipeline", "2025-11-21|default"),
-        ("subaccount_health_pipeline", "2025-11-20"), ("subaccount_health_pipeline", "2025-11-21"),
-    ]  # fmt: skip
+    # three runs for the range: the daily job, the health of every day and profile (the tenant
+    # has one, default), then the subaccount health
+    assert sorted(
+        (run.job_name, run.tags["dagster/asset_partition_range_start"], run.tags["dagster/asset_partition_range_end"])
+        for run in runs
+    ) == [
+        ("daily_pipeline", "2025-11-20", "2025-11-21"),
+        ("health_pipeline", "2025-11-20|default", "2025-11-21|default"),
+        ("subaccount_health_pipeline", "2025-11-20", "2025-11-21"),
+    ]
     assert all(run.tags["cs_pipeline/config_path"] == str(tenant) for run in runs)
-    event = instance.get_latest_materialization_event(dg.AssetKey("usage_events"))
-    metadata = event.asset_materialization.metadata
-    assert (metadata["rows_written"].value, metadata["rows_rejected"].value, metadata["duplicates"].value) == (1, 1, 1)
-    assert metadata["dagster/table_name"].value == "main.usage_events"
+    # each day's materialisation has that day's own metadata
+    records = instance.fetch_materializations(dg.AssetKey("usage_events"), limit=5).records
+    metadata = {record.partition_key: record.asset_materialization.metadata for record in records}
+    keys = ("rows_written", "rows_rejected", "duplicates")
+    counts = {day: tuple(m[key].value for key in keys) for day, m in metadata.items()}
+    assert counts == {"2025-11-20": (2, 0, 0), "2025-11-21": (1, 1, 1)}
+    assert metadata["2025-11-21"]["dagster/table_name"].value == "main.usage_events"
+    # the checks of a range run: one evaluation per day
     checks = instance.event_log_storage.get_asset_check_execution_history(
         dg.AssetCheckKey(dg.AssetKey("usage_events"), "usage_events_schema"), limit=5
     )
-    assert len(checks) == 2
+    assert sorted((check.partition, check.status.value) for check in checks) == [
+        ("2025-11-20", "SUCCEEDED"), ("2025-11-21", "SUCCEEDED")
+    ]  # fmt: skip
 
 
 @pytest.mark.e2e

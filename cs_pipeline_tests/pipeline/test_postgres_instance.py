@@ -35,7 +35,7 @@ HOW_TO_START = (
     "or set DAGSTER_PG_HOST, DAGSTER_PG_PORT, DAGSTER_PG_USERNAME, DAGSTER_PG_PASSWORD and DAGSTER_PG_DB "
     "for a server whose role may CREATE DATABASE."
 )
-DAYS = ["2025-11-19", "2025-11-20"]
+DAYS = ("2025-11-19", "2025-11-20")
 
 
 def _connect(database: str):
@@ -92,7 +92,7 @@ def test_production_instance_records_a_cli_backfill(tmp_path, pg_database, monke
                "--start", DAYS[0], "--end", DAYS[-1]]  # fmt: skip
     done = processes.run(command, env=os.environ.copy(), timeout=300)
     assert done.returncode == 0, f"cs-pipeline backfill failed:\n{done.stdout}\n{done.stderr}"
-    assert f"[2/2] {DAYS[1]} done" in done.stdout
+    assert f"[2/2] {DAYS[1]}: " in done.stdout
 
     instance = dg.DagsterInstance.from_config(str(home))
     try:
@@ -106,11 +106,14 @@ def test_production_instance_records_a_cli_backfill(tmp_path, pg_database, monke
 
         runs = instance.get_runs()
         assert {run.status for run in runs} == {dg.DagsterRunStatus.SUCCESS}
-        assert sorted((run.job_name, run.tags["dagster/partition"]) for run in runs) == sorted(
-            [("daily_pipeline", day) for day in DAYS]
-            + [("health_pipeline", f"{day}|{profile}") for day in DAYS for profile in profiles]
-            + [("subaccount_health_pipeline", day) for day in DAYS]
-        )
+        # three range runs: the daily assets, the health of every day and profile, the subaccount health
+        tags = ("dagster/asset_partition_range_start", "dagster/asset_partition_range_end")
+        ranges = {run.job_name: tuple(run.tags[tag] for tag in tags) for run in runs}
+        assert (len(runs), ranges) == (3, {
+            "daily_pipeline": DAYS,
+            "health_pipeline": (f"{DAYS[0]}|{profiles[0]}", f"{DAYS[-1]}|{profiles[-1]}"),
+            "subaccount_health_pipeline": DAYS,
+        })  # fmt: skip
         assert {run.tags["cs_pipeline/config_path"] for run in runs} == {str(config)}
 
         # account_health for every date x profile, the daily assets for every date
@@ -137,6 +140,6 @@ def test_production_instance_records_a_cli_backfill(tmp_path, pg_database, monke
         per_day = "SELECT CAST(date AS VARCHAR), count(*) FROM {} GROUP BY ALL"
         health = dict(con.execute(per_day.format("account_health")).fetchall())
         metrics = dict(con.execute(per_day.format("account_metrics")).fetchall())
-    assert sorted(health) == DAYS and all(count > 0 for count in health.values())
+    assert sorted(health) == list(DAYS) and all(count > 0 for count in health.values())
     assert health == reported
-    assert sorted(metrics) == DAYS and all(metrics[day] >= health[day] for day in DAYS)
+    assert sorted(metrics) == list(DAYS) and all(metrics[day] >= health[day] for day in DAYS)

@@ -192,7 +192,7 @@ FAILURES = """query ($runId: ID!) {
 
 def test_a_run_launched_through_the_ui_succeeds(webserver, tenant):
     """The daily job for one day, as the Launchpad launches it: queued, dequeued by the daemon,
-    executed by a run worker (one process per step, serialised by the duckdb pool)."""
+    executed by a run worker (its one step in the worker's process, in the duckdb pool)."""
     params = {
         "selector": {"repositoryLocationName": LOCATION, "repositoryName": REPOSITORY, "jobName": DAILY_JOB},
         "mode": "default",
