@@ -375,10 +375,9 @@ def _copy_account_versions(
         raise SimulationError(f"a draft sql metric needs the CRM snapshots of the warehouse: {exc}") from None
     try:
         copies = {
-            table: query_frame(warehouse, f"SELECT * FROM {table} WHERE asset = 'accounts'" if table == "snapshot_dates"
-                               else f"SELECT * FROM {table}")
-            for table in ("account_versions", "snapshot_dates")
-        }  # fmt: skip
+            "account_versions": query_frame(warehouse, "SELECT * FROM account_versions"),
+            "snapshot_dates": query_frame(warehouse, "SELECT * FROM snapshot_dates WHERE asset = 'accounts'"),
+        }
     finally:
         warehouse.close()
     for table, frame in copies.items():
