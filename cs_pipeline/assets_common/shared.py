@@ -1,5 +1,5 @@
 """What every domain's Dagster definitions share: the settings resource, the partitions and how a step reads its
-partition, the audit tags of runs, and the result of a schema check. How an asset is declared is in
+partition, the audit tags of runs. How an asset is declared is in
 declare.py, its code version in code_versions.py."""
 
 from __future__ import annotations
@@ -8,10 +8,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import dagster as dg
-import pandera.polars as pa
-import polars as pl
 
-from cs_pipeline import schemas
 from cs_pipeline.config import PipelineConfig, load_config
 
 # What dg.define_asset_job returns; Dagster does not export its class.
@@ -77,25 +74,4 @@ def health_partitions(config: PipelineConfig) -> dg.MultiPartitionsDefinition:
     """Day x health profile, for account_health (dimension names sort date, profile)."""
     return dg.MultiPartitionsDefinition(
         {"date": daily_partitions(config), "profile": dg.StaticPartitionsDefinition(config.profile_names())}
-    )
-
-
-def schema_check_result(schema: pa.DataFrameSchema, frame: pl.DataFrame) -> dg.AssetCheckResult:
-    """A blocking check's verdict on stored rows, with the failing checks in metadata."""
-    found = schemas.failures(schema, frame)
-    if found is None:
-        return dg.AssetCheckResult(passed=True, metadata={"rows_checked": frame.height})
-    return dg.AssetCheckResult(
-        passed=False,
-        metadata={
-            "rows_checked": frame.height,
-            "failures": found.height,
-            "failing_checks": dg.MetadataValue.md(
-                "| column | check | rows | example |\n|---|---|---|---|\n"
-                + "\n".join(
-                    f"| {r['column']} | {r['check']} | {r['rows']} | {r['failure_case']} |"
-                    for r in schemas.summarise_failures(found).iter_rows(named=True)
-                )
-            ),
-        },
     )
