@@ -10,7 +10,8 @@ from datetime import date, datetime, timezone
 
 import dagster as dg
 
-from cs_pipeline.assets_common.shared import RANGE_END_TAG, RANGE_START_TAG, AssetJob, PipelineSettings, audit_tags
+from cs_pipeline.assets_common.jobs import RANGE_END_TAG, RANGE_START_TAG, AssetJob
+from cs_pipeline.assets_common.settings import PipelineSettings, audit_tags
 from cs_pipeline.config import PipelineConfig
 from cs_pipeline.usage.landing import list_delivery
 

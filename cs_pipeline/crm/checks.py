@@ -1,9 +1,9 @@
 """Blocking schema checks on the CRM tables: a failure stops everything downstream."""
 
 from cs_pipeline import schemas
+from cs_pipeline.assets_common.partitions import DomainContext
 from cs_pipeline.assets_common.range_step import DailyCheck
 from cs_pipeline.assets_common.schema_checks import schema_check
-from cs_pipeline.assets_common.shared import DomainContext
 
 
 def build(context: DomainContext) -> list[DailyCheck]:

@@ -3,9 +3,9 @@
 import dagster as dg
 
 from cs_pipeline import schemas
+from cs_pipeline.assets_common.partitions import DomainContext
 from cs_pipeline.assets_common.range_step import DailyCheck, Day, daily_check
 from cs_pipeline.assets_common.schema_checks import schema_check
-from cs_pipeline.assets_common.shared import DomainContext
 from cs_pipeline.warehouse import query_frame
 
 

@@ -4,8 +4,8 @@ import dagster as dg
 
 from cs_pipeline.assets_common.code_versions import code_version
 from cs_pipeline.assets_common.declare import materialization
+from cs_pipeline.assets_common.partitions import DomainContext
 from cs_pipeline.assets_common.range_step import DailyAsset, Day
-from cs_pipeline.assets_common.shared import DomainContext
 from cs_pipeline.metrics.account_metrics import compute_account_metrics
 from cs_pipeline.rollups.account_rollups import compute_account_rollups
 

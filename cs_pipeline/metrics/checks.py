@@ -1,9 +1,9 @@
 """Blocking schema check on the day's account_metrics rows."""
 
 from cs_pipeline import schemas
+from cs_pipeline.assets_common.partitions import DomainContext
 from cs_pipeline.assets_common.range_step import DailyCheck
 from cs_pipeline.assets_common.schema_checks import schema_check
-from cs_pipeline.assets_common.shared import DomainContext
 
 
 def build(context: DomainContext) -> list[DailyCheck]:

@@ -3,8 +3,9 @@
 import dagster as dg
 
 from cs_pipeline.assets_common.declare import materialization
+from cs_pipeline.assets_common.jobs import SUBACCOUNT_JOB
+from cs_pipeline.assets_common.partitions import DomainContext
 from cs_pipeline.assets_common.range_step import DailyAsset, Day, daily_asset
-from cs_pipeline.assets_common.shared import SUBACCOUNT_JOB, DomainContext
 from cs_pipeline.rollups.account_rollups import compute_subaccount_health
 
 # subaccount_health runs after every profile's account_health of the day: its own job

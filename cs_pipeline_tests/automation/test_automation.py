@@ -7,7 +7,9 @@ from datetime import datetime, timezone
 import dagster as dg
 import pytest
 
-from cs_pipeline.assets_common.shared import RANGE_END_TAG, RANGE_START_TAG, PipelineSettings, daily_partitions
+from cs_pipeline.assets_common.jobs import DAILY_JOB, HEALTH_JOB, RANGE_END_TAG, RANGE_START_TAG
+from cs_pipeline.assets_common.partitions import daily_partitions
+from cs_pipeline.assets_common.settings import PipelineSettings
 from cs_pipeline.automation.sensors import (
     DAILY_RUN_TAG,
     health_after_daily,
@@ -15,7 +17,7 @@ from cs_pipeline.automation.sensors import (
     subaccount_after_health,
 )
 from cs_pipeline.config import load_config
-from cs_pipeline.definitions import DAILY_JOB, HEALTH_JOB, build_definitions
+from cs_pipeline.definitions import build_definitions
 from cs_pipeline_tests.support.tenant import CONFIG, write_events_csv
 
 TWO_PROFILES = CONFIG.replace(
