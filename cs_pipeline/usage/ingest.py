@@ -19,7 +19,7 @@ import pyarrow as pa
 from cs_pipeline import publish, schemas
 from cs_pipeline.transactions import transaction
 from cs_pipeline.usage.landing import list_delivery, read_delivery
-from cs_pipeline.warehouse import query_frame, read_sql, set_variables
+from cs_pipeline.warehouse import read_sql, set_variables
 
 # The most characters an event_id, account_id, user_id, module or action may have; a longer
 # one is no ID but a mistake (a document pasted into a field): its row is `field_too_long`.
@@ -101,17 +101,6 @@ def _stage(con: duckdb.DuckDBPyConnection, delivery: pa.Table) -> None:
         con.execute(read_sql("usage/stage_delivery.sql"))
     finally:
         con.unregister("delivery")
-
-
-def stored_partition(con: duckdb.DuckDBPyConnection, partition_date: date) -> tuple[pl.DataFrame, pl.DataFrame]:
-    """The partition's rows of usage_events and rejected_events (without run_id)."""
-    events = query_frame(con, "SELECT * EXCLUDE (run_id) FROM usage_events WHERE partition_date = ?", [partition_date])
-    rejected = query_frame(
-        con,
-        "SELECT * EXCLUDE (run_id) REPLACE (raw::VARCHAR AS raw) FROM rejected_events WHERE partition_date = ?",
-        [partition_date],
-    )
-    return events, rejected
 
 
 def duplicate_event_ids(con: duckdb.DuckDBPyConnection, partition_date: date, *, shown: int = 5) -> list[str]:
