@@ -89,7 +89,7 @@ def tenant_config() -> str:
 
 @pytest.fixture
 def tenant_crm() -> Crm | None:
-    """The CRM export `tenant_files` writes: the SPEC appendix accounts, assets and contacts. A
+    """The CRM export `tenant_files` writes: the seed hierarchy's accounts, assets and contacts (support/tenant.py). A
     module overrides it with others, or with None to write the export itself as each day runs."""
     return APPENDIX_CRM
 
