@@ -4,6 +4,7 @@ declare.py, its code version in code_versions.py."""
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
@@ -80,15 +81,27 @@ def health_partitions(config: PipelineConfig) -> dg.MultiPartitionsDefinition:
     )
 
 
-def schema_check_result(schema: pa.DataFrameSchema, frame: pl.DataFrame) -> dg.AssetCheckResult:
-    """A blocking check's verdict on stored rows, with the failing checks in metadata."""
-    found = schemas.failures(schema, frame)
-    if found is None:
-        return dg.AssetCheckResult(passed=True, metadata={"rows_checked": frame.height})
+def schema_check_result(schema: pa.DataFrameSchema, rows: pl.DataFrame | Iterable[pl.DataFrame]) -> dg.AssetCheckResult:
+    """A blocking check's verdict on stored rows, with the failing checks in metadata. `rows`: a
+    frame, or its batches (a partition of millions of rows read batch by batch holds one batch
+    in memory at a time), for a schema without uniqueness (which no batch alone can judge)."""
+    if isinstance(rows, pl.DataFrame):
+        rows = [rows]
+    elif schema.unique or any(column.unique for column in schema.columns.values()):
+        raise ValueError(f"the schema of {schema.name} has unique columns: check it on one frame, not batches")
+    checked, failing = 0, []
+    for frame in rows:
+        checked += frame.height
+        found = schemas.failures(schema, frame)
+        if found is not None:
+            failing.append(found)
+    if not failing:
+        return dg.AssetCheckResult(passed=True, metadata={"rows_checked": checked})
+    found = pl.concat(failing, how="vertical_relaxed")
     return dg.AssetCheckResult(
         passed=False,
         metadata={
-            "rows_checked": frame.height,
+            "rows_checked": checked,
             "failures": found.height,
             "failing_checks": dg.MetadataValue.md(
                 "| column | check | rows | example |\n|---|---|---|---|\n"
