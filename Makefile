@@ -7,6 +7,9 @@ EMBEDDED_HOME := $(CURDIR)/.dagster_home
 # the embedded instance's dagster.yaml, written as cs-pipeline writes it on first use: a
 # Dagster command run on the folder first would lay out storage of its own
 EMBEDDED_INSTANCE := $(EMBEDDED_HOME)/dagster.yaml
+# pytest on every core (pytest-xdist), a test file's tests on one worker so that a module's
+# fixtures (a tenant run through the pipeline once) are built once
+PARALLEL := --numprocesses auto --dist loadfile
 
 .PHONY: demo test test-fast bench bench-ingest bench-salesforce bench-shapes bench-growth ui
 
@@ -20,11 +23,11 @@ test: $(VENV)/.installed $(EMBEDDED_INSTANCE)
 	# install what is missing (and start a local PostgreSQL server); pytest runs with
 	# DAGSTER_PG_* exported
 	.ci/chromium.sh
-	.ci/postgres.sh $(VENV)/bin/python -m pytest
+	.ci/postgres.sh $(VENV)/bin/python -m pytest $(PARALLEL)
 
 # the tests not marked e2e (no Dagster runs, processes, servers, PostgreSQL or Chromium): seconds
 test-fast: $(VENV)/.installed
-	$(VENV)/bin/python -m pytest -m "not e2e"
+	$(VENV)/bin/python -m pytest -m "not e2e" $(PARALLEL)
 
 ui: $(VENV)/.installed $(EMBEDDED_INSTANCE)
 	DAGSTER_HOME=$(EMBEDDED_HOME) $(VENV)/bin/dagster dev -w workspace.yaml

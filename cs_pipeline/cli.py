@@ -26,7 +26,15 @@ from pathlib import Path
 import dagster as dg
 
 from cs_pipeline import publish, runs
-from cs_pipeline.assets_common.shared import RANGE_END_TAG, RANGE_START_TAG, audit_tags
+from cs_pipeline.assets_common.jobs import (
+    DAILY_JOB,
+    HEALTH_JOB,
+    LAB_JOB,
+    RANGE_END_TAG,
+    RANGE_START_TAG,
+    SUBACCOUNT_JOB,
+)
+from cs_pipeline.assets_common.settings import audit_tags
 from cs_pipeline.config import ConfigError, PipelineConfig, default_config_path, load_config
 from cs_pipeline.warehouse import DUCKDB_POOL, EXAMPLES_DIR, WarehouseLocked, held_open
 
@@ -102,7 +110,7 @@ def run_days(config: PipelineConfig, days: list[date], instance: dg.DagsterInsta
     the health job for every day and profile, the subaccount health job for every day; then a
     line per day. First, runs of this instance left unfinished by a process that is gone are
     marked failed and their pool slots freed."""
-    from cs_pipeline.definitions import DAILY_JOB, HEALTH_JOB, SUBACCOUNT_JOB, build_definitions
+    from cs_pipeline.definitions import build_definitions
 
     defs = build_definitions(config)
     daily_job, health_job = defs.resolve_job_def(DAILY_JOB), defs.resolve_job_def(HEALTH_JOB)
@@ -254,7 +262,7 @@ def run_lab(
 ) -> None:
     """Materialise the health lab's backtest (docs/health-lab.md) in a run of its job, then print
     its summary and the report's path."""
-    from cs_pipeline.definitions import LAB_JOB, build_definitions
+    from cs_pipeline.definitions import build_definitions
 
     lab_job = build_definitions(config).resolve_job_def(LAB_JOB)
     _fail_runs_of_gone_processes(instance)

@@ -16,7 +16,7 @@ from collections.abc import Hashable, Mapping
 from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
-from typing import Annotated, Any, Literal, Union, get_args, get_origin
+from typing import Annotated, Any, Literal, Self, Union, get_args, get_origin
 
 import yaml
 from pydantic import (
@@ -279,14 +279,36 @@ class _Model(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
 
 
-class Rule(_Model):
+class _OnMetric(_Model):
+    """A config entry on one metric (a rule, a dimension's metric): the metric must be known to
+    the config (built-in or custom), and its kind is remembered once the config is validated."""
+
+    metric: str
+    _kind: MetricKind = PrivateAttr(default="number")
+
+    @field_validator("metric")
+    @classmethod
+    def _known_metric(cls, metric: str, info: ValidationInfo) -> str:
+        return _check_metric(metric, _ctx(info))
+
+    @model_validator(mode="after")
+    def _remember_kind(self, info: ValidationInfo) -> Self:
+        self._kind = _ctx(info).kinds[self.metric]
+        return self
+
+    @property
+    def kind(self) -> MetricKind:
+        """The metric's kind, set when the config is validated: how it compares, "number",
+        "ordinal" (usage_frequency) or "text"."""
+        return self._kind
+
+
+class Rule(_OnMetric):
     """`{metric, op, value}`; `value` is normalised (numbers parsed, text trimmed, None for is_empty).
     `written_value` keeps the value as the YAML file wrote it (the health lab names rules by it)."""
 
-    metric: str
     op: Op
     value: SkipValidation[RuleValue] = Field(default=None, validate_default=True)
-    _kind: MetricKind = PrivateAttr(default="number")
     _written: Any = PrivateAttr(default=None)
 
     @model_validator(mode="wrap")
@@ -296,11 +318,6 @@ class Rule(_Model):
         if isinstance(data, Mapping):
             rule._written = data.get("value")
         return rule
-
-    @field_validator("metric")
-    @classmethod
-    def _known_metric(cls, metric: str, info: ValidationInfo) -> str:
-        return _check_metric(metric, _ctx(info))
 
     @field_validator("op")
     @classmethod
@@ -315,17 +332,6 @@ class Rule(_Model):
         if "metric" not in info.data or "op" not in info.data:
             return value  # the metric or op error is already reported
         return _check_value(info.data["metric"], info.data["op"], value, _ctx(info))
-
-    @model_validator(mode="after")
-    def _remember_kind(self, info: ValidationInfo) -> "Rule":
-        self._kind = _ctx(info).kinds[self.metric]
-        return self
-
-    @property
-    def kind(self) -> MetricKind:
-        """The metric's kind, set when the config is validated."""
-        """How the metric compares: "number", "ordinal" (usage_frequency) or "text"."""
-        return self._kind
 
     @property
     def written_value(self) -> Any:
@@ -342,18 +348,11 @@ class Condition(_Model):
     _written: Any = PrivateAttr(default=None)  # the value as written (Rule.written_value)
 
 
-class DimensionMetric(_Model):
+class DimensionMetric(_OnMetric):
     """A metric of a dimension (`profiles[].dimensions[].metrics[]`): its weight and its good and poor conditions."""
-    metric: str
     weight: Weight = 1.0
     good: Condition
     poor: Condition
-    _kind: MetricKind = PrivateAttr(default="number")
-
-    @field_validator("metric")
-    @classmethod
-    def _known_metric(cls, metric: str, info: ValidationInfo) -> str:
-        return _check_metric(metric, _ctx(info))
 
     @field_validator("good", "poor")
     @classmethod
@@ -365,16 +364,6 @@ class DimensionMetric(_Model):
         checked = cond.model_copy(update={"value": _check_value(info.data["metric"], cond.op, cond.value, ctx)})
         checked._written = cond.value
         return checked
-
-    @model_validator(mode="after")
-    def _remember_kind(self, info: ValidationInfo) -> "DimensionMetric":
-        self._kind = _ctx(info).kinds[self.metric]
-        return self
-
-    @property
-    def kind(self) -> MetricKind:
-        """The metric's kind, set when the config is validated."""
-        return self._kind
 
     def _rule(self, cond: Condition) -> Rule:
         rule = Rule.model_construct(metric=self.metric, op=cond.op, value=cond.value)

@@ -11,16 +11,10 @@ from typing import Any
 import dagster as dg
 
 from cs_pipeline.assets_common.declare import TRANSIENT_RETRIES
+from cs_pipeline.assets_common.jobs import DAILY_JOB, HEALTH_JOB, LAB_JOB, SUBACCOUNT_JOB
+from cs_pipeline.assets_common.partitions import DomainContext
 from cs_pipeline.assets_common.range_step import DailyAsset, DailyCheck, build_range_step
-from cs_pipeline.assets_common.shared import (
-    DAILY_JOB,
-    HEALTH_JOB,
-    LAB_JOB,
-    SUBACCOUNT_JOB,
-    DomainContext,
-    PipelineSettings,
-    audit_tags,
-)
+from cs_pipeline.assets_common.settings import PipelineSettings, audit_tags
 from cs_pipeline.automation.schedules import build_daily_schedule
 from cs_pipeline.automation.sensors import build_sensors
 from cs_pipeline.config import PipelineConfig, load_config
@@ -55,7 +49,7 @@ warnings.filterwarnings("ignore", "Specifying a partitions_def on an AssetCheckS
 # account_health depends on its day before through a MultiPartitionMapping, beta in Dagster 1.13.
 warnings.filterwarnings("ignore", "Class `MultiPartitionMapping` is currently in beta", dg.BetaWarning)
 
-__all__ = ["DAILY_JOB", "DOMAINS", "HEALTH_JOB", "LAB_JOB", "SUBACCOUNT_JOB", "build_definitions", "defs"]
+__all__ = ["DOMAINS", "build_definitions", "defs"]
 
 
 def _domain_module(domain: str, name: str) -> ModuleType | None:

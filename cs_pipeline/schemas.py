@@ -23,8 +23,8 @@ from cs_pipeline.vocabulary import (
 __all__ = ["ACCOUNT_TYPES", "HEALTH_LABELS", "ISSUE_KINDS", "REJECT_REASONS", "STATUS_GROUPS"]
 
 # The Polars type a column of each DuckDB type reads as (query_frame). A MAP column reads as a
-# list of key/value structs, which the checks cast or leave out: it has no dtype here and may be
-# absent from the frame.
+# list of key/value structs, which the schema checks leave out (assets_common/schema_checks.py):
+# it has no dtype here and may be absent from the frame.
 POLARS_TYPES: dict[str, pl.DataType] = {
     "VARCHAR": pl.String(),
     "JSON": pl.String(),  # read as ::VARCHAR

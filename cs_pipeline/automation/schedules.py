@@ -4,7 +4,8 @@ from datetime import datetime, timedelta, timezone
 
 import dagster as dg
 
-from cs_pipeline.assets_common.shared import AssetJob, PipelineSettings, audit_tags
+from cs_pipeline.assets_common.jobs import AssetJob
+from cs_pipeline.assets_common.settings import PipelineSettings, audit_tags
 
 DAILY_SCHEDULE_CRON = "0 1 * * *"
 

@@ -5,11 +5,13 @@ descendants' health runs.
 Runs launched by hand or by a backfill are not followed up: they choose their own assets."""
 
 import hashlib
+from collections.abc import Callable
 from datetime import date, datetime, timezone
 
 import dagster as dg
 
-from cs_pipeline.assets_common.shared import RANGE_END_TAG, RANGE_START_TAG, AssetJob, PipelineSettings, audit_tags
+from cs_pipeline.assets_common.jobs import RANGE_END_TAG, RANGE_START_TAG, AssetJob
+from cs_pipeline.assets_common.settings import PipelineSettings, audit_tags
 from cs_pipeline.config import PipelineConfig
 from cs_pipeline.usage.landing import list_delivery
 
@@ -42,19 +44,55 @@ def landing_run_requests(
     ]
 
 
-def health_run_request(config: PipelineConfig, day: str, daily_run_id: str) -> dg.RunRequest:
-    """The health run of `day`, every profile in one run (a range of partition keys),
-    following the daily run `daily_run_id`."""
-    profiles = config.profile_names()
+def health_after_daily(config: PipelineConfig, daily_run: dg.DagsterRun) -> dg.RunRequest | dg.SkipReason:
+    """The health run of a daily run's day, every profile in one run (a range of partition
+    keys), when the daily schedule or the landing sensor launched it."""
+    launched_by = daily_run.tags.get("dagster/schedule_name") or daily_run.tags.get("dagster/sensor_name")
+    if launched_by not in ("daily_schedule", "landing_sensor"):
+        return dg.SkipReason(f"run {daily_run.run_id} was launched by hand or a backfill")
+    day, profiles = daily_run.tags["dagster/partition"], config.profile_names()
     return dg.RunRequest(
-        run_key=f"health:{daily_run_id}",
+        run_key=f"health:{daily_run.run_id}",
         tags={
             **audit_tags(config),
-            DAILY_RUN_TAG: daily_run_id,
+            DAILY_RUN_TAG: daily_run.run_id,
             RANGE_START_TAG: f"{day}|{profiles[0]}",
             RANGE_END_TAG: f"{day}|{profiles[-1]}",
         },
     )
+
+
+def subaccount_after_health(config: PipelineConfig, health_run: dg.DagsterRun) -> dg.RunRequest | dg.SkipReason:
+    """The subaccount health run of a health run's day, when that health run followed a daily run."""
+    daily_run_id = health_run.tags.get(DAILY_RUN_TAG)
+    if daily_run_id is None:
+        return dg.SkipReason(f"run {health_run.run_id} did not follow a daily run")
+    day = health_run.tags[RANGE_START_TAG].split("|")[0]
+    return dg.RunRequest(run_key=f"subaccount:{daily_run_id}", partition_key=day, tags=audit_tags(config))
+
+
+FollowUp = Callable[[PipelineConfig, dg.DagsterRun], dg.RunRequest | dg.SkipReason]
+
+
+def follow_up_sensor(
+    follow_up: FollowUp, monitored_job: AssetJob, request_job: AssetJob, *, description: str
+) -> dg.SensorDefinition:
+    """The sensor, named after `follow_up`, that asks `follow_up` what to run of `request_job`
+    after each successful run of `monitored_job`. Running by default: the follow-ups skip any run
+    the daily chain did not launch."""
+
+    @dg.run_status_sensor(
+        name=follow_up.__name__,
+        run_status=dg.DagsterRunStatus.SUCCESS,
+        default_status=dg.DefaultSensorStatus.RUNNING,
+        monitored_jobs=[monitored_job],
+        request_job=request_job,
+        description=description,
+    )
+    def sensor(context: dg.RunStatusSensorContext, settings: PipelineSettings) -> dg.RunRequest | dg.SkipReason:
+        return follow_up(settings.config, context.dagster_run)
+
+    return sensor
 
 
 def build_sensors(
@@ -74,39 +112,20 @@ def build_sensors(
     def landing_sensor(context: dg.SensorEvaluationContext, settings: PipelineSettings) -> list[dg.RunRequest]:
         return landing_run_requests(settings.config, daily, datetime.now(timezone.utc))
 
-    @dg.run_status_sensor(
-        run_status=dg.DagsterRunStatus.SUCCESS,
-        default_status=dg.DefaultSensorStatus.RUNNING,  # they only follow the schedule's and landing_sensor's runs
-        monitored_jobs=[daily_job],
-        request_job=health_job,
-        description="After a daily run of the daily schedule or the landing sensor: the health "
-        "run of its day, every profile in one run.",
-    )
-    def health_after_daily(
-        context: dg.RunStatusSensorContext, settings: PipelineSettings
-    ) -> dg.RunRequest | dg.SkipReason:
-        run = context.dagster_run
-        launched_by = run.tags.get("dagster/schedule_name") or run.tags.get("dagster/sensor_name")
-        if launched_by not in ("daily_schedule", "landing_sensor"):
-            return dg.SkipReason(f"run {run.run_id} was launched by hand or a backfill")
-        return health_run_request(settings.config, run.tags["dagster/partition"], run.run_id)
-
-    @dg.run_status_sensor(
-        run_status=dg.DagsterRunStatus.SUCCESS,
-        default_status=dg.DefaultSensorStatus.RUNNING,  # they only follow the schedule's and landing_sensor's runs
-        monitored_jobs=[health_job],
-        request_job=subaccount_job,
-        description="When the health run that followed a daily run has succeeded: the "
-        "descendants' health and subaccount_health of that day.",
-    )
-    def subaccount_after_health(
-        context: dg.RunStatusSensorContext, settings: PipelineSettings
-    ) -> dg.RunRequest | dg.SkipReason:
-        run = context.dagster_run
-        daily_run_id = run.tags.get(DAILY_RUN_TAG)
-        if daily_run_id is None:
-            return dg.SkipReason(f"run {run.run_id} did not follow a daily run")
-        day = run.tags[RANGE_START_TAG].split("|")[0]
-        return dg.RunRequest(run_key=f"subaccount:{daily_run_id}", partition_key=day, tags=audit_tags(settings.config))
-
-    return [landing_sensor, health_after_daily, subaccount_after_health]
+    return [
+        landing_sensor,
+        follow_up_sensor(
+            health_after_daily,
+            daily_job,
+            health_job,
+            description="After a daily run of the daily schedule or the landing sensor: the health "
+            "run of its day, every profile in one run.",
+        ),
+        follow_up_sensor(
+            subaccount_after_health,
+            health_job,
+            subaccount_job,
+            description="When the health run that followed a daily run has succeeded: the "
+            "descendants' health and subaccount_health of that day.",
+        ),
+    ]

@@ -8,8 +8,8 @@ import polars as pl
 
 from cs_pipeline import publish, schemas
 from cs_pipeline.assets_common.declare import materialization
+from cs_pipeline.assets_common.partitions import DomainContext
 from cs_pipeline.assets_common.range_step import DailyAsset, Day, daily_asset
-from cs_pipeline.assets_common.shared import DomainContext
 from cs_pipeline.config import PipelineConfig
 from cs_pipeline.crm import versions
 from cs_pipeline.crm.hierarchy import RAW_ACCOUNT_SCHEMA, RAW_ASSET_SCHEMA, Resolution, resolve_accounts

@@ -4,7 +4,7 @@ kept incrementally; crm_snapshot reads them."""
 import dagster as dg
 
 from cs_pipeline.assets_common.declare import TRANSIENT_RETRIES, materialization, warehouse_asset
-from cs_pipeline.assets_common.shared import PipelineSettings
+from cs_pipeline.assets_common.settings import PipelineSettings
 from cs_pipeline.crm.mapping import mapped_fields
 from cs_pipeline.crm.salesforce_extraction import (
     RequestLimitExceeded,

@@ -4,8 +4,9 @@ import dagster as dg
 
 from cs_pipeline.assets_common.code_versions import code_version
 from cs_pipeline.assets_common.declare import materialization
+from cs_pipeline.assets_common.jobs import HEALTH_JOB
+from cs_pipeline.assets_common.partitions import DomainContext
 from cs_pipeline.assets_common.range_step import DailyAsset, Day
-from cs_pipeline.assets_common.shared import HEALTH_JOB, DomainContext
 from cs_pipeline.health.account_health import HEALTH_COUNT_KEYS, compute_account_health
 
 # account_health runs per (date, profile) partitions: its own job, after the daily one

@@ -3,27 +3,19 @@
 import dagster as dg
 
 from cs_pipeline import schemas
+from cs_pipeline.assets_common.partitions import DomainContext
 from cs_pipeline.assets_common.range_step import DailyCheck, Day, daily_check
-from cs_pipeline.assets_common.shared import DomainContext, schema_check_result
+from cs_pipeline.assets_common.schema_checks import schema_check
 from cs_pipeline.warehouse import query_frame
 
 
 def build(context: DomainContext) -> list[DailyCheck]:
     """The checks of account_health: its schema, one row per account."""
-
-    @daily_check(
-        asset="account_health",
-        blocking=True,
+    account_health_schema = schema_check(
+        "account_health",
+        schemas.account_health,
         description="The (date, profile) slice of account_health matches its pandera schema.",
     )
-    def account_health_schema(day: Day) -> dg.AssetCheckResult:
-        with day.warehouse.connection(read_only=True) as con:
-            rows = query_frame(
-                con,
-                "SELECT * EXCLUDE (dimension_scores, run_id) FROM account_health WHERE date = ? AND profile = ?",
-                [day.date, day.profile],
-            )
-        return schema_check_result(schemas.account_health, rows)
 
     @daily_check(
         asset="account_health",

@@ -6,7 +6,9 @@ from datetime import date
 import dagster as dg
 
 from cs_pipeline.assets_common.declare import materialization, warehouse_asset
-from cs_pipeline.assets_common.shared import LAB_JOB, DomainContext, PipelineSettings
+from cs_pipeline.assets_common.jobs import LAB_JOB
+from cs_pipeline.assets_common.partitions import DomainContext
+from cs_pipeline.assets_common.settings import PipelineSettings
 from cs_pipeline.lab.backtest import ALL_PROFILES, DEFAULT_HORIZON
 from cs_pipeline.lab.health_lab import backtest_warehouse, summary_lines, summary_markdown
 from cs_pipeline.warehouse import WarehouseResource

@@ -7,7 +7,7 @@ from datetime import date
 import dagster as dg
 from pydantic import Field
 
-from cs_pipeline.assets_common.shared import PipelineSettings, audit_tags
+from cs_pipeline.assets_common.settings import PipelineSettings, audit_tags
 from cs_pipeline.config import ConfigError, PipelineConfig, load_config
 from cs_pipeline.lab.backtest import DEFAULT_HORIZON
 from cs_pipeline.lab.simulate import SimulationError, simulate, summary_lines

@@ -3,8 +3,8 @@
 import dagster as dg
 
 from cs_pipeline.assets_common.declare import materialization
+from cs_pipeline.assets_common.partitions import DomainContext
 from cs_pipeline.assets_common.range_step import DailyAsset, Day, daily_asset
-from cs_pipeline.assets_common.shared import DomainContext
 from cs_pipeline.lifecycle.retention import purge_inactive_free_accounts
 from cs_pipeline.lifecycle.status_history import record_status_history
 

@@ -1,40 +1,27 @@
-"""Metrics assets: every account's usage metrics for day D, and the roll-ups over the hierarchy."""
+"""Metrics assets: every account's usage metrics for day D (`account_metrics`), in one piece of
+work a day that writes the rollups domain's `account_rollups` right after, on the same
+connection (declared and materialised by rollups/assets.py; why in this folder's README)."""
 
 import dagster as dg
 
 from cs_pipeline.assets_common.code_versions import code_version
 from cs_pipeline.assets_common.declare import materialization
+from cs_pipeline.assets_common.partitions import DomainContext
 from cs_pipeline.assets_common.range_step import DailyAsset, Day
-from cs_pipeline.assets_common.shared import DomainContext
 from cs_pipeline.metrics.account_metrics import compute_account_metrics
-from cs_pipeline.rollups.account_rollups import compute_account_rollups
+from cs_pipeline.rollups.assets import account_rollups, account_rollups_spec
 
 
 def build(context: DomainContext) -> list[DailyAsset]:
-    """The account_metrics and account_rollups assets, computed in one piece of work a day."""
-    # One piece of work for both: the roll-ups reuse the metrics' (account, user) pairs of
-    # window 30, the costliest input of each.
-    specs = (
-        dg.AssetSpec(
-            "account_metrics",
-            group_name="metrics",
-            kinds={"duckdb", "sql"},
-            code_version=code_version(__name__),
-            deps=[dg.AssetKey("accounts"), dg.AssetKey("usage_events")],
-            description="Usage metrics of every account for D (docs/metrics.md) from the events "
-            "known at the end of D and the CRM snapshot in force, with the account columns rules may use.",
-        ),
-        dg.AssetSpec(
-            "account_rollups",
-            group_name="rollups",
-            kinds={"duckdb", "sql"},
-            code_version=code_version(__name__),
-            deps=[dg.AssetKey("account_metrics")],
-            description="Roll-up metrics of D for every account with descendants, over its subtree "
-            "(rollup_events_30d, rollup_active_users_30d counting a user once per subtree, "
-            "rollup_licenses, rollup_contract_value, rollup_license_utilization): profile rules may "
-            "use them.",
-        ),
+    """The day's work of account_metrics, which writes account_rollups too."""
+    spec = dg.AssetSpec(
+        "account_metrics",
+        group_name="metrics",
+        kinds={"duckdb", "sql"},
+        code_version=code_version(__name__),
+        deps=[dg.AssetKey("accounts"), dg.AssetKey("usage_events")],
+        description="Usage metrics of every account for D (docs/metrics.md) from the events "
+        "known at the end of D and the CRM snapshot in force, with the account columns rules may use.",
     )
 
     def account_metrics_and_rollups(day: Day) -> list[dg.MaterializeResult]:
@@ -58,16 +45,8 @@ def build(context: DomainContext) -> list[DailyAsset]:
                 params=[day.date],
                 asset_key="account_metrics",
             )
-            rollups = compute_account_rollups(con, as_of=day.date, run_id=day.run_id)
-            rollups_result = materialization(
-                con,
-                "account_rollups",
-                rollups.rows,
-                {"rows_written": rollups.rows, "max_descendants": rollups.max_descendants},
-                where="date = ?",
-                params=[day.date],
-                asset_key="account_rollups",
-            )
+            # on this connection: the roll-ups reuse the window-30 users compute_account_metrics left on it
+            rollups_result = account_rollups(con, day)
         if result.snapshot_date is None:
             day.log.warning(f"no CRM snapshot on or before {day.date}: only unknown accounts have metrics")
         for name, ignored in result.sql_rows_ignored.items():
@@ -75,4 +54,4 @@ def build(context: DomainContext) -> list[DailyAsset]:
                 day.log.warning(f"custom metric {name} returned {ignored} row(s) for IDs without a metrics row")
         return [metrics_result, rollups_result]
 
-    return [DailyAsset(specs, account_metrics_and_rollups)]
+    return [DailyAsset((spec, account_rollups_spec()), account_metrics_and_rollups)]

@@ -3,8 +3,8 @@
 import dagster as dg
 
 from cs_pipeline.assets_common.declare import materialization
+from cs_pipeline.assets_common.partitions import DomainContext
 from cs_pipeline.assets_common.range_step import DailyAsset, Day, daily_asset
-from cs_pipeline.assets_common.shared import DomainContext
 from cs_pipeline.usage.ingest import ingest_delivery
 from cs_pipeline.usage.landing import LandingFileError
 

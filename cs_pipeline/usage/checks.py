@@ -1,11 +1,12 @@
-"""Blocking schema checks on the partition's usage rows: a failure stops everything downstream."""
+"""Blocking schema check on the partition's usage rows: a failure stops everything downstream."""
 
 import dagster as dg
 
 from cs_pipeline import schemas
+from cs_pipeline.assets_common.partitions import DomainContext
 from cs_pipeline.assets_common.range_step import DailyCheck, Day, daily_check
-from cs_pipeline.assets_common.shared import DomainContext, schema_check_result
-from cs_pipeline.usage.ingest import duplicate_event_ids, stored_events, stored_rejected
+from cs_pipeline.assets_common.schema_checks import stored_rows_verdict
+from cs_pipeline.usage.ingest import duplicate_event_ids
 
 # event_id uniqueness is tested in DuckDB (a hash aggregate there is several times cheaper
 # than Polars' on millions of strings); pandera checks every other rule of the schema.
@@ -13,7 +14,7 @@ USAGE_EVENTS_BUT_UNIQUENESS = schemas.usage_events.update_column("event_id", uni
 
 
 def build(context: DomainContext) -> list[DailyCheck]:
-    """The schema check of usage_events."""
+    """The schema check of usage_events: event_id uniqueness in DuckDB, then the generated schema check."""
 
     @daily_check(
         asset="usage_events",
@@ -24,17 +25,10 @@ def build(context: DomainContext) -> list[DailyCheck]:
     def usage_events_schema(day: Day) -> dg.AssetCheckResult:
         with day.warehouse.connection(read_only=True) as con:
             duplicates = duplicate_event_ids(con, day.date)
-            if duplicates:
-                [(rows,)] = con.execute(
-                    "SELECT count(*) FROM usage_events WHERE partition_date = ?", [day.date]
-                ).fetchall()
-                return dg.AssetCheckResult(
-                    passed=False, metadata={"rows_checked": rows, "duplicate_event_ids": ", ".join(duplicates)}
-                )
-            # batch by batch: the 2 million events of a day as one frame would add about 0.4 GB to the peak
-            result = schema_check_result(USAGE_EVENTS_BUT_UNIQUENESS, stored_events(con, day.date))
-            if not result.passed:
-                return result
-            return schema_check_result(schemas.rejected_events, stored_rejected(con, day.date))
+        if duplicates:
+            return dg.AssetCheckResult(
+                passed=False, metadata={"table": "usage_events", "duplicate_event_ids": ", ".join(duplicates)}
+            )
+        return stored_rows_verdict(day, [USAGE_EVENTS_BUT_UNIQUENESS, schemas.rejected_events])
 
     return [usage_events_schema]

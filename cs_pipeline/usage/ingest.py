@@ -8,7 +8,6 @@ delivery day whose stored events it changed.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import date
 from pathlib import Path
@@ -20,7 +19,7 @@ import pyarrow as pa
 from cs_pipeline import publish, schemas
 from cs_pipeline.transactions import transaction
 from cs_pipeline.usage.landing import list_delivery, read_delivery
-from cs_pipeline.warehouse import query_frame, read_sql, set_variables
+from cs_pipeline.warehouse import read_sql, set_variables
 
 # The most characters an event_id, account_id, user_id, module or action may have; a longer
 # one is no ID but a mistake (a document pasted into a field): its row is `field_too_long`.
@@ -102,34 +101,6 @@ def _stage(con: duckdb.DuckDBPyConnection, delivery: pa.Table) -> None:
         con.execute(read_sql("usage/stage_delivery.sql"))
     finally:
         con.unregister("delivery")
-
-
-# rows per batch of stored_events: about 50 MB of a day's events at a time
-EVENT_BATCH_ROWS = 400_000
-
-
-def stored_events(con: duckdb.DuckDBPyConnection, partition_date: date) -> Iterator[pl.DataFrame]:
-    """The partition's rows of usage_events (without run_id), in frames of about EVENT_BATCH_ROWS rows."""
-    reader = con.sql(
-        "SELECT * EXCLUDE (run_id) FROM usage_events WHERE partition_date = $1", params=[partition_date]
-    ).to_arrow_reader(EVENT_BATCH_ROWS)
-    batches: list[pa.RecordBatch] = []
-    for batch in reader:  # DuckDB hands over a row group (122,880 rows) at a time
-        batches.append(batch)
-        if sum(b.num_rows for b in batches) >= EVENT_BATCH_ROWS:
-            yield pl.from_arrow(pa.Table.from_batches(batches))
-            batches = []
-    if batches:
-        yield pl.from_arrow(pa.Table.from_batches(batches))
-
-
-def stored_rejected(con: duckdb.DuckDBPyConnection, partition_date: date) -> pl.DataFrame:
-    """The partition's rows of rejected_events (without run_id; raw as text)."""
-    return query_frame(
-        con,
-        "SELECT * EXCLUDE (run_id) REPLACE (raw::VARCHAR AS raw) FROM rejected_events WHERE partition_date = ?",
-        [partition_date],
-    )
 
 
 def duplicate_event_ids(con: duckdb.DuckDBPyConnection, partition_date: date, *, shown: int = 5) -> list[str]:

@@ -9,8 +9,10 @@ from datetime import date
 import dagster as dg
 import pytest
 
+from cs_pipeline.assets_common.jobs import RANGE_END_TAG, RANGE_START_TAG
+from cs_pipeline.assets_common.partitions import daily_partitions
 from cs_pipeline.assets_common.range_step import Day, build_range_step, daily_asset, daily_check
-from cs_pipeline.assets_common.shared import RANGE_END_TAG, RANGE_START_TAG, PipelineSettings, daily_partitions
+from cs_pipeline.assets_common.settings import PipelineSettings
 from cs_pipeline.config import load_config
 from cs_pipeline.warehouse import WarehouseResource
 

@@ -7,10 +7,17 @@ from datetime import datetime, timezone
 import dagster as dg
 import pytest
 
-from cs_pipeline.assets_common.shared import RANGE_END_TAG, RANGE_START_TAG, PipelineSettings, daily_partitions
-from cs_pipeline.automation.sensors import DAILY_RUN_TAG, landing_run_requests
+from cs_pipeline.assets_common.jobs import DAILY_JOB, HEALTH_JOB, RANGE_END_TAG, RANGE_START_TAG
+from cs_pipeline.assets_common.partitions import daily_partitions
+from cs_pipeline.assets_common.settings import PipelineSettings
+from cs_pipeline.automation.sensors import (
+    DAILY_RUN_TAG,
+    health_after_daily,
+    landing_run_requests,
+    subaccount_after_health,
+)
 from cs_pipeline.config import load_config
-from cs_pipeline.definitions import DAILY_JOB, HEALTH_JOB, build_definitions
+from cs_pipeline.definitions import build_definitions
 from cs_pipeline_tests.support.tenant import CONFIG, write_events_csv
 
 TWO_PROFILES = CONFIG.replace(
@@ -71,7 +78,7 @@ def test_the_daily_run_is_followed_by_one_health_run_of_every_profile_then_the_s
         daily = defs.resolve_job_def(DAILY_JOB).execute_in_process(
             partition_key="2025-11-20", instance=instance, tags={"dagster/schedule_name": "daily_schedule"}
         )
-        health_after_daily = defs.resolve_sensor_def("health_after_daily")
+        sensor = defs.resolve_sensor_def("health_after_daily")
         context = dg.build_run_status_sensor_context(
             sensor_name="health_after_daily",
             dagster_event=run_success_event(instance, daily.run_id),
@@ -79,7 +86,7 @@ def test_the_daily_run_is_followed_by_one_health_run_of_every_profile_then_the_s
             dagster_run=daily.dagster_run,
             resources=resources,
         )
-        request = health_after_daily(context)
+        request = sensor(context)
         # the two profiles in config order: onboarding first, default last
         assert (request.tags[RANGE_START_TAG], request.tags[RANGE_END_TAG], request.tags[DAILY_RUN_TAG]) == (
             "2025-11-20|onboarding",
@@ -133,3 +140,31 @@ def test_landing_sensor_runs_each_new_or_changed_delivery_of_the_last_days(confi
     write_events_csv(landing, "2025-11-21", "b.csv", [])
     second = landing_run_requests(config, daily, now)
     assert second[0].run_key == first[0].run_key and second[1].run_key != first[1].run_key
+
+
+def test_the_follow_ups_skip_runs_the_daily_chain_did_not_launch(config_path):
+    config = load_config(config_path)
+    by_hand = dg.DagsterRun(job_name=DAILY_JOB, run_id="daily-1", tags={"dagster/partition": "2025-11-20"})
+    assert health_after_daily(config, by_hand) == dg.SkipReason("run daily-1 was launched by hand or a backfill")
+    backfilled = dg.DagsterRun(job_name=HEALTH_JOB, run_id="health-1", tags={RANGE_START_TAG: "2025-11-20|onboarding"})
+    assert subaccount_after_health(config, backfilled) == dg.SkipReason("run health-1 did not follow a daily run")
+
+
+def test_the_follow_ups_of_a_landing_sensor_run_name_its_day_and_the_daily_run(config_path):
+    config = load_config(config_path)
+    daily = dg.DagsterRun(
+        job_name=DAILY_JOB,
+        run_id="daily-1",
+        tags={"dagster/partition": "2025-11-20", "dagster/sensor_name": "landing_sensor"},
+    )
+    health = health_after_daily(config, daily)
+    assert health.run_key == "health:daily-1"
+    assert {name: health.tags[name] for name in (RANGE_START_TAG, RANGE_END_TAG, DAILY_RUN_TAG)} == {
+        RANGE_START_TAG: "2025-11-20|onboarding",
+        RANGE_END_TAG: "2025-11-20|default",
+        DAILY_RUN_TAG: "daily-1",
+    }
+    health_run = dg.DagsterRun(job_name=HEALTH_JOB, run_id="health-1", tags=health.tags)
+    subaccount = subaccount_after_health(config, health_run)
+    assert (subaccount.run_key, subaccount.partition_key) == ("subaccount:daily-1", "2025-11-20")
+    assert subaccount.tags["cs_pipeline/config_sha256"] == config.config_hash()

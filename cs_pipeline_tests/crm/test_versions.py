@@ -81,9 +81,9 @@ def reset(con) -> None:
     con.execute("DELETE FROM snapshot_dates")
 
 
-@pytest.mark.e2e  # long: 200 histories
+@pytest.mark.e2e  # long: 60 histories
 @settings(
-    derandomize=True, database=None, max_examples=200, deadline=None,
+    derandomize=True, database=None, max_examples=60, deadline=None,
     suppress_health_check=[HealthCheck.function_scoped_fixture],
 )  # fmt: skip
 @given(history=history_strategy)

@@ -7,8 +7,9 @@ import dagster as dg
 import pytest
 
 from cs_pipeline import cli
+from cs_pipeline.assets_common.jobs import HEALTH_JOB
 from cs_pipeline.config import load_config
-from cs_pipeline.definitions import HEALTH_JOB, build_definitions
+from cs_pipeline.definitions import build_definitions
 from cs_pipeline_tests.support.tenant import DEMO_CONFIG, write_crm
 from cs_pipeline_tests.support.warehouse import read_only
 

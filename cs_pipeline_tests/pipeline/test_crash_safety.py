@@ -161,8 +161,9 @@ def test_a_run_whose_warehouse_another_process_holds_fails_naming_it_within_the_
 
 def test_a_step_whose_warehouse_another_process_holds_fails_with_the_holder_in_its_error(stocked, tmp_path):
     """The same wait inside a step, as in runs launched from the UI or the daemon (no CLI)."""
+    from cs_pipeline.assets_common.jobs import DAILY_JOB
     from cs_pipeline.config import load_config
-    from cs_pipeline.definitions import DAILY_JOB, build_definitions
+    from cs_pipeline.definitions import build_definitions
 
     shutil.copytree(stocked, tmp_path, dirs_exist_ok=True)
     config_path = tmp_path / "cs_pipeline.yaml"

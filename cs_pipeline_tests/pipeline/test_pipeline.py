@@ -5,7 +5,7 @@ import polars as pl
 import pytest
 
 from cs_pipeline import cli, schemas
-from cs_pipeline.assets_common.shared import schema_check_result
+from cs_pipeline.assets_common.schema_checks import schema_check_result
 from cs_pipeline.config import load_config
 from cs_pipeline.definitions import build_definitions
 from cs_pipeline_tests.support.warehouse import table

@@ -26,9 +26,10 @@ import numpy as np
 import pytest
 
 from cs_pipeline import runs
+from cs_pipeline.assets_common.jobs import DAILY_JOB
 from cs_pipeline.cli import EMBEDDED_INSTANCE_YAML, yesterday
 from cs_pipeline.config import load_config
-from cs_pipeline.definitions import DAILY_JOB, build_definitions
+from cs_pipeline.definitions import build_definitions
 from cs_pipeline_tests.support import REPO, processes
 from cs_pipeline_tests.support.tenant import write_generated_tenant
 from cs_pipeline_tests.support.warehouse import read_only

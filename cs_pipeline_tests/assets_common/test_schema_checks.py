@@ -1,0 +1,81 @@
+"""The schema checks generated from the table registry (assets_common/schema_checks.py), on a real
+warehouse: each reads the rows of the partition its step wrote (the registry's partition
+columns), fails naming the table, and passes counting every row it checked."""
+
+from __future__ import annotations
+
+import logging
+from datetime import date
+
+import dagster as dg
+import pytest
+
+from cs_pipeline import schemas
+from cs_pipeline.assets_common.range_step import Day
+from cs_pipeline.assets_common.schema_checks import schema_check
+from cs_pipeline.warehouse import WarehouseResource
+
+D, D_NEXT = date(2025, 11, 3), date(2025, 11, 4)
+HEALTH_ROW = "INSERT INTO account_health VALUES (?, ?, ?, 'Good', ?, MAP {}, ['fine'], NULL, 'run')"
+
+
+@pytest.fixture
+def warehouse(tmp_path) -> WarehouseResource:
+    """A new warehouse with account_health rows: D's `default` partition valid (2 rows), D's
+    `strict` partition and D_NEXT's `default` partition each with a score of 150."""
+    warehouse = WarehouseResource(path=str(tmp_path / "warehouse.duckdb"))
+    with warehouse.connection() as con:
+        con.executemany(
+            HEALTH_ROW,
+            [
+                [D, "A", "default", 80],
+                [D, "B", "default", 100],
+                [D, "A", "strict", 150],
+                [D_NEXT, "A", "default", 150],
+            ],
+        )
+    return warehouse
+
+
+def day(warehouse: WarehouseResource, on: date, profile: str | None = None) -> Day:
+    return Day(on, "run", None, warehouse, None, logging.getLogger(__name__), profile)
+
+
+def metadata(result: dg.AssetCheckResult) -> dict:
+    return {name: value.value for name, value in result.metadata.items()}
+
+
+def test_the_check_of_a_partition_reads_only_that_partitions_rows(warehouse):
+    check = schema_check("account_health", schemas.account_health, description="d")
+    assert (check.spec.name, check.spec.blocking) == ("account_health_schema", True)
+
+    result = check.evaluate(day(warehouse, D, "default"))
+    assert result.passed and metadata(result) == {"rows_checked": 2}
+
+    for failing in (day(warehouse, D, "strict"), day(warehouse, D_NEXT, "default")):
+        result = check.evaluate(failing)
+        found = metadata(result)
+        assert not result.passed
+        assert (found["table"], found["rows_checked"], found["failures"]) == ("account_health", 1, 1)
+        assert "| health_score | in_range(0, 100) | 1 | 150 |" in found["failing_checks"]
+
+
+def test_a_check_of_a_date_and_profile_partition_refuses_a_date_alone(warehouse):
+    check = schema_check("account_health", schemas.account_health, description="d")
+    with pytest.raises(ValueError, match="given the date 2025-11-03 alone"):
+        check.evaluate(day(warehouse, D))
+
+
+def test_a_check_of_several_unpartitioned_tables_reads_every_row_and_names_the_failing_table(warehouse):
+    check = schema_check("accounts", schemas.accounts, schemas.hierarchy_issues, description="d")
+    with warehouse.connection() as con:
+        con.execute("INSERT INTO hierarchy_issues VALUES ('A', 'cycle', 'A -> A', 'run')")
+    assert metadata(check.evaluate(day(warehouse, D))) == {"rows_checked": 1}  # no account, one issue
+
+    with warehouse.connection() as con:
+        con.execute("INSERT INTO hierarchy_issues VALUES ('B', 'made_up', 'x', 'run')")
+    result = check.evaluate(day(warehouse, D_NEXT))
+    found = metadata(result)
+    assert not result.passed
+    assert (found["table"], found["rows_checked"]) == ("hierarchy_issues", 2)
+    assert "| issue | isin(" in found["failing_checks"] and "| made_up |" in found["failing_checks"]
