@@ -27,7 +27,7 @@ beyond this list (storing CRM snapshots, `users`, status history, retention, the
 issues' cuts and reports, out-of-order re-judging, checks, publishing, Dagster's bookkeeping)
 is not done here: it is the pipeline's overhead the ratio measures. The CRM export must be
 clean of duplicate IDs and parent cycles (the generated tenants are); the script stops if it
-is not. DuckDB runs with the pipeline's memory limit (1 GB) unless told otherwise.
+is not. DuckDB runs with the pipeline's memory limit (800 MB) unless told otherwise.
 
 `--check WAREHOUSE` compares the yardstick's metrics, roll-ups and health of D with the
 pipeline's warehouse of the same tenant and config, column by column, and exits 1 on any
@@ -749,7 +749,7 @@ def main() -> None:
     parser.add_argument("--day", type=date.fromisoformat, help="the day to run (timed) or to check")
     parser.add_argument("--load-days", nargs=2, type=date.fromisoformat, metavar=("FIRST", "LAST"))
     parser.add_argument("--check", type=Path, metavar="WAREHOUSE", help="compare --day with the pipeline's warehouse")
-    parser.add_argument("--memory-limit", default="1GB", help="DuckDB's memory_limit (the pipeline's: 1GB)")
+    parser.add_argument("--memory-limit", default="800MB", help="DuckDB's memory_limit (the pipeline's: 800MB)")
     args = parser.parse_args()
     config = load_config(args.config)
     con = connect(args.db, args.memory_limit)

@@ -58,8 +58,7 @@ def resolve_accounts(
     accounts = _link_parents(accounts, id_of_salesforce_id, issues)
     products = _product_accounts(assets_raw, accounts, id_of_salesforce_id, product_separator, issues)
     nodes = _keep_latest(pl.concat([accounts, products], how="vertical"), issues)
-    nodes = _cut_cycles(nodes, issues)
-    placed = _place_in_hierarchy(nodes)
+    placed = _place_cutting_cycles(nodes, issues)
     with_status = _apply_status_catalog(placed, status_catalog)
     all_issues = pl.concat([pl.DataFrame(schema=ISSUE_SCHEMA), *issues], how="vertical")
     return Resolution(
@@ -139,7 +138,9 @@ def _typed_accounts(raw: pl.DataFrame, issues: list) -> pl.DataFrame:
 
 def _keep_latest(nodes: pl.DataFrame, issues: list) -> pl.DataFrame:
     """One record per account_id: the latest SystemModstamp, then the larger Salesforce Id."""
-    ranked = nodes.with_columns(
+    # only the records of a duplicated ID are ranked: a rank over every record costs far more
+    duplicated = pl.col("account_id").is_duplicated()
+    ranked = nodes.filter(duplicated).with_columns(
         _rank=pl.struct("system_modstamp", "salesforce_id").rank("ordinal", descending=True).over("account_id")
     )
     # SystemModstamp is ISO text in one format, so text order is time order.
@@ -158,7 +159,7 @@ def _keep_latest(nodes: pl.DataFrame, issues: list) -> pl.DataFrame:
             ),
         )
     )
-    return kept.drop("_rank")
+    return pl.concat([nodes.filter(~duplicated), kept.drop("_rank")], how="vertical")
 
 
 def _link_parents(accounts: pl.DataFrame, id_of_salesforce_id: pl.DataFrame, issues: list) -> pl.DataFrame:
@@ -246,13 +247,16 @@ def _product_accounts(
 # --- hierarchy ---------------------------------------------------------------------------
 
 
-def _cut_cycles(nodes: pl.DataFrame, issues: list) -> pl.DataFrame:
-    """Every member of a parent cycle loses its parent link (and becomes a root)."""
+def _place_cutting_cycles(nodes: pl.DataFrame, issues: list) -> pl.DataFrame:
+    """Every node placed in the hierarchy (_place_in_hierarchy), every member of a parent
+    cycle having lost its parent link first (and become a root)."""
+    placed = _place_in_hierarchy(nodes)
     links = nodes.select("account_id", "parent_id").filter(pl.col("parent_id").is_not_null())
-    reachable_from_root = _place_in_hierarchy(nodes).select("account_id")
     # Outside the trees hanging from roots, each node's parent is outside them too: what is
     # left after peeling off nodes that nobody points at is exactly the cycles.
-    remaining = links.join(reachable_from_root, on="account_id", how="anti")
+    remaining = links.join(placed.select("account_id"), on="account_id", how="anti")
+    if remaining.height == 0:  # every node hangs from a root: no cycle
+        return placed
     while True:
         pointed_at = remaining.select(account_id="parent_id").unique()
         peeled = remaining.join(pointed_at, on="account_id", how="semi")
@@ -267,11 +271,12 @@ def _cut_cycles(nodes: pl.DataFrame, issues: list) -> pl.DataFrame:
         )
     )
     members = remaining.select("account_id", _in_cycle=pl.lit(True))
-    return (
+    cut = (
         nodes.join(members, on="account_id", how="left")
         .with_columns(parent_id=pl.when(pl.col("_in_cycle")).then(None).otherwise(pl.col("parent_id")))
         .drop("_in_cycle")
     )
+    return _place_in_hierarchy(cut)
 
 
 def _place_in_hierarchy(nodes: pl.DataFrame) -> pl.DataFrame:

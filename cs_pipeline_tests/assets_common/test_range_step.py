@@ -73,6 +73,8 @@ def test_a_range_step_works_day_after_day_and_records_each_partition(tenant_file
             assert {r.partition_key: r.asset_materialization.metadata["day_of_month"].value for r in records} == {
                 "2025-11-03": 3, "2025-11-04": 4, "2025-11-05": 5
             }  # fmt: skip
+            # each partition's work timed: a number the UI plots
+            assert all(r.asset_materialization.metadata["seconds"].value >= 0 for r in records)
         checks = instance.event_log_storage.get_asset_check_execution_history(
             dg.AssetCheckKey(dg.AssetKey("first"), "first_ok"), limit=10
         )

@@ -56,6 +56,15 @@ def test_shapes_bench_times_both_and_the_yardstick_agrees(tmp_path: Path) -> Non
     assert "account_health.reasons: " in check.stdout
     assert "account_health.health:" not in check.stdout
 
+    # the profiler runs the day again on a copy of the site: every asset and check timed, the site untouched
+    before = (site / "warehouse.duckdb").stat().st_mtime_ns
+    profile = _bench("profile_day.py", "--site", str(site), "--date", "2025-11-27", "--over", "0")
+    assert "whole command in process" in profile
+    assert all(f"  {work}\n" in profile for work in ("usage_events", "account_metrics + account_rollups", "users"))
+    assert "check usage_events_schema" in profile and "INSERT INTO usage_events" in profile
+    assert (site / "warehouse.duckdb").stat().st_mtime_ns == before
+    assert sorted(p.name for p in site.parent.iterdir() if p.name.startswith("profile-day-")) == []
+
 
 @pytest.mark.e2e
 def test_growth_bench_prints_its_tables(tmp_path: Path) -> None:

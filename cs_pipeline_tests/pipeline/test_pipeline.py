@@ -169,3 +169,19 @@ def test_schema_check_reports_failing_rows():
     assert not result.passed
     assert result.metadata["failures"].value == 1
     assert "made_up" in result.metadata["failing_checks"].value
+
+
+def test_schema_check_of_batches_counts_every_batch_and_finds_a_failure_in_a_later_one():
+    good = pl.DataFrame({"account_id": ["A", "B"], "issue": ["cycle", "cycle"], "detail": ["x", "y"]})
+    bad = pl.DataFrame({"account_id": ["C"], "issue": ["made_up"], "detail": ["z"]})
+    assert schema_check_result(schemas.hierarchy_issues, iter([good, good])).metadata["rows_checked"].value == 4
+    result = schema_check_result(schemas.hierarchy_issues, iter([good, bad]))
+    assert not result.passed
+    assert (result.metadata["rows_checked"].value, result.metadata["failures"].value) == (3, 1)
+    assert "made_up" in result.metadata["failing_checks"].value
+
+
+def test_schema_check_of_batches_refuses_a_schema_with_unique_columns():
+    # a duplicate split across two batches would pass unseen
+    with pytest.raises(ValueError, match="users has unique columns"):
+        schema_check_result(schemas.users, iter([]))

@@ -5,9 +5,11 @@
 -- identity covers a run of consecutive snapshot dates, [valid_from, valid_to), valid_to null
 -- when the run reaches the newest date. Variables: snapshot_date, next_snapshot_date (the
 -- first snapshot date after it, else null), run_id. Python fills in the braces from the registry.
+-- (identical rows are interchangeable: a GROUP BY and its count number them, cheaper than a
+-- window partitioned by every column)
 CREATE OR REPLACE TEMP TABLE version_incoming AS
-SELECT {payload}, (row_number() OVER (PARTITION BY {payload}) - 1)::INTEGER AS occurrence
-FROM {incoming};
+SELECT {payload}, unnest(range(copies))::INTEGER AS occurrence
+FROM (SELECT {payload}, count(*) AS copies FROM {incoming} GROUP BY ALL);
 
 -- what snapshot_date held until now (a new date between two others: what the earlier one held)
 CREATE OR REPLACE TEMP TABLE version_current AS
@@ -17,14 +19,13 @@ WHERE in_force(valid_from, valid_to, getvariable('snapshot_date'));
 
 -- identities the date loses: their version is cut around it
 CREATE OR REPLACE TEMP TABLE version_removed AS
-SELECT * FROM version_current c
-WHERE NOT EXISTS (SELECT 1 FROM version_incoming i WHERE {same_ic});
+SELECT c.* FROM version_current c ANTI JOIN version_incoming i ON {same_ic};
 
 -- identities the date gains, with the versions they join: the one ending on the date (the
 -- previous date held it) and the one starting on the next date
 CREATE OR REPLACE TEMP TABLE version_added AS
 SELECT i.*, l.version_row AS left_row, l.valid_from AS left_from, r.version_row AS right_row, r.valid_to AS right_to
-FROM (SELECT * FROM version_incoming i WHERE NOT EXISTS (SELECT 1 FROM version_current c WHERE {same_ic})) i
+FROM (SELECT i.* FROM version_incoming i ANTI JOIN version_current c ON {same_ic}) i
 LEFT JOIN (
     SELECT rowid AS version_row, * FROM {table} WHERE valid_to = getvariable('snapshot_date')
 ) l ON {same_il}
