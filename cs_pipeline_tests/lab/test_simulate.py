@@ -13,7 +13,6 @@ Production (one profile, default): Good when events_30d >= 4, Poor when events_3
 from __future__ import annotations
 
 import hashlib
-import os
 from pathlib import Path
 
 import dagster as dg
@@ -223,9 +222,8 @@ def digest_of_folder(folder: Path) -> dict[str, str]:
     }
 
 
-def asset_history(home: Path) -> dict[str, list[int]]:
-    """Every asset's materialisation and observation events in the instance, by storage id."""
-    os.environ["DAGSTER_HOME"] = str(home)
+def asset_history() -> dict[str, list[int]]:
+    """Every asset's materialisation and observation events in the instance DAGSTER_HOME names, by storage id."""
     with dg.DagsterInstance.get() as instance:
         history = {}
         for key in instance.get_asset_keys():
@@ -247,7 +245,7 @@ def test_an_identical_draft_changes_nothing_and_writes_nothing_of_production(pro
     with read_only(production) as con:
         warehouse_before = warehouse_digest(con)
     published = load_config(production).published
-    published_before, history_before = digest_of_folder(published), asset_history(home)
+    published_before, history_before = digest_of_folder(published), asset_history()
 
     simulate(production, draft, capsys)
 
@@ -269,7 +267,7 @@ def test_an_identical_draft_changes_nothing_and_writes_nothing_of_production(pro
     with read_only(production) as con:
         assert warehouse_digest(con) == warehouse_before
     assert digest_of_folder(published) == published_before
-    history_after = asset_history(home)
+    history_after = asset_history()
     assert history_after.pop("runs") == ["simulate_draft", *history_before.pop("runs")]
     assert history_after == history_before
 
