@@ -3,6 +3,7 @@ a tick asks for yesterday; the daily run it starts is followed by the day's heal
 profile in one run), and that by the subaccount health run."""
 
 from datetime import datetime, timezone
+from pathlib import Path
 
 import dagster as dg
 import pytest
@@ -64,29 +65,33 @@ def test_a_tick_asks_for_yesterday_in_utc(config_path):
     assert request.tags["cs_pipeline/config_sha256"] == load_config(config_path).config_hash()
 
 
-def run_success_event(instance: dg.DagsterInstance, run_id: str) -> dg.DagsterEvent:
-    [record] = instance.get_records_for_run(run_id, of_type=dg.DagsterEventType.RUN_SUCCESS).records
-    return record.event_log_entry.dagster_event
+def after_success(
+    defs: dg.Definitions,
+    sensor_name: str,
+    instance: dg.DagsterInstance,
+    run: dg.ExecuteInProcessResult,
+    config_path: Path,
+):
+    """What run-status sensor `sensor_name` returns for the success of `run` (an execute_in_process result)."""
+    [record] = instance.get_records_for_run(run.run_id, of_type=dg.DagsterEventType.RUN_SUCCESS).records
+    context = dg.build_run_status_sensor_context(
+        sensor_name=sensor_name,
+        dagster_event=record.event_log_entry.dagster_event,
+        dagster_instance=instance,
+        dagster_run=run.dagster_run,
+        resources={"settings": PipelineSettings(config_path=str(config_path))},
+    )
+    return defs.resolve_sensor_def(sensor_name)(context)
 
 
 @pytest.mark.e2e
 def test_the_daily_run_is_followed_by_one_health_run_of_every_profile_then_the_subaccount_run(config_path):
-    config = load_config(config_path)
-    defs = build_definitions(config)
-    resources = {"settings": PipelineSettings(config_path=str(config_path))}
+    defs = build_definitions(load_config(config_path))
     with dg.instance_for_test() as instance:
         daily = defs.resolve_job_def(DAILY_JOB).execute_in_process(
             partition_key="2025-11-20", instance=instance, tags={"dagster/schedule_name": "daily_schedule"}
         )
-        sensor = defs.resolve_sensor_def("health_after_daily")
-        context = dg.build_run_status_sensor_context(
-            sensor_name="health_after_daily",
-            dagster_event=run_success_event(instance, daily.run_id),
-            dagster_instance=instance,
-            dagster_run=daily.dagster_run,
-            resources=resources,
-        )
-        request = sensor(context)
+        request = after_success(defs, "health_after_daily", instance, daily, config_path)
         # the two profiles in config order: onboarding first, default last
         assert (request.tags[RANGE_START_TAG], request.tags[RANGE_END_TAG], request.tags[DAILY_RUN_TAG]) == (
             "2025-11-20|onboarding",
@@ -99,14 +104,7 @@ def test_the_daily_run_is_followed_by_one_health_run_of_every_profile_then_the_s
             "2025-11-20|default",
             "2025-11-20|onboarding",
         ]
-        context = dg.build_run_status_sensor_context(
-            sensor_name="subaccount_after_health",
-            dagster_event=run_success_event(instance, health.run_id),
-            dagster_instance=instance,
-            dagster_run=health.dagster_run,
-            resources=resources,
-        )
-        follow_up = defs.resolve_sensor_def("subaccount_after_health")(context)
+        follow_up = after_success(defs, "subaccount_after_health", instance, health, config_path)
         assert (follow_up.partition_key, follow_up.run_key) == ("2025-11-20", f"subaccount:{daily.run_id}")
 
 
@@ -115,14 +113,7 @@ def test_a_daily_run_launched_by_hand_is_not_followed_up(config_path):
     defs = build_definitions(load_config(config_path))
     with dg.instance_for_test() as instance:
         daily = defs.resolve_job_def(DAILY_JOB).execute_in_process(partition_key="2025-11-20", instance=instance)
-        context = dg.build_run_status_sensor_context(
-            sensor_name="health_after_daily",
-            dagster_event=run_success_event(instance, daily.run_id),
-            dagster_instance=instance,
-            dagster_run=daily.dagster_run,
-            resources={"settings": PipelineSettings(config_path=str(config_path))},
-        )
-        assert isinstance(defs.resolve_sensor_def("health_after_daily")(context), dg.SkipReason)
+        assert isinstance(after_success(defs, "health_after_daily", instance, daily, config_path), dg.SkipReason)
 
 
 def test_landing_sensor_runs_each_new_or_changed_delivery_of_the_last_days(config_path):
