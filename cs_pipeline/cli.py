@@ -50,8 +50,8 @@ run_storage:
   class: SqliteRunStorage
   config: {base_dir: {env: DAGSTER_HOME}}
 event_log_storage:
-  module: dagster._core.storage.event_log
-  class: ConsolidatedSqliteEventLogStorage
+  module: cs_pipeline.event_log
+  class: PooledSqliteEventLogStorage
   config: {base_dir: {env: DAGSTER_HOME}}
 schedule_storage:
   module: dagster._core.storage.schedules
