@@ -147,12 +147,15 @@ def _sql_list(values: tuple[str, ...]) -> str:
     return ", ".join("'" + value.replace("'", "''") + "'" for value in values)
 
 
-def sql_macros() -> str:
-    """Temporary macros that spell the vocabulary for the SQL files (created on every
-    connection by warehouse.connect), so that no SQL file repeats a value list. They read no
-    table: any connection may create them."""
+def sql_macros(catalog: str | None = None) -> str:
+    """Macros that spell the vocabulary for the SQL files (created on every connection by
+    warehouse.connect), so that no SQL file repeats a value list: temporary macros of the
+    connection, or, given `catalog` (an attached writable database), macros of that catalog, which
+    every connection of the database with it on its search path sees. They read no table: any
+    connection may create them."""
+    create = f"CREATE OR REPLACE MACRO {catalog}." if catalog else "CREATE OR REPLACE TEMP MACRO "
     return (
-        f"CREATE OR REPLACE TEMP MACRO active_status_group(g) AS g IN ({_sql_list(ACTIVE_STATUS_GROUPS)});\n"
-        f"CREATE OR REPLACE TEMP MACRO unknown_status_group() AS {_sql_list((UNKNOWN_STATUS_GROUP,))};\n"
-        f"CREATE OR REPLACE TEMP MACRO health_labels() AS [{_sql_list(HEALTH_LABELS)}];\n"
+        f"{create}active_status_group(g) AS g IN ({_sql_list(ACTIVE_STATUS_GROUPS)});\n"
+        f"{create}unknown_status_group() AS {_sql_list((UNKNOWN_STATUS_GROUP,))};\n"
+        f"{create}health_labels() AS [{_sql_list(HEALTH_LABELS)}];\n"
     )

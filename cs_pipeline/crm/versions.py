@@ -6,7 +6,7 @@ adds a snapshot date and no row.
 
 Reading: the rows of snapshot date D are those with `in_force(valid_from, valid_to, D)`; the
 snapshot in force on any day is `snapshot_in_force(asset, day)` (both macros of
-`warehouse.SNAPSHOT_MACROS`). Writing: `record_snapshot_date`, then `store_snapshot` per table,
+`warehouse.snapshot_macros`). Writing: `record_snapshot_date`, then `store_snapshot` per table,
 in the asset's transaction. Dates may come in any order and again: storing D rewrites only
 the versions of the rows D gains or loses against what D held (or, for a new date, what the
 snapshot before it held).

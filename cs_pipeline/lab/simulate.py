@@ -49,13 +49,13 @@ from cs_pipeline.tables import TABLES
 from cs_pipeline.vocabulary import HEALTH_LABELS, LONGEST_WINDOW, sql_macros
 from cs_pipeline.warehouse import (
     MEMORY_LIMIT,
-    SNAPSHOT_MACROS,
     SchemaVersionError,
     WarehouseLocked,
     connect,
     query_frame,
     read_sql,
     set_variables,
+    snapshot_macros,
 )
 
 LAB_FOLDER = "lab"  # beside the published layer's folder
@@ -384,7 +384,7 @@ def _copy_account_versions(
         con.register(f"warehouse_{table}", frame)
         con.execute(f"CREATE TEMP TABLE {table} AS SELECT * FROM warehouse_{table}")
         con.unregister(f"warehouse_{table}")
-    con.execute(SNAPSHOT_MACROS)
+    con.execute(snapshot_macros())
 
 
 def _draft_health(con: duckdb.DuckDBPyConnection, draft: PipelineConfig) -> None:
