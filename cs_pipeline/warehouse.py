@@ -305,11 +305,8 @@ def table_schema(con: duckdb.DuckDBPyConnection, table: str) -> dg.TableSchema:
     and every column of a table the registry does not list (the Salesforce mirrors)."""
     registered = tables.TABLES.get(table)
     known = registered.ordered() if registered else []
-    extra = con.execute(
-        "SELECT column_name, data_type, is_nullable = 'YES' FROM information_schema.columns "
-        "WHERE table_schema = 'main' AND table_name = ? ORDER BY ordinal_position",
-        [table],
-    ).fetchall()
+    # the table's pragma, not information_schema (4x slower: it is asked for every partition)
+    extra = con.execute('SELECT name, type, NOT "notnull" FROM pragma_table_info(?) ORDER BY cid', [table]).fetchall()
     columns = [
         dg.TableColumn(
             c.name,
