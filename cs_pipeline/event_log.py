@@ -69,6 +69,13 @@ class PooledSqliteEventLogStorage(ConsolidatedSqliteEventLogStorage):
         """A pooled connection in a transaction."""
         return self._pooled_transaction()
 
+    def has_table(self, table_name: str) -> bool:
+        """Whether the database has the table, asked on a pooled connection (Dagster asks before
+        storing each asset event and check evaluation; its own opens an engine and a connection)."""
+        engine = self._pooled_engine()
+        with engine.connect() as conn:
+            return bool(engine.dialect.has_table(conn, table_name))
+
     def dispose(self) -> None:
         """Stop watching the file (Dagster's own) and close the pooled connections."""
         super().dispose()
