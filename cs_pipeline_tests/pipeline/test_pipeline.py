@@ -1,5 +1,7 @@
 """The pipeline through Dagster: CLI runs land in the instance and fill the warehouse."""
 
+import re
+
 import dagster as dg
 import polars as pl
 import pytest
@@ -10,11 +12,27 @@ from cs_pipeline.config import load_config
 from cs_pipeline.definitions import build_definitions
 from cs_pipeline_tests.support.warehouse import table
 
+# One line per run, then one per day with that day's counts. By hand: on the 20th XYZ is active
+# (Monthly: Average) and the other four CRM accounts are not (Poor); on the 21st ABC_Widget2 is
+# active too, e4 has no account (rejected), ghost (unknown to the CRM) gets no health.
+RUN_LINE = re.compile(
+    r"the (daily assets|health|subaccount health) of 2025-11-20..2025-11-21: done in [0-9.]+s \(\w+ run \w{8}\)"
+)
+DAY_LINES = [
+    "[1/2] 2025-11-20: 0 good, 1 average, 4 poor, 0 no value; 0 rows rejected, 0 hierarchy issues",
+    "[2/2] 2025-11-21: 0 good, 2 average, 3 poor, 0 no value; 1 rows rejected, 0 hierarchy issues",
+]
+
 
 @pytest.mark.e2e
-def test_backfill_fills_the_warehouse_and_records_runs(tenant, capsys):
+def test_backfill_fills_the_warehouse_and_records_runs(tenant, capfd):
     assert cli.main(["--config", str(tenant), "backfill", "--start", "2025-11-20", "--end", "2025-11-21"]) == 0
-    assert "[2/2] 2025-11-21: " in capsys.readouterr().out
+    printed = capfd.readouterr()
+    lines = printed.out.splitlines()
+    assert [RUN_LINE.fullmatch(line).group(1) for line in lines[:3]] == ["daily assets", "health", "subaccount health"]
+    assert lines[3:5] == DAY_LINES
+    assert re.fullmatch(r"2 day\(s\) in [0-9.]+s; warehouse: .*warehouse.duckdb", lines[5]) and len(lines) == 6
+    assert printed.err == ""  # Dagster's log (the rejected row's warning) stays in the instance
 
     accounts = {row[0]: row for row in table(tenant, "accounts")}
     assert sorted(accounts) == ["ABC", "ABC_Widget1", "ABC_Widget2", "XYZ", "XYZ_Widget1", "ghost"]
@@ -73,6 +91,16 @@ def test_backfill_fills_the_warehouse_and_records_runs(tenant, capsys):
     assert sorted((check.partition, check.status.value) for check in checks) == [
         ("2025-11-20", "SUCCEEDED"), ("2025-11-21", "SUCCEEDED")
     ]  # fmt: skip
+
+
+@pytest.mark.e2e
+def test_verbose_prints_dagster_s_log_between_the_cli_s_lines(tenant, capfd):
+    assert cli.main(["--config", str(tenant), "--verbose", "materialize", "--date", "2025-11-21"]) == 0
+    printed = capfd.readouterr()
+    assert " - dagster - WARNING - daily_pipeline - " in printed.err
+    assert "daily_assets - 1 rows of 2025-11-21 rejected: {" in printed.err
+    # the 21st alone (e1 of the 20th not loaded): the day's line as ever, on stdout
+    assert re.search(r"^\[1/1\] 2025-11-21: .*; 1 rows rejected, 0 hierarchy issues$", printed.out, re.MULTILINE)
 
 
 @pytest.mark.e2e
