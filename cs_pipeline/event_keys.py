@@ -35,4 +35,6 @@ def rebuild(con: duckdb.DuckDBPyConnection) -> None:
     con.execute("DELETE FROM usage_event_keys")
     con.execute("INSERT INTO usage_event_keys SELECT partition_date, hash(event_id) FROM usage_events")
     con.execute("DELETE FROM usage_event_key_canary")
-    con.execute("INSERT INTO usage_event_key_canary SELECT canary, hash(canary) FROM unnest(?) t(canary)", [list(CANARIES)])
+    con.execute(
+        "INSERT INTO usage_event_key_canary SELECT canary, hash(canary) FROM unnest(?) t(canary)", [list(CANARIES)]
+    )
