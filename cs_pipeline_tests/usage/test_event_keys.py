@@ -22,18 +22,6 @@ D = date(2025, 11, 21)
 D_NEXT = D + timedelta(days=1)
 
 
-@pytest.fixture
-def landing(tmp_path: Path) -> Path:
-    return tmp_path / "landing"
-
-
-@pytest.fixture
-def con(tmp_path: Path):
-    connection = connect(tmp_path / "w.duckdb")
-    yield connection
-    connection.close()
-
-
 def deliver(landing: Path, day: date, text: str) -> None:
     """The day's whole delivery: one CSV file with this text (dedented), replacing what was there."""
     folder = landing / "usage" / f"date={day.isoformat()}"

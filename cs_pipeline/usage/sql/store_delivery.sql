@@ -9,6 +9,8 @@ CREATE OR REPLACE TEMP TABLE released_ids AS
 SELECT event_id FROM usage_events WHERE partition_date = getvariable('partition_date');
 
 DELETE FROM usage_events WHERE partition_date = getvariable('partition_date');
+-- the day's keys go with its events (a re-run would find each of them a candidate); the
+-- touched days' keys are rebuilt after storing (refresh_event_keys.sql)
 DELETE FROM usage_event_keys WHERE partition_date = getvariable('partition_date');
 DELETE FROM usage_event_copies WHERE partition_date = getvariable('partition_date');
 DELETE FROM rejected_events WHERE partition_date = getvariable('partition_date');
