@@ -13,23 +13,27 @@ import shutil
 from datetime import date
 from pathlib import Path
 
+import dagster as dg
 import duckdb
 import pytest
 
-from cs_pipeline import migrations
+from cs_pipeline import cli, migrations
 from cs_pipeline.config import PipelineConfig, load_config
 from cs_pipeline.crm.assets import refresh_users, resolve_account_snapshot, store_crm_snapshot, take_crm_snapshot
 from cs_pipeline.crm.mapping import extract_snapshot
 from cs_pipeline.crm.sources import CrmFilesSource
 from cs_pipeline.crm.versions import SnapshotStored
 from cs_pipeline.warehouse import connect
+from cs_pipeline_tests.support.commands import public_tables
 from cs_pipeline_tests.support.tenant import (
     APPENDIX_ACCOUNTS,
     APPENDIX_ASSETS,
     APPENDIX_CONTACTS,
     write_crm,
+    write_events_csv,
     write_tenant,
 )
+from cs_pipeline_tests.support.warehouse import rows
 
 CODE = "test-code"
 # the tables a CRM day writes, as compared between two warehouses (run_id and fingerprint aside)
@@ -199,3 +203,77 @@ def test_a_warehouse_of_version_5_is_read_on_its_first_day_and_skipped_after(tmp
         assert skipped(site.day("2025-11-07")) == [d("2025-11-06")] * 2
     finally:
         site.con.close()
+
+
+# --- through the pipeline -------------------------------------------------------------------
+
+# the 10th..14th: the export of the 5th read on the 10th and 11th, that of the 12th from the 12th
+PIPELINE_DAYS = [f"2025-11-{n:02d}" for n in range(10, 15)]
+INTERNAL = (
+    "crm_account_versions", "crm_asset_versions", "crm_contact_versions", "account_versions",
+    "hierarchy_issue_versions", "user_contacts",
+)  # fmt: skip
+
+
+def pipeline_tenant(root: Path) -> Path:
+    write_exports(root)
+    for n, day in enumerate(PIPELINE_DAYS):
+        write_events_csv(root / "landing", day, "a.csv", [
+            {"event_id": f"e{n}", "ts": f"{day}T10:00:00Z", "account_id": "XYZ", "user_id": "Ann@Acme.com",
+             "module": "Billing", "action": "Send invoice"},
+            {"event_id": f"f{n}", "ts": f"{day}T11:00:00Z", "account_id": "ABC_Widget2", "user_id": f"u{n % 3}",
+             "action": "Login"},
+        ])  # fmt: skip
+    return root / "cs_pipeline.yaml"
+
+
+def crm_metadata(root: Path, monkeypatch: pytest.MonkeyPatch) -> dict[tuple[str, str], dict[str, object]]:
+    """crm_snapshot's and accounts' metadata per (asset, day), their work's seconds and the export's
+    folder (the site's) aside."""
+    monkeypatch.setenv("DAGSTER_HOME", str(root / "dagster_home"))
+    instance = dg.DagsterInstance.get()
+    found = {}
+    for asset in ("crm_snapshot", "accounts"):
+        for day in PIPELINE_DAYS:
+            [record] = instance.fetch_materializations(
+                dg.AssetRecordsFilter(asset_key=dg.AssetKey(asset), asset_partitions=[day]), limit=1
+            ).records
+            metadata = record.asset_materialization.metadata
+            found[asset, day] = {k: v.value for k, v in metadata.items() if k not in ("seconds", "export_folder")}
+    return found
+
+
+@pytest.mark.e2e
+def test_a_backfill_skipping_unchanged_days_gives_the_tables_and_metadata_of_days_stored_in_full(
+    tmp_path, monkeypatch
+):
+    skipping, full = tmp_path / "skipping", tmp_path / "full"
+    monkeypatch.setenv("DAGSTER_HOME", str(skipping / "dagster_home"))
+    config = pipeline_tenant(skipping)
+    assert cli.main(["--config", str(config), "backfill", "--start", PIPELINE_DAYS[0], "--end", PIPELINE_DAYS[-1]]) == 0
+    # the same days, one run each, every date's fingerprint forgotten before the next: all stored in full
+    monkeypatch.setenv("DAGSTER_HOME", str(full / "dagster_home"))
+    config = pipeline_tenant(full)
+    for day in PIPELINE_DAYS:
+        assert cli.main(["--config", str(config), "materialize", "--date", day]) == 0
+        with duckdb.connect(str(full / "warehouse.duckdb")) as con:
+            con.execute("UPDATE snapshot_dates SET fingerprint = NULL")
+
+    assert public_tables(skipping) == public_tables(full)
+    for name in INTERNAL:
+        query = f"SELECT COLUMNS(lambda c: c != 'run_id') FROM {name} ORDER BY ALL"
+        assert rows(skipping, query) == rows(full, query), name
+    dates = "SELECT asset, snapshot_date FROM snapshot_dates ORDER BY ALL"
+    assert rows(skipping, dates) == rows(full, dates)
+
+    found, expected = crm_metadata(skipping, monkeypatch), crm_metadata(full, monkeypatch)
+    unchanged = {"2025-11-11", "2025-11-13", "2025-11-14"}
+    assert {key: m.pop("skipped_unchanged") for key, m in found.items()} == {
+        (asset, day): int(day in unchanged) for asset, day in found
+    }
+    assert {m.pop("skipped_unchanged") for m in expected.values()} == {0}
+    assert found == expected
+    # the counts by hand: 2 accounts, 3 assets, 2 contacts; XYZ, ABC and their 3 product accounts
+    assert [found["crm_snapshot", "2025-11-13"][key] for key in ("accounts", "assets", "contacts")] == [2, 3, 2]
+    assert [found["accounts", "2025-11-13"][key] for key in ("snapshot_accounts", "status_canceled")] == [5, 2]
+    assert [found[asset, "2025-11-13"]["versions_written"] for asset in ("crm_snapshot", "accounts")] == [0, 0]
