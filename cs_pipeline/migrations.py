@@ -31,6 +31,9 @@ Versions:
      tables.CRM_VERSIONS): crm_*_raw, account_snapshots and hierarchy_issue_snapshots become
      crm_*_versions, account_versions and hierarchy_issue_versions with snapshot_dates;
      users is kept up to date from user_day_changes and user_contacts
+  6  snapshot_dates.fingerprint (tables.SNAPSHOT_FINGERPRINTS): what each snapshot date was made
+     from, so that a day whose CRM did not change is recorded without reading it (crm/versions.py);
+     null on the dates stored before, which are never matched
 """
 
 from __future__ import annotations

@@ -41,7 +41,8 @@ def build_crm_assets(extracted: list[dg.AssetKey]) -> list[DailyAsset]:
         "nothing), mapped to canonical names: what Salesforce or the "
         "export files hold when D is materialised, or, when crm.files_dir holds dated exports "
         "(date=YYYY-MM-DD/ folders), the newest one dated on or before D (none: the oldest); "
-        "metadata export_date names it.",
+        "metadata export_date names it. A day whose export files, mapping and code are those of the "
+        "snapshot in force is recorded without reading them (metadata skipped_unchanged).",
     )
     def crm_snapshot(day: Day) -> dg.MaterializeResult:
         try:
