@@ -31,7 +31,9 @@ Versions:
      tables.CRM_VERSIONS): crm_*_raw, account_snapshots and hierarchy_issue_snapshots become
      crm_*_versions, account_versions and hierarchy_issue_versions with snapshot_dates;
      users is kept up to date from user_day_changes and user_contacts
-  6  (another branch's change; a placeholder on this branch until they are merged)
+  6  snapshot_dates.fingerprint (tables.SNAPSHOT_FINGERPRINTS): what each snapshot date was made
+     from, so that a day whose CRM did not change is recorded without reading it (crm/versions.py);
+     null on the dates stored before, which are never matched
   7  usage_event_keys, a 64-bit key per stored event_id, built from usage_events
      (cs_pipeline/event_keys.py, tables.EVENT_KEYS); every read-write open also rebuilds the keys
      when DuckDB's hash() no longer gives the canaries the keys recorded with them
@@ -96,7 +98,6 @@ EXPLICIT: tuple[Migration, ...] = (
         "the CRM snapshots' full copies per date turned into versions; users' state for incremental refreshes",
         _crm_versions,
     ),
-    Migration(6, "placeholder for another branch's version 6, replaced when the branches are merged"),
     Migration(
         tables.EVENT_KEYS,
         "usage_event_keys built from usage_events, with the canaries' keys",

@@ -113,6 +113,9 @@ SNAPSHOT_DATE = Column("snapshot_date", "DATE", False, "the CRM snapshot's date 
 
 # The schema version that stores the CRM snapshots as versions instead of one copy per day.
 CRM_VERSIONS = 5
+# The schema version that records what each snapshot date was made from (snapshot_dates.fingerprint),
+# so that a day whose CRM did not change is not read again (docs/data-model.md#snapshot-storage).
+SNAPSHOT_FINGERPRINTS = 6
 # A versioned table holds each snapshot date's rows as versions, the way dbt snapshots do: a row
 # is in the snapshot of every snapshot date D with valid_from <= D < valid_to
 # (docs/data-model.md#snapshot-storage).
@@ -326,6 +329,14 @@ TABLE_LIST: tuple[Table, ...] = (
             ("asset", "VARCHAR", False, "crm_snapshot or accounts"),
             SNAPSHOT_DATE,
             RUN_ID,
+            Column(
+                "fingerprint",
+                "VARCHAR",
+                True,
+                "a digest of what the date's snapshot was made from (export files, config, code): a later date "
+                "with the same one holds the same rows; null when not known (never matched)",
+                since=SNAPSHOT_FINGERPRINTS,
+            ),
         ),
         key=("asset", "snapshot_date"),
         since=CRM_VERSIONS,
