@@ -17,7 +17,7 @@ import dagster as dg
 import duckdb
 import pytest
 
-from cs_pipeline import cli, migrations
+from cs_pipeline import cli, migrations, tables
 from cs_pipeline.config import PipelineConfig, load_config
 from cs_pipeline.crm.assets import refresh_users, resolve_account_snapshot, store_crm_snapshot, take_crm_snapshot
 from cs_pipeline.crm.mapping import extract_snapshot
@@ -190,9 +190,12 @@ def test_a_warehouse_of_version_5_is_read_on_its_first_day_and_skipped_after(tmp
     site = Site(tmp_path / "site", True)
     site.day(EARLY)
     site.con.close()
-    # as the code of version 5 left it: no fingerprint column, version 5 recorded
+    # as the code of version 5 left it: no fingerprint column nor the tables of later versions, version 5 recorded
     with duckdb.connect(str(site.config.warehouse)) as con:
         con.execute("ALTER TABLE snapshot_dates DROP COLUMN fingerprint")
+        for table in tables.TABLE_LIST:
+            if table.since > 5:
+                con.execute(f"DROP TABLE {table.name}")
         con.execute("UPDATE schema_version SET version = 5")
     site.con = connect(site.config.warehouse)  # upgraded: the dates stored before have no fingerprint
     try:
