@@ -11,7 +11,7 @@ EMBEDDED_INSTANCE := $(EMBEDDED_HOME)/dagster.yaml
 # fixtures (a tenant run through the pipeline once) are built once
 PARALLEL := --numprocesses auto --dist loadfile
 
-.PHONY: demo test test-fast bench bench-ingest bench-salesforce bench-shapes bench-growth ui
+.PHONY: demo test test-fast bench bench-ingest bench-salesforce bench-shapes bench-growth bench-event-keys ui
 
 demo: $(VENV)/.installed
 	$(VENV)/bin/cs-pipeline demo
@@ -46,6 +46,9 @@ bench-shapes: $(VENV)/.installed
 
 bench-growth: $(VENV)/.installed
 	$(VENV)/bin/python bench/growth.py --with-yardstick
+
+bench-event-keys: $(VENV)/.installed
+	$(VENV)/bin/python bench/event_key_probe.py
 
 $(EMBEDDED_INSTANCE): $(VENV)/.installed
 	DAGSTER_HOME=$(EMBEDDED_HOME) $(VENV)/bin/python -c 'from cs_pipeline.cli import dagster_instance; dagster_instance()'

@@ -5,7 +5,9 @@ exported on D1, D8 and D10 with the generator's conversions, churns and plan cha
 loads D1..D8 with `cs-pipeline backfill` (not timed), then runs `cs-pipeline materialize` for
 D9, whose CRM is D8's export again (a day that changed nothing), and for D10 (a new export),
 each a fresh process. For each day it prints the rows the CRM snapshot tables gained and the
-wall time of the command. The snapshot tables are whichever the warehouse has: the versions
+wall time of the command; then, per day, the seconds of the `crm_snapshot` and `accounts` work
+(their `seconds` metadata in the Dagster instance) and whether the day was skipped as
+unchanged. The snapshot tables are whichever the warehouse has: the versions
 (crm_*_versions, account_versions, hierarchy_issue_versions) or, for the code before them,
 the full copies per date (crm_*_raw, account_snapshots, hierarchy_issue_snapshots), so that
 `--python` may name the interpreter of another checkout of cs_pipeline to compare with.
@@ -23,6 +25,7 @@ import time
 from datetime import date, timedelta
 from pathlib import Path
 
+import dagster as dg
 import duckdb
 
 from cs_pipeline.demo.generator import generate_tenant
@@ -42,6 +45,26 @@ def snapshot_rows(warehouse: Path) -> int:
     with duckdb.connect(str(warehouse), read_only=True) as con:
         present = {name for (name,) in con.execute("SELECT table_name FROM duckdb_tables()").fetchall()}
         return sum(con.execute(f"SELECT count(*) FROM {t}").fetchone()[0] for t in SNAPSHOT_TABLES if t in present)
+
+
+def step_seconds(site: Path, days: list[date]) -> list[str]:
+    """Per day, the seconds of the crm_snapshot and accounts work its last materialisation recorded,
+    and `skipped_unchanged` where the code records it."""
+    os.environ["DAGSTER_HOME"] = str(site / "dagster_home")
+    instance = dg.DagsterInstance.get()
+    lines = []
+    for day in days:
+        found = []
+        for asset in ("crm_snapshot", "accounts"):
+            records = instance.fetch_materializations(
+                dg.AssetRecordsFilter(asset_key=dg.AssetKey(asset), asset_partitions=[str(day)]), limit=1
+            ).records
+            metadata = records[0].asset_materialization.metadata
+            skipped = metadata.get("skipped_unchanged")
+            said = "" if skipped is None else f" skipped={skipped.value}"
+            found.append(f"{asset} {metadata['seconds'].value:.2f}s{said}")
+        lines.append(f"{day}: " + ", ".join(found))
+    return lines
 
 
 def main() -> None:
@@ -83,7 +106,7 @@ def main() -> None:
         seconds = time.monotonic() - started
         results.append(f"{what}: {snapshot_rows(warehouse) - before:+,} snapshot rows, daily run {seconds:.1f}s")
     print(f"\n{args.accounts:,} accounts, {args.events_per_day:,} events a day ({args.python})")
-    print("\n".join(results))
+    print("\n".join([*results, *step_seconds(site, days)]))
 
 
 if __name__ == "__main__":

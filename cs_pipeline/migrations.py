@@ -31,6 +31,12 @@ Versions:
      tables.CRM_VERSIONS): crm_*_raw, account_snapshots and hierarchy_issue_snapshots become
      crm_*_versions, account_versions and hierarchy_issue_versions with snapshot_dates;
      users is kept up to date from user_day_changes and user_contacts
+  6  snapshot_dates.fingerprint (tables.SNAPSHOT_FINGERPRINTS): what each snapshot date was made
+     from, so that a day whose CRM did not change is recorded without reading it (crm/versions.py);
+     null on the dates stored before, which are never matched
+  7  usage_event_keys, a 64-bit key per stored event_id, built from usage_events
+     (cs_pipeline/event_keys.py, tables.EVENT_KEYS); every read-write open also rebuilds the keys
+     when DuckDB's hash() no longer gives the canaries the keys recorded with them
 """
 
 from __future__ import annotations
@@ -42,7 +48,7 @@ from pathlib import Path
 
 import duckdb
 
-from cs_pipeline import tables
+from cs_pipeline import event_keys, tables
 from cs_pipeline.lib.sql import quote_identifier
 from cs_pipeline.transactions import transaction
 
@@ -91,6 +97,11 @@ EXPLICIT: tuple[Migration, ...] = (
         tables.CRM_VERSIONS,
         "the CRM snapshots' full copies per date turned into versions; users' state for incremental refreshes",
         _crm_versions,
+    ),
+    Migration(
+        tables.EVENT_KEYS,
+        "usage_event_keys built from usage_events, with the canaries' keys",
+        event_keys.rebuild,
     ),
 )
 
@@ -183,14 +194,16 @@ def check(con: duckdb.DuckDBPyConnection, path: str | Path) -> None:
 
 
 def upgrade(con: duckdb.DuckDBPyConnection, path: str | Path) -> list[int]:
-    """Bring a read-write warehouse to LATEST (see the module's docstring); returns the
-    versions applied (empty when it was up to date)."""
+    """Bring a read-write warehouse to LATEST (see the module's docstring), its event keys made
+    by this DuckDB's hash(); returns the versions applied (empty when it was up to date)."""
     path = Path(path)
-    version = stored_version(con)
-    if version == LATEST:
+    if stored_version(con) == LATEST and event_keys.made_by_this_hash(con):
         return []
     with _LOCK, transaction(con):
         applied = _upgrade_in_transaction(con, path)
+        # a new warehouse, or keys made by another DuckDB's hash(): built before any ingest reads them
+        if not event_keys.made_by_this_hash(con):
+            event_keys.rebuild(con)
     return applied
 
 

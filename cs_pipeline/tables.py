@@ -113,6 +113,9 @@ SNAPSHOT_DATE = Column("snapshot_date", "DATE", False, "the CRM snapshot's date 
 
 # The schema version that stores the CRM snapshots as versions instead of one copy per day.
 CRM_VERSIONS = 5
+# The schema version that records what each snapshot date was made from (snapshot_dates.fingerprint),
+# so that a day whose CRM did not change is not read again (docs/data-model.md#snapshot-storage).
+SNAPSHOT_FINGERPRINTS = 6
 # A versioned table holds each snapshot date's rows as versions, the way dbt snapshots do: a row
 # is in the snapshot of every snapshot date D with valid_from <= D < valid_to
 # (docs/data-model.md#snapshot-storage).
@@ -124,6 +127,9 @@ VERSION_COLUMNS = (
     ),
 )
 VERSION_COLUMN_NAMES = tuple(c.name for c in VERSION_COLUMNS)
+# The schema version that adds usage_event_keys, the 64-bit keys of the stored event_ids
+# (cs_pipeline/event_keys.py).
+EVENT_KEYS = 7
 DAY = Column("date", "DATE", False, "the day (UTC) the row is for")
 ACCOUNT_ID = Column("account_id", "VARCHAR", False, "the account (External_Id__c, else the Salesforce Id)")
 
@@ -323,6 +329,14 @@ TABLE_LIST: tuple[Table, ...] = (
             ("asset", "VARCHAR", False, "crm_snapshot or accounts"),
             SNAPSHOT_DATE,
             RUN_ID,
+            Column(
+                "fingerprint",
+                "VARCHAR",
+                True,
+                "a digest of what the date's snapshot was made from (export files, config, code): a later date "
+                "with the same one holds the same rows; null when not known (never matched)",
+                since=SNAPSHOT_FINGERPRINTS,
+            ),
         ),
         key=("asset", "snapshot_date"),
         since=CRM_VERSIONS,
@@ -393,6 +407,27 @@ TABLE_LIST: tuple[Table, ...] = (
         "Later deliveries of a stored event_id, kept so that the next copy can take over when the "
         "earlier delivery is re-delivered without it",
         _nullable(_USAGE_EVENT_COLUMNS),
+    ),
+    Table(
+        "usage_event_keys",
+        "One 64-bit key per usage_events row, DuckDB's hash(event_id), by delivery day: the ingest "
+        "finds earlier copies of a delivery's event_ids among the keys, then compares the event_ids "
+        "only where a key matched (cs_pipeline/event_keys.py)",
+        _columns(
+            _USAGE_EVENT_COLUMNS[7],
+            ("event_key", "UBIGINT", False, "hash(event_id) of a usage_events row of that delivery day"),
+        ),
+        since=EVENT_KEYS,
+    ),
+    Table(
+        "usage_event_key_canary",
+        "Fixed strings and the key DuckDB's hash() gave them when usage_event_keys was built: a "
+        "read-write open rebuilds the keys when hash() now gives another (a DuckDB upgrade)",
+        _columns(
+            ("canary", "VARCHAR", False, "a fixed string"),
+            ("event_key", "UBIGINT", False, "its hash() when the keys were built"),
+        ),
+        since=EVENT_KEYS,
     ),
     Table(
         "rejected_events",

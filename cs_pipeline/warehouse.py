@@ -60,7 +60,7 @@ HELD_SEARCH_PATH = f"SET search_path = 'main,{HELD_MACROS_CATALOG}'"
 
 # DuckDB's default (80% of RAM) lets one day's ingest grow to several GiB; beyond this limit
 # it spills to disk instead, which costs little time at 2 million events a day. Most of what
-# it holds at the limit is table blocks cached by the day's scans (the event_id probe of the
+# it holds at the limit is table blocks cached by the day's scans (the event-key probe of the
 # whole history): 800 MB rather than 1 GB cut the daily run's peak by 0.25 GiB, not its time.
 MEMORY_LIMIT = "800MB"
 # The log size at which a held warehouse (held_open) checkpoints: a daily run's fits.

@@ -23,8 +23,8 @@ RAW_CONTACT_SCHEMA = {
 
 
 def _clean(field: str) -> pl.Expr:
-    value = pl.col(field).str.strip_chars()
-    return pl.when(value == "").then(None).otherwise(value)
+    # replace, not when/then/otherwise: half the time on 450 k contacts (the branches cost a pass each)
+    return pl.col(field).str.strip_chars().replace("", None)
 
 
 def _first_present(fields: list[str]) -> pl.Expr:
@@ -57,6 +57,23 @@ def mapped_fields(config: PipelineConfig) -> dict[str, tuple[list[str], list[str
     }
 
 
+def _attributes(accounts: pl.DataFrame, attributes: dict[str, str]) -> pl.Series:
+    """Per account record, its attributes with a value as (key, value) structs in key order: built
+    long (a row per record and attribute) and grouped back, as a list of structs built row by row
+    took 5-10 times as long (0.5-1 s for 100 k accounts)."""
+    empty = pl.lit([], dtype=RAW_ACCOUNT_SCHEMA["attributes"])
+    if not attributes:
+        return accounts.with_columns(attributes=empty)["attributes"]
+    record = "record #"  # not an attribute name (those are snake_case)
+    values = accounts.select(**{name: _clean(field) for name, field in sorted(attributes.items())})
+    values = values.with_row_index(record)
+    present = values.unpivot(index=record, variable_name="key", value_name="value").drop_nulls("value")
+    # group_by keeps each group's rows in order: the keys stay sorted
+    lists = present.group_by(record).agg(attributes=pl.struct("key", "value"))
+    joined = values.select(record).join(lists, on=record, how="left", maintain_order="left")
+    return joined.select(pl.col("attributes").fill_null(empty))["attributes"]
+
+
 def extract_snapshot(source: CrmSource, config: PipelineConfig) -> dict[str, pl.DataFrame]:
     """The canonical account, asset and contact records the source holds now."""
     mapping = config.crm.mapping
@@ -64,13 +81,6 @@ def extract_snapshot(source: CrmSource, config: PipelineConfig) -> dict[str, pl.
     fields = mapped_fields(config)
 
     accounts = source.fetch("Account", *fields["Account"])
-    attributes = (
-        pl.concat_list(
-            [pl.struct(key=pl.lit(name), value=_clean(field)) for name, field in sorted(account.attributes.items())]
-        )
-        if account.attributes
-        else pl.lit([], dtype=RAW_ACCOUNT_SCHEMA["attributes"])
-    )
     accounts = accounts.select(
         salesforce_id=_clean("Id"),
         account_id=_first_present(account.account_id),
@@ -81,7 +91,7 @@ def extract_snapshot(source: CrmSource, config: PipelineConfig) -> dict[str, pl.
         contract_value=_first_present(account.contract_value),
         renewal_date=_first_present(account.renewal_date),
         licenses=_first_present(account.licenses),
-        attributes=attributes.list.eval(pl.element().filter(pl.element().struct.field("value").is_not_null())),
+        attributes=_attributes(accounts, account.attributes),
         system_modstamp=_clean("SystemModstamp"),
     ).cast(RAW_ACCOUNT_SCHEMA)
 

@@ -8,6 +8,7 @@ which one it has. A directory may also hold dated exports, one full export per
 
 from __future__ import annotations
 
+import hashlib
 import re
 from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
@@ -53,6 +54,12 @@ class CrmSource(dg.ConfigurableResource, ABC):
         """The object's live (not deleted) records with every field of `fields` (an error
         if one does not exist) and of `optional_fields` (null where the source lacks it)."""
 
+    def content_digest(self, object_names: list[str]) -> str | None:
+        """A digest of what `fetch` would read for `object_names`: equal digests, equal records.
+        None when the source cannot tell without reading its records (Salesforce's mirrors): its
+        snapshot is then always read and compared."""
+        return None
+
 
 class CrmFilesSource(CrmSource):
     """A directory holding `Account.csv`, `Asset.csv`, `Contact.csv` (docs/data-model.md#crm-export-files): a full
@@ -81,9 +88,29 @@ class CrmFilesSource(CrmSource):
             warning,
         )
 
+    def content_digest(self, object_names: list[str]) -> str | None:
+        """The digest of the bytes of each `<object_name>.csv` (or that it is absent), whatever
+        their names' dates and sizes: a copy keeps its mtime, an edited file may keep its size."""
+        found = hashlib.blake2b(digest_size=16)
+        for object_name in object_names:
+            path = self._path(object_name)
+            found.update(f"{object_name}.csv\0".encode())
+            if not path.is_file():  # as fetch sees it: it says what is missing, if it is required
+                found.update(b"absent")
+                continue
+            try:
+                with path.open("rb") as handle:
+                    found.update(hashlib.file_digest(handle, "blake2b").digest())
+            except OSError as exc:
+                raise CrmExportError(path, f"cannot be read: {shorten(exc.strerror or str(exc))}") from exc
+        return found.hexdigest()
+
+    def _path(self, object_name: str) -> Path:
+        return Path(self.files_dir) / f"{object_name}.csv"
+
     def fetch(self, object_name: str, fields: list[str], optional_fields: list[str]) -> pl.DataFrame:
         """The rows of `<object_name>.csv`, with `fields` (and those of `optional_fields` it has)."""
-        path = Path(self.files_dir) / f"{object_name}.csv"
+        path = self._path(object_name)
         wanted = list(dict.fromkeys([*fields, *optional_fields]))
         if not path.is_file():
             if object_name == "Account":

@@ -27,7 +27,8 @@ def versions_from_copies(con: duckdb.DuckDBPyConnection) -> None:
     for asset, versioned in SNAPSHOT_TABLES.items():
         copies = " UNION ALL ".join(f"SELECT snapshot_date, run_id FROM {REPLACED[t]}" for t in versioned)
         con.execute(
-            f"INSERT INTO snapshot_dates SELECT ?, snapshot_date, max(run_id) FROM ({copies}) GROUP BY snapshot_date",
+            "INSERT INTO snapshot_dates (asset, snapshot_date, run_id) "
+            f"SELECT ?, snapshot_date, max(run_id) FROM ({copies}) GROUP BY snapshot_date",
             [asset],
         )
         for table in versioned:

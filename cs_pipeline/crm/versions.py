@@ -10,10 +10,19 @@ snapshot in force on any day is `snapshot_in_force(asset, day)` (both macros of
 in the asset's transaction. Dates may come in any order and again: storing D rewrites only
 the versions of the rows D gains or loses against what D held (or, for a new date, what the
 snapshot before it held).
+
+Unchanged days: each snapshot date records the fingerprint of what its rows were made from
+(`fingerprint`: the source's content, the config and the code that map it). When D's equals that
+of the date whose rows are in force on D until it is stored (D itself when re-run, else the
+newest date before it), storing D would write nothing: `unchanged_since` finds that date, and
+the asset records D (`record_snapshot_date`) without reading or comparing its source. A date
+before every stored one is always stored: its rows would extend the next date's versions back.
 """
 
 from __future__ import annotations
 
+import hashlib
+import json
 from dataclasses import dataclass
 from datetime import date
 
@@ -39,11 +48,55 @@ class VersionWrites:
     deleted: int  # versions replaced (cut around the date, or joined to a neighbour)
 
 
-def record_snapshot_date(con: duckdb.DuckDBPyConnection, asset: str, day: date, run_id: str) -> date | None:
-    """Records `day` as a snapshot date of `asset` (once, whatever the re-runs); returns the next
-    snapshot date after it, None when `day` is the newest."""
+@dataclass(frozen=True)
+class SnapshotStored:
+    """What storing one snapshot date of an asset did."""
+
+    writes: dict[str, VersionWrites]  # per versioned table; empty when the source was not read
+    unchanged_since: date | None  # the date whose rows `day` holds, found by fingerprint (None: stored in full)
+
+    def metadata(self) -> dict[str, int]:
+        """The asset's metadata on its versions: rows written (0 on a day that changed nothing) and
+        replaced, and whether the day was found unchanged by fingerprint (1) rather than compared (0)."""
+        return {
+            "versions_written": sum(w.inserted for w in self.writes.values()),
+            "versions_replaced": sum(w.deleted for w in self.writes.values()),
+            "skipped_unchanged": int(self.unchanged_since is not None),
+        }
+
+
+def fingerprint(*parts: object) -> str | None:
+    """A digest of `parts` (JSON values), None when one of them is None (not known: never matched)."""
+    if any(part is None for part in parts):
+        return None
+    return hashlib.blake2b(json.dumps(parts).encode(), digest_size=16).hexdigest()
+
+
+def unchanged_since(con: duckdb.DuckDBPyConnection, asset: str, day: date, found: str | None) -> date | None:
+    """The snapshot date of `asset` whose rows are in force on `day` until `day` is stored (`day` itself,
+    else the newest date before it) when its fingerprint is `found`: storing `day` from what `found`
+    stands for would write nothing. None otherwise, or when `found` is None."""
+    if found is None:
+        return None
+    rows = con.execute(
+        "SELECT snapshot_date, fingerprint FROM snapshot_dates WHERE asset = ? AND snapshot_date <= ? "
+        "ORDER BY snapshot_date DESC LIMIT 1",
+        [asset, day],
+    ).fetchall()
+    return rows[0][0] if rows and rows[0][1] == found else None
+
+
+def record_snapshot_date(
+    con: duckdb.DuckDBPyConnection, asset: str, day: date, run_id: str, made_from: str | None = None
+) -> date | None:
+    """Records `day` as a snapshot date of `asset` (once, whatever the re-runs) with the fingerprint of
+    what its rows are made from (None: not known); returns the next snapshot date after it, None when
+    `day` is the newest."""
     con.execute("DELETE FROM snapshot_dates WHERE asset = ? AND snapshot_date = ?", [asset, day])
-    con.execute("INSERT INTO snapshot_dates VALUES (?, ?, ?)", [asset, day, run_id])
+    con.execute(
+        "INSERT INTO snapshot_dates (asset, snapshot_date, run_id, fingerprint) VALUES (?, ?, ?, ?)",
+        [asset, day, run_id, made_from],
+    )
     [(following,)] = con.execute(
         "SELECT min(snapshot_date) FROM snapshot_dates WHERE asset = ? AND snapshot_date > ?", [asset, day]
     ).fetchall()
@@ -82,22 +135,26 @@ def store_snapshot(
     return VersionWrites(snapshot_rows, inserted, deleted)
 
 
-def store_snapshots(con: duckdb.DuckDBPyConnection, asset: str, day: date, run_id: str) -> dict[str, VersionWrites]:
-    """Records `day` as a snapshot date of `asset` and stores each of its tables' snapshot from the
-    relation `incoming_<table>`."""
-    next_date = record_snapshot_date(con, asset, day, run_id)
-    return {
+def store_snapshots(
+    con: duckdb.DuckDBPyConnection, asset: str, day: date, run_id: str, made_from: str | None = None
+) -> SnapshotStored:
+    """Records `day` as a snapshot date of `asset` (made from what fingerprint `made_from` stands for)
+    and stores each of its tables' snapshot from the relation `incoming_<table>`."""
+    next_date = record_snapshot_date(con, asset, day, run_id, made_from)
+    writes = {
         table: store_snapshot(con, table, day, next_date, f"incoming_{table}", run_id)
         for table in SNAPSHOT_TABLES[asset]
     }
+    return SnapshotStored(writes, None)
 
 
-def version_counts(writes: dict[str, VersionWrites]) -> dict[str, int]:
-    """An asset's metadata on its versions: rows written (0 on a day that changed nothing) and replaced."""
-    return {
-        "versions_written": sum(w.inserted for w in writes.values()),
-        "versions_replaced": sum(w.deleted for w in writes.values()),
-    }
+def store_unchanged(
+    con: duckdb.DuckDBPyConnection, asset: str, day: date, run_id: str, made_from: str, since: date
+) -> SnapshotStored:
+    """Records `day` as a snapshot date of `asset` holding the rows of `since` (`unchanged_since`
+    found them made from the same `made_from`): the versions already cover it."""
+    record_snapshot_date(con, asset, day, run_id, made_from)
+    return SnapshotStored({}, since)
 
 
 def rows_in_force(table: str) -> str:

@@ -2,8 +2,9 @@
 
 Python reads the files; everything row-level happens in the SQL files under
 `sql/usage/`, inside one transaction, so a failed run leaves the warehouse unchanged. The
-same transaction rebuilds the daily aggregates (usage_account_days, usage_user_days) of every
-delivery day whose stored events it changed.
+same transaction rebuilds the event keys (usage_event_keys, cs_pipeline/event_keys.py) and the
+daily aggregates (usage_account_days, usage_user_days) of every delivery day whose stored
+events it changed.
 """
 
 from __future__ import annotations
@@ -81,6 +82,7 @@ def ingest_delivery(
                 "SELECT count(*) FILTER (origin <> 'rejected' AND reason IS NOT NULL), "
                 "count(*) FILTER (origin = 'rejected' AND reason IS NULL) FROM limit_judged"
             ).fetchall()
+        con.execute(read_sql("usage/refresh_event_keys.sql"))
         con.execute(read_sql("usage/refresh_aggregates.sql"))
         for table in ("usage_events", "rejected_events"):  # every delivery day this run changed
             publish.queue_query(con, table, "SELECT partition_date FROM touched_partitions")

@@ -77,3 +77,15 @@ def test_growth_bench_prints_its_tables(tmp_path: Path) -> None:
     assert len(size_row.split("|")) == 10  # with the yardstick's column
     assert "| day 2 (2025-11-26) |" in output and "| day 3 (2025-11-27) |" in output
     assert "day 3 / day 2: " in output and "the yardstick's: " in output
+
+
+@pytest.mark.e2e
+def test_event_key_probe_bench_finds_the_same_rows_both_ways(tmp_path: Path) -> None:
+    output = _bench(
+        "event_key_probe.py", "--days", "2", "3", "--events-per-day", "20000", "--rounds", "2",
+        "--workdir", str(tmp_path),
+    )  # fmt: skip
+    rows = [line.split(" | ") for line in output.splitlines() if line.startswith(("| 2 days |", "| 3 days |"))]
+    # the previous day's 1.5 % (300 of 20,000 ids) in the delivery: found, the same rows, by both probes
+    assert [row[1] for row in rows] == ["300", "300"]
+    assert list(tmp_path.iterdir()) == []  # the scratch file is gone

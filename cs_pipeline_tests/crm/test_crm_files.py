@@ -58,6 +58,27 @@ def test_default_mapping_with_fallbacks_and_attributes(tmp_path):
     assert rows["001B"]["create_date"] == date(2025, 11, 11)  # CreatedDate's UTC date
 
 
+def test_attributes_are_each_records_own_in_key_order_without_blanks(tmp_path):
+    write_tenant(tmp_path)  # attributes csm_risk (CSM_Risk__c) and segment (Segment__c)
+    write_crm(
+        tmp_path / "crm",
+        [
+            {"Id": "001A", "Name": "both", "CSM_Risk__c": " 1 - LOW ", "Segment__c": "SMB"},
+            {"Id": "001D", "Name": "deleted", "CSM_Risk__c": "x", "IsDeleted": "TRUE"},
+            {"Id": "001B", "Name": "segment only", "CSM_Risk__c": "   ", "Segment__c": "Enterprise"},
+            {"Id": "001C", "Name": "none", "CSM_Risk__c": "", "Segment__c": " "},
+        ],
+    )  # fmt: skip
+    _, frames = snapshot(tmp_path)
+    accounts = frames["crm_accounts_raw"]
+    assert accounts["account_id"].to_list() == ["001A", "001B", "001C"]
+    assert accounts["attributes"].to_list() == [
+        [{"key": "csm_risk", "value": "1 - LOW"}, {"key": "segment", "value": "SMB"}],
+        [{"key": "segment", "value": "Enterprise"}],
+        [],
+    ]
+
+
 def test_missing_mapped_column_names_the_file_and_field(tmp_path):
     write_tenant(tmp_path)
     header = [name for name in ACCOUNT_HEADER if name != "Status__c"]

@@ -128,7 +128,7 @@ def test_users_refreshed_from_changes_equals_users_rebuilt_from_history(tenant):
     ]
     # retention on the 25th: ABC_Widget2 (a Trial product, Free) has had no event for 3 days
     day = date(2025, 11, 25)
-    resolve_account_snapshot(con, date(2025, 11, 23), config, "accounts")
+    resolve_account_snapshot(con, date(2025, 11, 23), config, "accounts", code="test")
     compute_account_metrics(con, config, as_of=day, run_id="metrics")
     assert purge_inactive_free_accounts(con, as_of=day, inactive_days=3, run_id="retention").rows_purged == 1
     assert [row[:2] for row in users()] == [

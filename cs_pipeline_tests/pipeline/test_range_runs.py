@@ -119,6 +119,9 @@ def test_range_backfills_give_every_public_table_of_day_by_day_runs(ranged, tmp_
 
     found, expected = digests(ranged), digests(day_by_day)
     assert found == expected, [name for name in expected if found.get(name) != expected[name]]
+    for root in (ranged, day_by_day):  # the event keys in step with the events after all of it (event_keys.py)
+        keys = rows(root, "SELECT partition_date, event_key FROM usage_event_keys ORDER BY ALL")
+        assert keys == rows(root, "SELECT partition_date, hash(event_id) FROM usage_events ORDER BY ALL")
 
 
 def test_a_range_run_records_each_partition_with_its_own_metadata(ranged, monkeypatch):

@@ -37,19 +37,7 @@ NO_REJECTS = {
 EVENT_COLUMNS = "event_id, ts, event_date, account_id, user_id, module, action, partition_date, source_file, source_row"
 
 
-# --------------------------------------------------------------------------- fixtures
-
-
-@pytest.fixture
-def landing(tmp_path: Path) -> Path:
-    return tmp_path / "landing"
-
-
-@pytest.fixture
-def con(tmp_path: Path):
-    connection = connect(tmp_path / "w.duckdb")
-    yield connection
-    connection.close()
+# --------------------------------------------------------------------------- fixtures (landing, con: conftest.py)
 
 
 @pytest.fixture

@@ -12,18 +12,33 @@ WHERE a.partition_date <= getvariable('as_of') AND a.event_date <= getvariable('
 GROUP BY a.account_id
 HAVING max(a.event_date) <= getvariable('as_of') - getvariable('inactive_days');
 
+-- the events purged, by their keys (cs_pipeline/event_keys.py)
+CREATE OR REPLACE TEMP TABLE retention_purged_keys AS
+SELECT account_id, partition_date, hash(event_id) AS event_key
+FROM usage_events
+WHERE event_date <= getvariable('as_of') AND account_id IN (SELECT account_id FROM retention_candidates);
+
 -- per delivery day too: the published layer rewrites the usage_events partitions purged
 CREATE OR REPLACE TEMP TABLE retention_purged_partitions AS
-SELECT account_id, partition_date, count(*) AS rows
-FROM usage_events
-WHERE event_date <= getvariable('as_of') AND account_id IN (SELECT account_id FROM retention_candidates)
-GROUP BY account_id, partition_date;
+SELECT account_id, partition_date, count(*) AS rows FROM retention_purged_keys GROUP BY account_id, partition_date;
 
 CREATE OR REPLACE TEMP TABLE retention_purged AS
 SELECT account_id, sum(rows)::BIGINT AS rows FROM retention_purged_partitions GROUP BY account_id;
 
 DELETE FROM usage_events
 WHERE event_date <= getvariable('as_of') AND account_id IN (SELECT account_id FROM retention_purged);
+-- one key row out per purged event: a key's rows in a delivery day are interchangeable, and two
+-- different event_ids sharing a key keep one row each
+DELETE FROM usage_event_keys WHERE rowid IN (
+    SELECT key_rowid FROM (
+        SELECT k.rowid AS key_rowid, p.events,
+            row_number() OVER (PARTITION BY k.partition_date, k.event_key) AS nth
+        FROM usage_event_keys k
+        JOIN (SELECT partition_date, event_key, count(*) AS events FROM retention_purged_keys GROUP BY ALL) p
+            USING (partition_date, event_key)
+    )
+    WHERE nth <= events
+);
 DELETE FROM usage_event_copies
 WHERE event_date <= getvariable('as_of') AND account_id IN (SELECT account_id FROM retention_candidates);
 DELETE FROM usage_account_days

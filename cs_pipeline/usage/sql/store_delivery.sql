@@ -9,6 +9,9 @@ CREATE OR REPLACE TEMP TABLE released_ids AS
 SELECT event_id FROM usage_events WHERE partition_date = getvariable('partition_date');
 
 DELETE FROM usage_events WHERE partition_date = getvariable('partition_date');
+-- the day's keys go with its events (a re-run would find each of them a candidate); the
+-- touched days' keys are rebuilt after storing (refresh_event_keys.sql)
+DELETE FROM usage_event_keys WHERE partition_date = getvariable('partition_date');
 DELETE FROM usage_event_copies WHERE partition_date = getvariable('partition_date');
 DELETE FROM rejected_events WHERE partition_date = getvariable('partition_date');
 
@@ -32,10 +35,18 @@ FROM staged s
 ANTI JOIN retention_log r ON r.account_id = s.account_id AND s.event_date <= r.purged_through
 WHERE s.reason IS NULL;
 
--- The stored copies (from other days) of this delivery's events. The probe reads only
--- event_id of the whole table; the few matches are then fetched whole by rowid.
+-- The stored copies (from other days) of this delivery's events. The probe reads the 8-byte
+-- keys of every stored event (cs_pipeline/event_keys.py), not their event_id strings; the
+-- event_ids are compared only in the delivery days where a key matched (a key two different
+-- ids share drops out there), and the few matches are then fetched whole by rowid.
+CREATE OR REPLACE TEMP TABLE candidate_keys AS
+SELECT k.partition_date, k.event_key FROM usage_event_keys k SEMI JOIN delivered d ON k.event_key = hash(d.event_id);
+
 CREATE OR REPLACE TEMP TABLE stored_match_rowids AS
-SELECT e.rowid AS stored_rowid FROM usage_events e SEMI JOIN delivered d ON e.event_id = d.event_id;
+SELECT e.rowid AS stored_rowid
+FROM usage_events e
+SEMI JOIN (SELECT c.partition_date, d.event_id FROM delivered d JOIN candidate_keys c ON hash(d.event_id) = c.event_key) m
+    ON e.partition_date = m.partition_date AND e.event_id = m.event_id;
 
 CREATE OR REPLACE TEMP TABLE stored_matches AS
 SELECT rowid AS stored_rowid, * EXCLUDE (run_id)
