@@ -81,15 +81,27 @@ class CliError(Exception):
     """A problem the user can fix; printed without a stack trace."""
 
 
+# The event log of the embedded instances cs-pipeline made before cs_pipeline/event_log.py: the
+# same database and tables, so dagster_instance switches such an instance to the pooled storage.
+EARLIER_EVENT_LOG = "  module: dagster._core.storage.event_log\n  class: ConsolidatedSqliteEventLogStorage\n"
+POOLED_EVENT_LOG = "  module: cs_pipeline.event_log\n  class: PooledSqliteEventLogStorage\n"
+
+
 def dagster_instance() -> dg.DagsterInstance:
-    """$DAGSTER_HOME if set, else ./.dagster_home (SQLite), created on first use."""
+    """$DAGSTER_HOME if set, else ./.dagster_home (SQLite), created on first use; an embedded
+    instance cs-pipeline made before its pooled event log is switched to it."""
     if not os.environ.get("DAGSTER_HOME"):
         home = Path(".dagster_home").resolve()
         os.environ["DAGSTER_HOME"] = str(home)
     home = Path(os.environ["DAGSTER_HOME"])
     home.mkdir(parents=True, exist_ok=True)
-    if not (home / "dagster.yaml").exists():
-        (home / "dagster.yaml").write_text(EMBEDDED_INSTANCE_YAML)
+    instance_yaml = home / "dagster.yaml"
+    if not instance_yaml.exists():
+        instance_yaml.write_text(EMBEDDED_INSTANCE_YAML)
+    elif (made := instance_yaml.read_text()).startswith(EMBEDDED_INSTANCE_YAML.split("\n", 1)[0]) and (
+        EARLIER_EVENT_LOG in made
+    ):
+        instance_yaml.write_text(made.replace(EARLIER_EVENT_LOG, POOLED_EVENT_LOG))
     return dg.DagsterInstance.get()
 
 

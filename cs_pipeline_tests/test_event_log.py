@@ -12,7 +12,7 @@ import dagster as dg
 import pytest
 from dagster._core.storage.event_log import ConsolidatedSqliteEventLogStorage
 
-from cs_pipeline.cli import dagster_instance
+from cs_pipeline.cli import EARLIER_EVENT_LOG, EMBEDDED_INSTANCE_YAML, POOLED_EVENT_LOG, dagster_instance
 from cs_pipeline.event_log import PooledSqliteEventLogStorage
 from cs_pipeline_tests.support.processes import started
 
@@ -52,9 +52,28 @@ def test_the_embedded_instance_stores_events_that_dagster_s_own_storage_reads(tm
     assert _stored_partitions(tmp_path) == ["p0", "p1", "p2"]
 
 
+def test_an_instance_made_with_dagster_s_storage_is_switched_to_the_pooled_one_keeping_its_events(
+    tmp_path, monkeypatch
+):
+    # the dagster.yaml cs-pipeline wrote before event_log.py, with events stored through it
+    (tmp_path / "dagster.yaml").write_text(EMBEDDED_INSTANCE_YAML.replace(POOLED_EVENT_LOG, EARLIER_EVENT_LOG))
+    monkeypatch.setenv("DAGSTER_HOME", str(tmp_path))
+    earlier = dg.DagsterInstance.get()
+    assert type(earlier.event_log_storage) is ConsolidatedSqliteEventLogStorage
+    _store_materializations(earlier, 2)
+    earlier.dispose()
+
+    instance = dagster_instance()
+    assert (tmp_path / "dagster.yaml").read_text() == EMBEDDED_INSTANCE_YAML
+    assert isinstance(instance.event_log_storage, PooledSqliteEventLogStorage)
+    records = instance.fetch_materializations(dg.AssetKey("a"), limit=10).records
+    assert sorted(record.asset_materialization.partition for record in records) == ["p0", "p1"]
+    instance.dispose()
+
+
 STORE_AND_WAIT = f"""
 import sys, time
-from cs_pipeline.cli import dagster_instance
+from cs_pipeline.cli import EARLIER_EVENT_LOG, EMBEDDED_INSTANCE_YAML, POOLED_EVENT_LOG, dagster_instance
 from cs_pipeline_tests.test_event_log import _store_materializations
 _store_materializations(dagster_instance(), {EVENTS})
 print("stored", flush=True)
