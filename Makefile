@@ -9,7 +9,7 @@ EMBEDDED_HOME := $(CURDIR)/.dagster_home
 EMBEDDED_INSTANCE := $(EMBEDDED_HOME)/dagster.yaml
 # pytest on every core (pytest-xdist), a test file's tests on one worker so that a module's
 # fixtures (a tenant run through the pipeline once) are built once
-PARALLEL := --numprocesses auto --dist loadfile
+PARALLEL := --numprocesses auto --dist loadfile --no-loadscope-reorder
 
 .PHONY: demo test test-fast bench bench-ingest bench-salesforce bench-shapes bench-growth bench-event-keys ui
 

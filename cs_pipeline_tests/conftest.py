@@ -39,7 +39,8 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
         if implied and not item.get_closest_marker("e2e"):
             item.add_marker(pytest.mark.e2e)
     # The UI tests first: they mostly wait (for dagster dev, the daemon's 30-second ticks), so
-    # under `make test`'s workers the others run meanwhile instead of after them.
+    # under `make test`'s workers the others run meanwhile instead of after them (the Makefile's
+    # --no-loadscope-reorder keeps this order; xdist would otherwise start with the largest files).
     items.sort(key=lambda item: item.get_closest_marker("ui") is None)
 
 
