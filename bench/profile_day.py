@@ -152,7 +152,9 @@ def report(total: float, over: float) -> None:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--site", type=Path, required=True, help="a loaded site of bench/daily_run.py")
+    parser.add_argument(
+        "--site", type=lambda text: Path(text).resolve(), required=True, help="a loaded site of bench/daily_run.py"
+    )
     parser.add_argument("--date", required=True, help="the day to run, YYYY-MM-DD")
     parser.add_argument("--json", type=Path, help="write every timed statement here")
     parser.add_argument("--over", type=float, default=0.15, help="list the statements taking this long or more")
