@@ -38,7 +38,7 @@ POLARS_TYPES: dict[str, pl.DataType] = {
 
 
 def _row_check(name: str, holds: pl.Expr) -> pa.Check:
-    """A check that `holds` is true on every row (kept in its statistics for `_certainly_valid`)."""
+    """A check that `holds` is true on every row (kept in its statistics for `certainly_valid`)."""
     return pa.Check(lambda data: data.lazyframe.select(holds), name=name, statistics={"holds": holds})
 
 
@@ -159,9 +159,9 @@ account_health = table_schema(
 
 def failures(schema: pa.DataFrameSchema, frame: pl.DataFrame) -> pl.DataFrame | None:
     """The failure cases of validating `frame` (None when it is valid). A frame that
-    `_certainly_valid` passes is valid without pandera; any other is validated by pandera, which
+    `certainly_valid` passes is valid without pandera; any other is validated by pandera, which
     finds what fails."""
-    if _certainly_valid(schema, frame):
+    if certainly_valid(schema, frame):
         return None
     try:
         schema.validate(frame, lazy=True)
@@ -170,7 +170,7 @@ def failures(schema: pa.DataFrameSchema, frame: pl.DataFrame) -> pl.DataFrame | 
     return None
 
 
-def _certainly_valid(schema: pa.DataFrameSchema, frame: pl.DataFrame) -> bool:
+def certainly_valid(schema: pa.DataFrameSchema, frame: pl.DataFrame) -> bool:
     """True when pandera would pass `frame`: every rule of the schema evaluated in one Polars
     query, each at least as strict as pandera's own. Pandera runs a query per rule and column
     (about 40 for account_metrics) at a fixed cost each, whatever the rows: most of a day's schema
@@ -196,7 +196,7 @@ def _certainly_valid(schema: pa.DataFrameSchema, frame: pl.DataFrame) -> bool:
 
 
 def _column_holds(name: str, column: pa.Column, frame: pl.DataFrame) -> list[pl.Expr | None] | None:
-    """The expressions of `_certainly_valid` for one column; None when it fails before any query
+    """The expressions of `certainly_valid` for one column; None when it fails before any query
     (absent while required, another type) or uses what is not judged here."""
     if column.regex or column.coerce or column.parsers or column.default is not None:
         return None

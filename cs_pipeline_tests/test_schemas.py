@@ -1,4 +1,4 @@
-"""The pandera schemas' one-query verdict (schemas._certainly_valid): on valid rows of every
+"""The pandera schemas' one-query verdict (schemas.certainly_valid): on valid rows of every
 schema, and on those rows with any cells changed, it passes exactly the frames pandera passes,
 so `failures` gives pandera's answer while pandera runs only on frames that fail."""
 
@@ -163,8 +163,8 @@ def _pandera_passes(schema: pa.DataFrameSchema, frame: pl.DataFrame) -> bool:
 def test_valid_rows_pass_without_pandera_and_with_it(schema):
     frame = _valid_frame(schema)
     assert _pandera_passes(schema, frame)
-    assert schemas._certainly_valid(schema, frame)
-    assert schemas._certainly_valid(schema, frame.clear())  # no rows: nothing fails
+    assert schemas.certainly_valid(schema, frame)
+    assert schemas.certainly_valid(schema, frame.clear())  # no rows: nothing fails
     assert schemas.failures(schema, frame) is None
 
 
@@ -188,13 +188,13 @@ def test_changed_rows_get_pandera_s_verdict(schema, data):
             frame = frame.with_columns(pl.Series(name, values, dtype=frame.schema[name]))
         if not frame.columns:
             break
-    assert schemas._certainly_valid(schema, frame) == _pandera_passes(schema, frame)
+    assert schemas.certainly_valid(schema, frame) == _pandera_passes(schema, frame)
 
 
 def test_a_schema_using_what_the_one_query_verdict_does_not_judge_is_left_to_pandera():
     strict = schemas.account_health.update_columns({})
     strict.strict = True
     frame = _valid_frame(schemas.account_health)
-    assert not schemas._certainly_valid(strict, frame)
+    assert not schemas.certainly_valid(strict, frame)
     assert schemas.failures(strict, frame) is None  # pandera passes it
     assert schemas.failures(strict, frame.with_columns(extra=pl.lit(1))) is not None

@@ -8,6 +8,7 @@ import logging
 from datetime import date
 
 import dagster as dg
+import polars as pl
 import pytest
 
 from cs_pipeline import schemas
@@ -79,3 +80,31 @@ def test_a_check_of_several_unpartitioned_tables_reads_every_row_and_names_the_f
     assert not result.passed
     assert (found["table"], found["rows_checked"]) == ("hierarchy_issues", 2)
     assert "| issue | isin(" in found["failing_checks"] and "| made_up |" in found["failing_checks"]
+
+
+def test_a_column_with_only_a_type_and_nullability_is_judged_in_duckdb_and_a_failure_still_names_its_rows(warehouse):
+    # hierarchy_issues.detail has no value check: its nulls are counted in DuckDB, not read into
+    # Polars; a null there still fails through pandera, with its failure case
+    check = schema_check("accounts", schemas.hierarchy_issues, description="d")
+    with warehouse.connection() as con:
+        con.execute(
+            "INSERT INTO hierarchy_issues VALUES ('A', 'cycle', 'A -> A', 'run'), ('B', 'cycle', 'B -> B', 'run')"
+        )
+    assert metadata(check.evaluate(day(warehouse, D))) == {"rows_checked": 2}
+
+    with warehouse.connection() as con:
+        con.execute("INSERT INTO hierarchy_issues VALUES ('C', 'cycle', NULL, 'run')")
+    found = metadata(result := check.evaluate(day(warehouse, D)))
+    assert not result.passed
+    assert (found["table"], found["rows_checked"], found["failures"]) == ("hierarchy_issues", 3, 1)
+    assert "| detail | not_nullable | 1 | None |" in found["failing_checks"]
+
+
+def test_a_column_of_another_type_than_its_schemas_fails_through_pandera(warehouse):
+    # account_health.health_score is stored as INTEGER (Polars Int32): a schema typing it Float64
+    # without a value check fails on the type alone, as pandera reports it
+    as_float = schemas.account_health.update_column("health_score", dtype=pl.Float64, checks=[])
+    result = schema_check("account_health", as_float, description="d").evaluate(day(warehouse, D, "default"))
+    found = metadata(result)
+    assert not result.passed and (found["table"], found["rows_checked"]) == ("account_health", 2)
+    assert "| health_score | dtype('Float64') | 1 | Int32 |" in found["failing_checks"]
