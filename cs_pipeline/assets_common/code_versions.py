@@ -53,25 +53,29 @@ def _module_files(module: str) -> frozenset[Path]:
         if name in seen:
             continue
         seen.add(name)
-        path = Path(importlib.util.find_spec(name).origin)
-        files.add(path)
-        tree = ast.parse(path.read_text())
-        pending += _imported_modules(tree)
-        files |= {sql_file(text) for text in _string_literals(tree) if _SQL_NAME.fullmatch(text)}
+        path, imported, sql_files = _module_references(name)
+        files |= {path, *sql_files}
+        pending += imported
     return frozenset(path for path in files if path.exists())
 
 
-def _imported_modules(tree: ast.Module) -> list[str]:
-    """The cs_pipeline modules a module imports, `from cs_pipeline import publish` included."""
-    found = []
-    for node in ast.walk(tree):
+@cache
+def _module_references(module: str) -> tuple[Path, tuple[str, ...], frozenset[Path]]:
+    """A module's file, the cs_pipeline modules it imports and the SQL files its string literals
+    name: parsed once per process, however many assets' closures hold the module."""
+    path = Path(importlib.util.find_spec(module).origin)
+    imported: list[str] = []
+    sql_files: set[Path] = set()
+    for node in ast.walk(ast.parse(path.read_text())):
         if isinstance(node, ast.Import):
-            found += [alias.name for alias in node.names if alias.name.startswith("cs_pipeline")]
+            imported += [alias.name for alias in node.names if alias.name.startswith("cs_pipeline")]
         elif isinstance(node, ast.ImportFrom) and node.module and node.module.startswith("cs_pipeline"):
-            found.append(node.module)
+            imported.append(node.module)
             submodules = (f"{node.module}.{alias.name}" for alias in node.names)
-            found += [name for name in submodules if _is_module(name)]
-    return found
+            imported += [name for name in submodules if _is_module(name)]
+        elif isinstance(node, ast.Constant) and isinstance(node.value, str) and _SQL_NAME.fullmatch(node.value):
+            sql_files.add(sql_file(node.value))
+    return path, tuple(imported), frozenset(sql_files)
 
 
 def _is_module(name: str) -> bool:
@@ -79,7 +83,3 @@ def _is_module(name: str) -> bool:
         return importlib.util.find_spec(name) is not None
     except ModuleNotFoundError:  # the parent is a module, not a package: `name` is one of its attributes
         return False
-
-
-def _string_literals(tree: ast.Module) -> list[str]:
-    return [node.value for node in ast.walk(tree) if isinstance(node, ast.Constant) and isinstance(node.value, str)]

@@ -47,3 +47,13 @@ def test_editing_one_assets_sql_changes_only_its_version(tmp_path):
     after = {name: digest(files, tmp_path) for name, files in copies.items()}
     assert after[USAGE] != before[USAGE]
     assert after[HEALTH] == before[HEALTH]
+
+
+def test_an_assets_sources_follow_imports_through_modules_that_other_assets_share():
+    # usage.assets -> usage.ingest -> `from cs_pipeline import publish` -> cs_pipeline.tables: each
+    # module is parsed once per process, and its references hold for every asset that reaches it
+    usage, health = source_files([USAGE]), source_files([HEALTH])
+    for shared in ("cs_pipeline/publish.py", "cs_pipeline/tables.py", "cs_pipeline/warehouse.py"):
+        assert REPOSITORY / shared in usage and REPOSITORY / shared in health
+    assert REPOSITORY / "cs_pipeline/usage/ingest.py" in usage
+    assert REPOSITORY / "cs_pipeline/usage/ingest.py" not in health
