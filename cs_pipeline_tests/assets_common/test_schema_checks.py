@@ -13,7 +13,8 @@ import pytest
 
 from cs_pipeline import schemas
 from cs_pipeline.assets_common.range_step import Day
-from cs_pipeline.assets_common.schema_checks import schema_check
+from cs_pipeline.assets_common.schema_checks import schema_check, stored_rows_verdict
+from cs_pipeline.usage.checks import USAGE_EVENTS_BUT_UNIQUENESS
 from cs_pipeline.warehouse import WarehouseResource
 
 D, D_NEXT = date(2025, 11, 3), date(2025, 11, 4)
@@ -108,3 +109,29 @@ def test_a_column_of_another_type_than_its_schemas_fails_through_pandera(warehou
     found = metadata(result)
     assert not result.passed and (found["table"], found["rows_checked"]) == ("account_health", 2)
     assert "| health_score | dtype('Float64') | 1 | Int32 |" in found["failing_checks"]
+
+
+EVENT_ROW = (
+    "INSERT INTO usage_events VALUES (?, ?::TIMESTAMPTZ, ?, 'A', 'u@a', 'reports', 'open', ?, 'day.csv', ?, 'run')"
+)
+
+
+def test_a_days_events_pass_reading_only_their_checked_columns_and_a_failing_row_gets_panderas_case(warehouse):
+    # usage_events: event_id, account_id, user_id, module, action, source_file have nothing to
+    # check but nulls (counted in DuckDB); ts, the dates and source_row are read for the row checks
+    with warehouse.connection() as con:
+        con.executemany(
+            EVENT_ROW,
+            [["e1", "2025-11-03 10:00:00+00", D, D, 1], ["e2", "2025-11-02 23:59:00+00", date(2025, 11, 2), D, 2]],
+        )
+    result = stored_rows_verdict(day(warehouse, D), [USAGE_EVENTS_BUT_UNIQUENESS])
+    assert result.passed and metadata(result) == {"rows_checked": 2}
+
+    with warehouse.connection() as con:  # a day after the partition's next day: in the future
+        con.execute(EVENT_ROW, ["e3", "2025-11-05 08:00:00+00", date(2025, 11, 5), D, 3])
+    found = metadata(result := stored_rows_verdict(day(warehouse, D), [USAGE_EVENTS_BUT_UNIQUENESS]))
+    assert not result.passed
+    assert (found["table"], found["rows_checked"], found["failures"]) == ("usage_events", 3, 1)
+    # pandera's failure case: the whole row, its every column included
+    assert '| usage_events | not_in_future | 1 | {"event_id":"e3",' in found["failing_checks"]
+    assert '"source_file":"day.csv","source_row":3} |' in found["failing_checks"]
