@@ -110,7 +110,7 @@ def _pass_reading_checked_columns(
         return None
     given = query_frame(con, f"SELECT * FROM ({query}) LIMIT 0", parameters).schema
     plain = [name for name in schema.columns if name not in read]
-    if any(name in read and name not in given for name in schema.columns):
+    if not read <= set(given):
         return None  # a checked column absent: pandera says so
     null_counts = []
     for name in plain:
@@ -124,9 +124,8 @@ def _pass_reading_checked_columns(
         if not column.nullable:
             nan = f" OR isnan({quote_identifier(name)})" if given[name] in (pl.Float32, pl.Float64) else ""
             null_counts.append(f"count(*) FILTER (WHERE {quote_identifier(name)} IS NULL{nan})")
-    [(rows, *nulls)] = con.execute(
-        f"SELECT count(*), {', '.join(['0', *null_counts])} FROM ({query})", parameters
-    ).fetchall()
+    counted = ", ".join(["count(*)", *null_counts])
+    [(rows, *nulls)] = con.execute(f"SELECT {counted} FROM ({query})", parameters).fetchall()
     if any(nulls):
         return None
     narrowed = schema.remove_columns(plain)
@@ -140,14 +139,18 @@ def _pass_reading_checked_columns(
 
 def _columns_of_checks(schema: pa.DataFrameSchema) -> set[str] | None:
     """The columns `schema`'s value, uniqueness and row checks read; None when a row check does
-    not say (a check that is not `schemas._row_check`'s)."""
+    not name them (a check that is not `schemas._row_check`'s, or one selecting columns by a
+    selector, whose columns a frame without the others would shrink)."""
     read = {name for name, column in schema.columns.items() if column.checks or column.unique}
     read |= set(schema.unique or ())
     for check in schema.checks:
         holds = check.statistics.get("holds")
         if not isinstance(holds, pl.Expr):
             return None
-        read |= set(holds.meta.root_names())
+        names = holds.meta.root_names()
+        if not names or "cs." in str(holds):  # a selector (pl.all(), a pattern, several names): unnamed columns
+            return None
+        read |= set(names)
     return read
 
 

@@ -8,6 +8,7 @@ import logging
 from datetime import date
 
 import dagster as dg
+import pandera.polars as pa
 import polars as pl
 import pytest
 
@@ -135,3 +136,16 @@ def test_a_days_events_pass_reading_only_their_checked_columns_and_a_failing_row
     # pandera's failure case: the whole row, its every column included
     assert '| usage_events | not_in_future | 1 | {"event_id":"e3",' in found["failing_checks"]
     assert '"source_file":"day.csv","source_row":3} |' in found["failing_checks"]
+
+
+def test_a_row_check_selecting_columns_without_naming_them_is_judged_on_every_column(warehouse):
+    # pl.all() names no column: judged on the checked columns alone it would miss the null
+    # account_id (a column with nothing else to check); every column is read instead
+    holds = pl.all_horizontal(pl.all().is_not_null())
+    no_nulls = pa.Check(lambda data: data.lazyframe.select(holds), name="no_nulls", statistics={"holds": holds})
+    schema = pa.DataFrameSchema(schemas.hierarchy_issues.columns, checks=[no_nulls], name="hierarchy_issues")
+    with warehouse.connection() as con:
+        con.execute("INSERT INTO hierarchy_issues VALUES (NULL, 'cycle', 'a cycle without an ID', 'run')")
+    found = metadata(result := schema_check("accounts", schema, description="d").evaluate(day(warehouse, D)))
+    assert not result.passed and (found["table"], found["rows_checked"]) == ("hierarchy_issues", 1)
+    assert "| hierarchy_issues | no_nulls | 1 |" in found["failing_checks"]
