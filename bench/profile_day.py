@@ -5,9 +5,9 @@ of `bench/daily_run.py`: its cs_pipeline.yaml, warehouse and dagster_home; the c
 here and removed after, the site itself is left as it was), with every warehouse connection
 wrapped so that each statement is timed (a multi-statement SQL file statement by statement),
 each asset's and check's work timed as a whole, and the process's resident memory sampled
-every 20 ms. Prints the assets and checks by seconds, the peak memory during each, the
-statements of the highest memory, and every statement of `--over` seconds or more; writes
-everything to `--json`.
+every 20 ms. Prints the assets and checks by seconds (and the process's CPU seconds during
+each), the peak memory during each, the statements of the highest memory, and every statement
+of `--over` seconds or more; writes everything to `--json`.
 
 The figures are those of one run on a shared machine: compare two code versions by running
 this alternately on the same site (`--python` of the other checkout is not needed: run the
@@ -43,16 +43,19 @@ class Profile:
         self.label = OUTSIDE  # the asset or check at work
         self.statement = "python"  # the statement running, else "python"
         self.entries: list[tuple[str, float, str]] = []
+        self.cpu_by_label: dict[str, float] = defaultdict(float)  # the process's CPU seconds (DuckDB's threads too)
         self.peak_by_label: dict[str, int] = defaultdict(int)
         self.peak_by_statement: dict[str, int] = defaultdict(int)
 
     def timed(self, statement: str, run):
         self.statement = " ".join(statement.split())[:160]
-        started = time.perf_counter()
+        started, cpu_started = time.perf_counter(), time.process_time()
         try:
             return run()
         finally:
             self.entries.append((self.label, time.perf_counter() - started, statement))
+            if statement == TOTAL:
+                self.cpu_by_label[self.label] += time.process_time() - cpu_started
             self.statement = "python"
 
     def sample_memory(self) -> None:
@@ -134,9 +137,9 @@ def report(total: float, over: float) -> None:
     work, statements = defaultdict(float), defaultdict(float)
     for label, seconds, statement in PROFILE.entries:
         (work if statement == TOTAL else statements)[label] += seconds
-    print(f"\nwhole command in process: {total:.1f} s\n\nseconds  (of which SQL)  work")
+    print(f"\nwhole command in process: {total:.1f} s\n\nseconds  (of which SQL)  CPU s  work")
     for label, seconds in sorted(work.items(), key=lambda item: -item[1]):
-        print(f"{seconds:7.2f}  ({statements[label]:5.2f})        {label}")
+        print(f"{seconds:7.2f}  ({statements[label]:5.2f})      {PROFILE.cpu_by_label[label]:6.2f}  {label}")
     print(f"{statements[OUTSIDE]:7.2f}  SQL {OUTSIDE} (publishing, the runs' own queries)")
     print("\npeak RSS (MiB)  during")
     for label, kib in sorted(PROFILE.peak_by_label.items(), key=lambda item: -item[1]):
@@ -175,7 +178,7 @@ def main() -> None:
     total = time.perf_counter() - started
     report(total, args.over)
     if args.json:
-        args.json.write_text(json.dumps({"total": total, "entries": PROFILE.entries}))
+        args.json.write_text(json.dumps({"total": total, "entries": PROFILE.entries, "cpu": PROFILE.cpu_by_label}))
     if args.keep:
         print(f"\nthe run's copy: {copy}")
     else:

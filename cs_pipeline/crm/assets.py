@@ -6,7 +6,7 @@ import dagster as dg
 import duckdb
 import polars as pl
 
-from cs_pipeline import publish, schemas
+from cs_pipeline import publish, schemas, tables
 from cs_pipeline.assets_common.code_versions import code_version
 from cs_pipeline.assets_common.declare import materialization
 from cs_pipeline.assets_common.partitions import DomainContext
@@ -17,6 +17,7 @@ from cs_pipeline.crm.hierarchy import RAW_ACCOUNT_SCHEMA, RAW_ASSET_SCHEMA, Reso
 from cs_pipeline.crm.mapping import extract_snapshot, mapped_fields
 from cs_pipeline.crm.salesforce_assets import build_salesforce_assets
 from cs_pipeline.crm.sources import CrmSource, CrmSourceError
+from cs_pipeline.lib.sql import same_columns
 from cs_pipeline.transactions import transaction
 from cs_pipeline.warehouse import query_frame, read_sql, set_variables
 
@@ -179,10 +180,16 @@ def resolve_account_snapshot(
             con.execute(read_sql("crm/store_account_snapshot.sql"))
             stored = versions.store_snapshots(con, "accounts", day, run_id, made_from)
         set_variables(con, run_id=run_id)
-        con.execute(read_sql("crm/refresh_current_accounts.sql"))
+        con.execute(read_sql("crm/refresh_current_accounts.sql").format(differs=_account_differs()))
         publish.queue(con, "accounts")
         publish.queue(con, "hierarchy_issues")
     return stored
+
+
+def _account_differs() -> str:
+    """A condition true when the row `a` of accounts and `n`, its account's row now, differ (run_id aside)."""
+    columns = [c.name for c in tables.TABLES["accounts"].columns if c.name != "run_id"]
+    return f"NOT ({same_columns('a', 'n', columns)})"
 
 
 def _resolve(con: duckdb.DuckDBPyConnection, day: date, config: PipelineConfig) -> Resolution:

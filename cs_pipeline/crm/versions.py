@@ -29,7 +29,7 @@ from datetime import date
 import duckdb
 
 from cs_pipeline import tables
-from cs_pipeline.lib.sql import quote_identifier
+from cs_pipeline.lib.sql import quote_identifier, same_columns
 from cs_pipeline.warehouse import read_sql, set_variables
 
 # the assets that store snapshots, and the versioned tables each one writes
@@ -111,21 +111,15 @@ def store_snapshot(
     snapshot date's rows in force are what was last stored for it."""
     payload = tables.TABLES[table].payload()
     identity = [*payload, "occurrence"]
-
-    def same(left: str, right: str) -> str:
-        return " AND ".join(
-            f"{left}.{quote_identifier(c)} IS NOT DISTINCT FROM {right}.{quote_identifier(c)}" for c in identity
-        )
-
     set_variables(con, snapshot_date=day, next_snapshot_date=next_date, run_id=run_id)
     con.execute(
         read_sql("crm/store_versions.sql").format(
             table=quote_identifier(table),
             incoming=incoming,
             payload=", ".join(quote_identifier(c) for c in payload),
-            same_ic=same("i", "c"),
-            same_il=same("i", "l"),
-            same_ir=same("i", "r"),
+            same_ic=same_columns("i", "c", identity),
+            same_il=same_columns("i", "l", identity),
+            same_ir=same_columns("i", "r", identity),
         )
     )
     [(snapshot_rows, inserted, deleted)] = con.execute(
