@@ -211,9 +211,10 @@ def _end_at_once(why: str) -> None:
     """End the process now: its run marked failed and its pool claims freed first; the warehouse
     recovers on its next open, as after SIGKILL."""
     name = signal.Signals(_REQUEST.signum).name
-    message = f"stopped by {name} ({why}): ended at once; the same command again completes what it had not done"
+    during = f" during {_REQUEST.run[2]}" if _REQUEST.run else ""
+    message = f"stopped by {name}{during} ({why}): ended at once; the same command again completes the rest"
     if _REQUEST.run is None:
         print(f"cs-pipeline: {message}", file=sys.stderr, flush=True)
         os._exit(exit_status(_REQUEST.signum))
-    instance, run_id, what = _REQUEST.run
-    runs.end_process(instance, run_id, f"{what}: {message}", exit_status(_REQUEST.signum))
+    instance, run_id, _what = _REQUEST.run
+    runs.end_process(instance, run_id, message, exit_status(_REQUEST.signum))
