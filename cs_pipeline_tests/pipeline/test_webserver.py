@@ -235,6 +235,55 @@ def test_a_run_launched_through_the_ui_succeeds(webserver, tenant):
     assert accounts > 0 and metrics >= accounts
 
 
+TERMINATE = """mutation ($runId: String!) {
+  terminateRun(runId: $runId) {
+    __typename
+    ... on TerminateRunFailure { message }
+    ... on PythonError { message }
+  }
+}"""
+STEP_STARTED = """query ($runId: ID!) {
+  logsForRun(runId: $runId) {
+    ... on EventConnection { events { __typename ... on ExecutionStepStartEvent { stepKey } } }
+  }
+}"""
+
+
+def test_terminate_in_the_ui_stops_a_running_range_step_within_seconds(webserver, tenant):
+    """Terminate (GraphQL terminateRun: Dagster sends SIGINT to the run worker) while the daily
+    step works on its day: the run is canceled within seconds, its step failing at that day."""
+    params = {
+        "selector": {"repositoryLocationName": LOCATION, "repositoryName": REPOSITORY, "jobName": DAILY_JOB},
+        "mode": "default",
+        "executionMetadata": {"tags": [{"key": "dagster/partition", "value": DAY}]},
+    }
+    launched = webserver.graphql(LAUNCH, params=params)["launchRun"]
+    assert launched["__typename"] == "LaunchRunSuccess", launched
+    run_id = launched["run"]["runId"]
+    deadline = time.monotonic() + 240
+    while not any(
+        event.get("stepKey") == "daily_assets"
+        for event in webserver.graphql(STEP_STARTED, runId=run_id)["logsForRun"]["events"]
+    ):
+        assert time.monotonic() < deadline, f"the daily step never started:\n{_tail(webserver.log)}"
+        time.sleep(0.1)
+    time.sleep(0.5)
+
+    terminated = time.monotonic()
+    answer = webserver.graphql(TERMINATE, runId=run_id)["terminateRun"]
+    assert answer["__typename"] == "TerminateRunSuccess", answer
+    while (run := webserver.graphql(RUN, runId=run_id)["runOrError"])["status"] not in TERMINAL:
+        assert time.monotonic() - terminated < 30, f"run {run_id} still {run['status']} 30 s after Terminate"
+        time.sleep(0.2)
+    took = time.monotonic() - terminated
+
+    assert run["status"] == "CANCELED"
+    events = webserver.graphql(FAILURES, runId=run_id)["logsForRun"]["events"]
+    [failure] = [event for event in events if event["__typename"] == "ExecutionStepFailureEvent"]
+    assert f"stopped by SIGINT at {DAY}" in failure["error"]["message"]
+    print(f"Terminate: the run ended {took:.2f} s after it")
+
+
 def _chromium() -> str:
     for name in CHROMIUMS:
         if path := shutil.which(name):
