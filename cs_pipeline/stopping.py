@@ -54,6 +54,7 @@ class _Request:
     signum: int | None = None
     run: tuple[dg.DagsterInstance, str, str] | None = None  # the CLI's run: instance, run id, what it does
     at: str | None = None  # the partition (and work) a step stopped at
+    raised: bool = False  # Stopped was raised in the CLI's main thread: it stops, later signals only count
 
 
 _REQUEST = _Request()
@@ -115,12 +116,14 @@ def stoppable_step() -> Iterator[StepProgress]:
         if _REQUEST.signum is None:
             raise
         _REQUEST.at = progress.at
+        between_works = isinstance(exc, _StepStopped)
         message = (
-            f"stopped by {signal.Signals(_REQUEST.signum).name} at {progress.at}: its statement was cancelled and "
-            "rolled back; what the step committed before is kept, and running it again completes the rest"
+            f"stopped by {signal.Signals(_REQUEST.signum).name} at {progress.at}: "
+            f"{'before its work' if between_works else 'its work was cancelled and its transaction rolled back'}; "
+            "what the step committed before is kept, and running it again completes the rest"
         )
         raise dg.Failure(message, metadata={"stopped_at": progress.at}, allow_retries=False) from (
-            None if isinstance(exc, _StepStopped) else exc
+            None if between_works else exc
         )
     finally:
         for signum, handler in earlier.items():
@@ -140,8 +143,13 @@ def executing(instance: dg.DagsterInstance, run_id: str, what: str) -> Iterator[
             runs.fail_run(instance, run_id, f"{what}: stopped by {signal.Signals(_REQUEST.signum).name}")
         raise
     if _REQUEST.signum is not None:
-        raise Stopped
+        _raise_stopped()
     _REQUEST.run = None
+
+
+def _raise_stopped() -> None:
+    _REQUEST.raised = True
+    raise Stopped
 
 
 def describe() -> str:
@@ -171,7 +179,8 @@ def signals_stop_the_command() -> Iterator[None]:
 
     def stop(signum: int, _frame: object) -> None:
         request(signum)
-        raise Stopped
+        if not _REQUEST.raised:  # once stopping, the main thread is left to end (or the watcher ends it)
+            _raise_stopped()
 
     earlier = {signum: signal.signal(signum, stop) for signum in STOP_SIGNALS}
     earlier_wakeup = signal.set_wakeup_fd(write_end, warn_on_full_buffer=False)
@@ -180,11 +189,11 @@ def signals_stop_the_command() -> Iterator[None]:
     try:
         yield
     finally:
+        for signum, handler in earlier.items():
+            signal.signal(signum, handler)
         signal.set_wakeup_fd(earlier_wakeup)
         os.write(write_end, b"\0")  # not a signal: the watcher ends
         watcher.join()
-        for signum, handler in earlier.items():
-            signal.signal(signum, handler)
         os.close(read_end)
         os.close(write_end)
 

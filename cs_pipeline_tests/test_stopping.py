@@ -50,7 +50,9 @@ def test_a_signal_cancels_the_running_statement_rolls_its_transaction_back_and_f
         outcome = json.loads(process.stdout.readline())
         process.wait(timeout=30)
 
-    assert outcome["failure"].startswith("stopped by SIGTERM at 2025-11-02 (days): its statement was cancelled")
+    assert outcome["failure"].startswith(
+        "stopped by SIGTERM at 2025-11-02 (days): its work was cancelled and its transaction rolled back"
+    )
     assert outcome["after"] < 3  # 0.5 s of work before the signal
     print(f"the statement ended {outcome['after'] - 0.5:.3f} s after the signal")
     assert rows(warehouse, "SELECT day::VARCHAR FROM days") == [("2025-11-01",)]
