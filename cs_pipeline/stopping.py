@@ -173,7 +173,10 @@ def signals_stop_the_command() -> Iterator[None]:
     says, elsewhere by raising Stopped in the main thread. A watcher thread sees every signal
     (Python's wakeup fd), whatever handler Dagster has installed meanwhile: the first requests
     the stop, a second one, or GRACE_SECONDS without the command ending, ends the process at once
-    (`_end_at_once`)."""
+    (`_end_at_once`). Off the main thread (a test calling the CLI's main), signals are left as they are."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
     read_end, write_end = os.pipe()
     os.set_blocking(write_end, False)
 

@@ -191,9 +191,8 @@ FAILURES = """query ($runId: ID!) {
 }"""
 
 
-def test_a_run_launched_through_the_ui_succeeds(webserver, tenant):
-    """The daily job for one day, as the Launchpad launches it: queued, dequeued by the daemon,
-    executed by a run worker (its one step in the worker's process, in the duckdb pool)."""
+def launch_the_daily_run(webserver: Webserver) -> str:
+    """The daily job for DAY launched as the Launchpad launches it; its run id."""
     params = {
         "selector": {"repositoryLocationName": LOCATION, "repositoryName": REPOSITORY, "jobName": DAILY_JOB},
         "mode": "default",
@@ -201,7 +200,13 @@ def test_a_run_launched_through_the_ui_succeeds(webserver, tenant):
     }
     launched = webserver.graphql(LAUNCH, params=params)["launchRun"]
     assert launched["__typename"] == "LaunchRunSuccess", launched
-    run_id = launched["run"]["runId"]
+    return launched["run"]["runId"]
+
+
+def test_a_run_launched_through_the_ui_succeeds(webserver, tenant):
+    """The daily job for one day, as the Launchpad launches it: queued, dequeued by the daemon,
+    executed by a run worker (its one step in the worker's process, in the duckdb pool)."""
+    run_id = launch_the_daily_run(webserver)
 
     deadline = time.monotonic() + 240
     while (run := webserver.graphql(RUN, runId=run_id)["runOrError"])["status"] not in TERMINAL:
@@ -252,14 +257,7 @@ STEP_STARTED = """query ($runId: ID!) {
 def test_terminate_in_the_ui_stops_a_running_range_step_within_seconds(webserver, tenant):
     """Terminate (GraphQL terminateRun: Dagster sends SIGINT to the run worker) while the daily
     step works on its day: the run is canceled within seconds, its step failing at that day."""
-    params = {
-        "selector": {"repositoryLocationName": LOCATION, "repositoryName": REPOSITORY, "jobName": DAILY_JOB},
-        "mode": "default",
-        "executionMetadata": {"tags": [{"key": "dagster/partition", "value": DAY}]},
-    }
-    launched = webserver.graphql(LAUNCH, params=params)["launchRun"]
-    assert launched["__typename"] == "LaunchRunSuccess", launched
-    run_id = launched["run"]["runId"]
+    run_id = launch_the_daily_run(webserver)
     deadline = time.monotonic() + 240
     while not any(
         event.get("stepKey") == "daily_assets"
