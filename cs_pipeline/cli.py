@@ -25,7 +25,7 @@ from pathlib import Path
 
 import dagster as dg
 
-from cs_pipeline import publish, runs
+from cs_pipeline import publish, runs, stopping
 from cs_pipeline.assets_common.jobs import (
     DAILY_JOB,
     HEALTH_JOB,
@@ -232,7 +232,10 @@ class _Runner:
             raise CliError(f"{job.name} for {what} did not start: {exc}") from None
         started = time.monotonic()
         run_id = str(uuid.uuid4())
-        with runs.pool_watchdog(self.instance, run_id, DUCKDB_POOL, timeout=timeout, what=f"{job.name} for {what}"):
+        with (
+            stopping.executing(self.instance, run_id, what),
+            runs.pool_watchdog(self.instance, run_id, DUCKDB_POOL, timeout=timeout, what=f"{job.name} for {what}"),
+        ):
             result = job.execute_in_process(
                 instance=self.instance,
                 raise_on_error=False,
@@ -336,15 +339,18 @@ def cmd_simulate(args: argparse.Namespace) -> None:
     instance = dagster_instance()
     op_config = {"draft": str(Path(args.draft).resolve()), "horizon": args.horizon}
     op_config |= {key: getattr(args, key).isoformat() for key in ("start", "end") if getattr(args, key)}
-    result = job.execute_in_process(
-        instance=instance,
-        raise_on_error=False,
-        tags={**audit_tags(config), runs.HOST_TAG: runs.this_host(), runs.PID_TAG: str(os.getpid())},
-        run_config={
-            "ops": {SIMULATE_OP: {"config": op_config}},
-            "loggers": {"console": {"config": {"log_level": "INFO" if args.verbose else "CRITICAL"}}},
-        },
-    )
+    run_id = str(uuid.uuid4())
+    with stopping.executing(instance, run_id, "the simulation"):
+        result = job.execute_in_process(
+            instance=instance,
+            raise_on_error=False,
+            run_id=run_id,
+            tags={**audit_tags(config), runs.HOST_TAG: runs.this_host(), runs.PID_TAG: str(os.getpid())},
+            run_config={
+                "ops": {SIMULATE_OP: {"config": op_config}},
+                "loggers": {"console": {"config": {"log_level": "INFO" if args.verbose else "CRITICAL"}}},
+            },
+        )
     if not result.success:
         raise CliError(f"run {result.run_id} ({SIMULATE_JOB}) failed:\n{_failure_summary(result)}")
     for event in result.all_events:
@@ -488,11 +494,18 @@ def main(argv: list[str] | None = None) -> int:
     simulate.add_argument("--horizon", type=int, default=90, help="the backtest's horizon in days (default 90)")
     simulate.set_defaults(handler=cmd_simulate)
     args = parser.parse_args(argv)
-    try:
-        args.handler(args)
-    except (CliError, ConfigError) as exc:
-        print(f"cs-pipeline: {exc}", file=sys.stderr)
-        return 1
+    # SIGTERM and Ctrl-C stop the command within seconds, with one line and status 128 + signal
+    with stopping.signals_stop_the_command():
+        try:
+            args.handler(args)
+        except BaseException as exc:
+            if (signum := stopping.requested()) is not None:
+                print(f"cs-pipeline: {stopping.describe()}", file=sys.stderr, flush=True)
+                return stopping.exit_status(signum)
+            if isinstance(exc, (CliError, ConfigError)):
+                print(f"cs-pipeline: {exc}", file=sys.stderr)
+                return 1
+            raise
     return 0
 
 

@@ -210,9 +210,7 @@ def pool_watchdog(
     """While the block executes run `run_id` in this process, end the process with a clear
     error once one of its steps has waited `timeout` seconds for a slot of `pool` (another
     process took the slot after wait_for_pool found it free). Dagster's in-process executor
-    waits for a slot without end and does not heed KeyboardInterrupt meanwhile, so the
-    process exits; the run is first marked failed and its pending claims freed, and the
-    warehouse recovers on its next open like after any crash."""
+    waits for a slot without end, so the process exits (end_process)."""
     done = threading.Event()
 
     def watch() -> None:
@@ -232,12 +230,7 @@ def pool_watchdog(
                     f"{what}: step {pending[0].step_key} waited {timeout:g} s for the {pool} pool "
                     f"(timeouts.pool_seconds), held by {'; '.join(holders(instance, pool)) or 'nobody now'}"
                 )
-                run = instance.get_run_by_id(run_id)
-                if run is not None:
-                    instance.report_run_failed(run, message)
-                instance.event_log_storage.free_concurrency_slots_for_run(run_id)
-                print(f"cs-pipeline: {message}", file=sys.stderr, flush=True)
-                os._exit(1)
+                end_process(instance, run_id, message, 1)
 
     watcher = threading.Thread(target=watch, name=f"pool watchdog {run_id[:8]}", daemon=True)
     watcher.start()
@@ -246,6 +239,24 @@ def pool_watchdog(
     finally:
         done.set()
         watcher.join()
+
+
+def end_process(instance: dg.DagsterInstance, run_id: str, message: str, status: int) -> None:
+    """End this process at once (os._exit, from any thread), when the run it executes cannot end
+    by itself: the run first marked failed with `message` unless it has ended, its pool claims
+    freed, `message` said on stderr. The warehouse recovers on its next open, as after SIGKILL."""
+    fail_run(instance, run_id, message)
+    print(f"cs-pipeline: {message}", file=sys.stderr, flush=True)
+    os._exit(status)
+
+
+def fail_run(instance: dg.DagsterInstance, run_id: str, message: str) -> None:
+    """Mark run `run_id` failed with `message` unless it has ended (or was never created), and
+    free its pool claims."""
+    run = instance.get_run_by_id(run_id)
+    if run is not None and not run.is_finished:
+        instance.report_run_failed(run, message)
+    instance.event_log_storage.free_concurrency_slots_for_run(run_id)
 
 
 class MonitoredRunLauncher(DefaultRunLauncher):

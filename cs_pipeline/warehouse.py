@@ -3,8 +3,10 @@ every asset reports. The tables are those of the registry, `cs_pipeline/tables.p
 
 from __future__ import annotations
 
+import itertools
 import re
 import time
+import weakref
 from collections.abc import Callable, Iterator
 from contextlib import ExitStack, contextmanager
 from datetime import date
@@ -74,6 +76,31 @@ LOCK_MESSAGE_INTERVAL = 30.0
 # Warehouses this process holds open (held_open): path -> the connection that holds it.
 _HELD: dict[Path, duckdb.DuckDBPyConnection] = {}
 
+# Every connection `connect` made that is still referenced (a held warehouse's cursors included:
+# DuckDB interrupts one connection at a time), for interrupt_queries. Numbered rather than a
+# WeakSet: copying a dict's values is atomic, so a signal handler or another thread can list
+# them while the main thread opens one.
+_OPEN: weakref.WeakValueDictionary[int, duckdb.DuckDBPyConnection] = weakref.WeakValueDictionary()
+_NUMBERS = itertools.count()
+
+
+def interrupt_queries() -> None:
+    """Cancel the statement every open connection of this process is executing (safe from a
+    signal handler or another thread): it raises duckdb.InterruptException in the code that ran
+    it, whose transaction then rolls back. A connection between statements is not affected."""
+    for ref in _OPEN.valuerefs():
+        con = ref()
+        if con is not None:
+            try:
+                con.interrupt()
+            except duckdb.Error:
+                pass  # closed meanwhile: nothing to interrupt
+
+
+def _opened(con: duckdb.DuckDBPyConnection) -> duckdb.DuckDBPyConnection:
+    _OPEN[next(_NUMBERS)] = con
+    return con
+
 
 class WarehouseLocked(Exception):
     """Another process kept the warehouse file locked for longer than the configured time."""
@@ -100,13 +127,13 @@ def connect(
     if held is not None:
         # a cursor of the held database: held_open's own connection applied the migrations and
         # made the macros, and no other process can change the file meanwhile
-        con = held.cursor()
+        con = _opened(held.cursor())
         _set_session(con)
         con.execute(HELD_SEARCH_PATH)
         return con
     if not read_only:
         path.parent.mkdir(parents=True, exist_ok=True)
-    con = _open_waiting_for_lock(path, read_only, lock_timeout, say, analysts_folder)
+    con = _opened(_open_waiting_for_lock(path, read_only, lock_timeout, say, analysts_folder))
     _set_session(con)
     try:
         if read_only:

@@ -31,6 +31,7 @@ from typing import Any
 
 import dagster as dg
 
+from cs_pipeline import stopping
 from cs_pipeline.assets_common.code_versions import code_version
 from cs_pipeline.config import PipelineConfig
 from cs_pipeline.warehouse import DUCKDB_POOL, WarehouseResource
@@ -145,6 +146,7 @@ class RangeResults:
     evaluation per check and partition, and one per per-date check for the run."""
 
     context: dg.AssetExecutionContext
+    progress: stopping.StepProgress
     versions: dict[dg.AssetKey, list[str]] = field(default_factory=lambda: defaultdict(list))
     evaluations: list[dg.AssetCheckEvaluation] = field(default_factory=list)
     by_date: dict[dg.AssetCheckKey, list[tuple[date, dg.AssetCheckResult]]] = field(
@@ -236,9 +238,10 @@ def _range_version(versions: list[str]) -> dg.DataVersion:
 @contextmanager
 def range_run(context: dg.AssetExecutionContext, warehouse: WarehouseResource) -> Iterator[RangeResults]:
     """The frame of a range run's step: the warehouse held open for the whole step (one
-    checkpoint at its end, not one per day and asset), and its results collected."""
-    with warehouse.held():
-        yield RangeResults(context)
+    checkpoint at its end, not one per day and asset), its results collected, and SIGTERM or
+    SIGINT stopping it within seconds at the partition it is at (stopping.stoppable_step)."""
+    with stopping.stoppable_step() as progress, warehouse.held():
+        yield RangeResults(context, progress)
 
 
 def build_range_step(
@@ -289,6 +292,7 @@ def build_range_step(
                     ]
                     for day in days:
                         for unit in (unit for unit in ordered if unit.keys & selected):
+                            results.progress.reached(f"{day.partition_key} ({unit.specs[0].key.to_user_string()})")
                             _materialize_day(unit, day, results, selected)
                             for check in (c for c in each_partition if c.spec.asset_key in unit.keys):
                                 results.checked(check.spec, day.partition_key, check.evaluate(day))

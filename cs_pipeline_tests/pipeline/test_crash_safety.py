@@ -52,6 +52,12 @@ def uninterrupted(stocked, tmp_path_factory) -> dict[str, list[tuple]]:
 
 def kill_inside_a_step(command: Command, root: Path) -> None:
     """Inside the daily step of the range (every day's daily assets), once it has written a day."""
+    wait_inside_the_daily_step(command, root)
+    command.kill()
+
+
+def wait_inside_the_daily_step(command: Command, root: Path) -> None:
+    """Return half a second after the daily step of the range started: inside its first day."""
     deadline = time.monotonic() + COMMAND_TIMEOUT
     # the command creates the instance's SQLite storage first, then opens the warehouse: reading
     # the instance before could race that creation (both would create the tables)
@@ -65,7 +71,6 @@ def kill_inside_a_step(command: Command, root: Path) -> None:
             ).records
             if any(start.event_log_entry.step_key == "daily_assets" for start in starts):
                 time.sleep(0.5)
-                command.kill()
                 return
         time.sleep(0.02)
     raise AssertionError(f"the daily step never started:\n{command.text()}")
@@ -119,6 +124,65 @@ def test_a_backfill_killed_at_any_point_is_completed_by_the_next_command(
         assert f"marked {len(failed_by_the_kill)} run(s)" in line
         assert failed_by_the_kill[0].dagster_run.run_id[:8] in line
         assert at < 30, f"the next command reported the dead run only after {at:.0f} s"
+
+
+# the signal, and how many times it is sent (to the process, as `kill PID` does), a fifth of a second
+# apart: two at once would make one (a signal arriving while the same one is pending is lost)
+STOPS = {"SIGTERM": (signal.SIGTERM, 1), "SIGINT": (signal.SIGINT, 1), "SIGTERM twice": (signal.SIGTERM, 2)}
+
+
+@pytest.mark.parametrize("stop", STOPS)
+def test_a_backfill_signalled_inside_a_day_stops_within_seconds_and_the_next_command_completes_it(
+    stop, stocked, uninterrupted, tmp_path, commands, monkeypatch
+):
+    stop_signal, times = STOPS[stop]
+    shutil.copytree(stocked, tmp_path, dirs_exist_ok=True)
+    monkeypatch.setenv("DAGSTER_HOME", str(tmp_path / "dagster_home"))
+    backfill = ("backfill", "--start", DAYS[0], "--end", DAYS[1])
+    stopped = Command(tmp_path, *backfill)
+    commands.append(stopped)
+    wait_inside_the_daily_step(stopped, tmp_path)
+    signalled = time.monotonic()
+    for time_ in range(times):
+        if time_:
+            time.sleep(0.2)
+        os.kill(stopped.process.pid, stop_signal)
+    try:
+        stopped.process.wait(timeout=20)
+    except subprocess.TimeoutExpired:
+        pytest.fail(f"still running 20 s after {stop}:\n{stopped.text()}")
+    took = time.monotonic() - signalled
+    output = stopped.wait()
+
+    assert output.returncode == 128 + stop_signal, output.stdout
+    assert "Traceback" not in output.stderr
+    [said] = [line for line in output.stderr.splitlines() if line.startswith("cs-pipeline: stopped by")]
+    assert said.startswith(f"cs-pipeline: stopped by {stop_signal.name}")
+    assert "the same command again" in said
+    instance = dagster_instance()
+    [daily] = [record.dagster_run for record in instance.get_run_records(dg.RunsFilter(job_name="daily_pipeline"))]
+    assert daily.status == dg.DagsterRunStatus.FAILURE
+    assert instance.get_run_records(dg.RunsFilter(statuses=runs.UNFINISHED)) == []
+    assert instance.get_run_records(dg.RunsFilter(job_name="health_pipeline")) == [], "a run started after the stop"
+    concurrency = instance.event_log_storage.get_concurrency_info("duckdb")
+    assert (concurrency.claimed_slots, concurrency.pending_steps) == ([], [])
+    if times == 1:
+        # a clean stop: the step failed naming the signal and the day it was at, not retried
+        [failure] = [
+            event.dagster_event.step_failure_data.error.message
+            for event in instance.all_logs(daily.run_id, of_type=dg.DagsterEventType.STEP_FAILURE)
+        ]
+        assert f"Failure: stopped by {stop_signal.name} at 2025-11-0" in failure
+        assert f"during the daily assets of {DAYS[0]}..{DAYS[1]} at 2025-11-0" in said
+    else:
+        assert f"a second {stop_signal.name}" in said
+    print(f"{stop}: ended {took:.2f} s after the signal")
+
+    again = Command(tmp_path, *backfill)
+    commands.append(again)
+    finished = again.wait()
+    assert finished.returncode == 0, finished.stdout
+    assert public_tables(tmp_path) == uninterrupted
 
 
 @contextmanager

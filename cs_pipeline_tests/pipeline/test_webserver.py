@@ -191,9 +191,8 @@ FAILURES = """query ($runId: ID!) {
 }"""
 
 
-def test_a_run_launched_through_the_ui_succeeds(webserver, tenant):
-    """The daily job for one day, as the Launchpad launches it: queued, dequeued by the daemon,
-    executed by a run worker (its one step in the worker's process, in the duckdb pool)."""
+def launch_the_daily_run(webserver: Webserver) -> str:
+    """The daily job for DAY launched as the Launchpad launches it; its run id."""
     params = {
         "selector": {"repositoryLocationName": LOCATION, "repositoryName": REPOSITORY, "jobName": DAILY_JOB},
         "mode": "default",
@@ -201,7 +200,13 @@ def test_a_run_launched_through_the_ui_succeeds(webserver, tenant):
     }
     launched = webserver.graphql(LAUNCH, params=params)["launchRun"]
     assert launched["__typename"] == "LaunchRunSuccess", launched
-    run_id = launched["run"]["runId"]
+    return launched["run"]["runId"]
+
+
+def test_a_run_launched_through_the_ui_succeeds(webserver, tenant):
+    """The daily job for one day, as the Launchpad launches it: queued, dequeued by the daemon,
+    executed by a run worker (its one step in the worker's process, in the duckdb pool)."""
+    run_id = launch_the_daily_run(webserver)
 
     deadline = time.monotonic() + 240
     while (run := webserver.graphql(RUN, runId=run_id)["runOrError"])["status"] not in TERMINAL:
@@ -233,6 +238,48 @@ def test_a_run_launched_through_the_ui_succeeds(webserver, tenant):
         accounts = con.execute("SELECT count(*) FROM accounts").fetchone()[0]
         metrics = con.execute("SELECT count(*) FROM account_metrics WHERE date = ?", [DAY]).fetchone()[0]
     assert accounts > 0 and metrics >= accounts
+
+
+TERMINATE = """mutation ($runId: String!) {
+  terminateRun(runId: $runId) {
+    __typename
+    ... on TerminateRunFailure { message }
+    ... on PythonError { message }
+  }
+}"""
+STEP_STARTED = """query ($runId: ID!) {
+  logsForRun(runId: $runId) {
+    ... on EventConnection { events { __typename ... on ExecutionStepStartEvent { stepKey } } }
+  }
+}"""
+
+
+def test_terminate_in_the_ui_stops_a_running_range_step_within_seconds(webserver, tenant):
+    """Terminate (GraphQL terminateRun: Dagster sends SIGINT to the run worker) while the daily
+    step works on its day: the run is canceled within seconds, its step failing at that day."""
+    run_id = launch_the_daily_run(webserver)
+    deadline = time.monotonic() + 240
+    while not any(
+        event.get("stepKey") == "daily_assets"
+        for event in webserver.graphql(STEP_STARTED, runId=run_id)["logsForRun"]["events"]
+    ):
+        assert time.monotonic() < deadline, f"the daily step never started:\n{_tail(webserver.log)}"
+        time.sleep(0.1)
+    time.sleep(0.5)
+
+    terminated = time.monotonic()
+    answer = webserver.graphql(TERMINATE, runId=run_id)["terminateRun"]
+    assert answer["__typename"] == "TerminateRunSuccess", answer
+    while (run := webserver.graphql(RUN, runId=run_id)["runOrError"])["status"] not in TERMINAL:
+        assert time.monotonic() - terminated < 30, f"run {run_id} still {run['status']} 30 s after Terminate"
+        time.sleep(0.2)
+    took = time.monotonic() - terminated
+
+    assert run["status"] == "CANCELED"
+    events = webserver.graphql(FAILURES, runId=run_id)["logsForRun"]["events"]
+    [failure] = [event for event in events if event["__typename"] == "ExecutionStepFailureEvent"]
+    assert f"stopped by SIGINT at {DAY}" in failure["error"]["message"]
+    print(f"Terminate: the run ended {took:.2f} s after it")
 
 
 def _chromium() -> str:
