@@ -254,26 +254,37 @@ STEP_STARTED = """query ($runId: ID!) {
 }"""
 
 
+# A custom metric whose query runs for hours unless cancelled: the daily step cannot end before
+# Terminate reaches it, however fast the machine or slow the signal
+ENDLESS_METRIC = "SELECT 'none' AS account_id, sum(hash(range))::DOUBLE AS value FROM range(10000000000000)\n"
+
+
 def test_terminate_in_the_ui_stops_a_running_range_step_within_seconds(webserver, tenant):
     """Terminate (GraphQL terminateRun: Dagster sends SIGINT to the run worker) while the daily
     step works on its day: the run is canceled within seconds, its step failing at that day."""
-    run_id = launch_the_daily_run(webserver)
-    deadline = time.monotonic() + 240
-    while not any(
-        event.get("stepKey") == "daily_assets"
-        for event in webserver.graphql(STEP_STARTED, runId=run_id)["logsForRun"]["events"]
-    ):
-        assert time.monotonic() < deadline, f"the daily step never started:\n{_tail(webserver.log)}"
-        time.sleep(0.1)
-    time.sleep(0.5)
+    metric = tenant.parent / "sql" / "metrics" / "escalations.sql"
+    kept = metric.read_text()
+    metric.write_text(ENDLESS_METRIC)  # read when the step computes the metrics, not when the code loads
+    try:
+        run_id = launch_the_daily_run(webserver)
+        deadline = time.monotonic() + 240
+        while not any(
+            event.get("stepKey") == "daily_assets"
+            for event in webserver.graphql(STEP_STARTED, runId=run_id)["logsForRun"]["events"]
+        ):
+            assert time.monotonic() < deadline, f"the daily step never started:\n{_tail(webserver.log)}"
+            time.sleep(0.1)
+        time.sleep(0.5)
 
-    terminated = time.monotonic()
-    answer = webserver.graphql(TERMINATE, runId=run_id)["terminateRun"]
-    assert answer["__typename"] == "TerminateRunSuccess", answer
-    while (run := webserver.graphql(RUN, runId=run_id)["runOrError"])["status"] not in TERMINAL:
-        assert time.monotonic() - terminated < 30, f"run {run_id} still {run['status']} 30 s after Terminate"
-        time.sleep(0.2)
-    took = time.monotonic() - terminated
+        terminated = time.monotonic()
+        answer = webserver.graphql(TERMINATE, runId=run_id)["terminateRun"]
+        assert answer["__typename"] == "TerminateRunSuccess", answer
+        while (run := webserver.graphql(RUN, runId=run_id)["runOrError"])["status"] not in TERMINAL:
+            assert time.monotonic() - terminated < 30, f"run {run_id} still {run['status']} 30 s after Terminate"
+            time.sleep(0.2)
+        took = time.monotonic() - terminated
+    finally:
+        metric.write_text(kept)
 
     assert run["status"] == "CANCELED"
     events = webserver.graphql(FAILURES, runId=run_id)["logsForRun"]["events"]
