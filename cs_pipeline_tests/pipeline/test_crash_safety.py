@@ -126,16 +126,37 @@ def test_a_backfill_killed_at_any_point_is_completed_by_the_next_command(
         assert at < 30, f"the next command reported the dead run only after {at:.0f} s"
 
 
-# the signal, and how many times it is sent (to the process, as `kill PID` does), a fifth of a second
-# apart: two at once would make one (a signal arriving while the same one is pending is lost)
-STOPS = {"SIGTERM": (signal.SIGTERM, 1), "SIGINT": (signal.SIGINT, 1), "SIGTERM twice": (signal.SIGTERM, 2)}
+# the signals sent to the process (as `kill PID` does). Two are delivered together: sent while the
+# process is stopped (SIGSTOP), they are both pending when it continues and arrive one after the
+# other (in either order), before the first one's clean stop can end the command. (Two of the
+# same signal would make one: a signal arriving while the same one is pending is lost.)
+STOPS = {
+    "SIGTERM": (signal.SIGTERM,),
+    "SIGINT": (signal.SIGINT,),
+    "SIGINT and SIGTERM together": (signal.SIGINT, signal.SIGTERM),
+}
+
+
+def send_together(pid: int, signals: tuple[signal.Signals, ...]) -> None:
+    """`signals` delivered to process `pid` one right after the other."""
+    if len(signals) == 1:
+        os.kill(pid, signals[0])
+        return
+    os.kill(pid, signal.SIGSTOP)
+    deadline = time.monotonic() + 10
+    while Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "T":
+        assert time.monotonic() < deadline, f"process {pid} did not stop"
+        time.sleep(0.01)
+    for signum in signals:
+        os.kill(pid, signum)
+    os.kill(pid, signal.SIGCONT)
 
 
 @pytest.mark.parametrize("stop", STOPS)
 def test_a_backfill_signalled_inside_a_day_stops_within_seconds_and_the_next_command_completes_it(
     stop, stocked, uninterrupted, tmp_path, commands, monkeypatch
 ):
-    stop_signal, times = STOPS[stop]
+    signals = STOPS[stop]
     shutil.copytree(stocked, tmp_path, dirs_exist_ok=True)
     monkeypatch.setenv("DAGSTER_HOME", str(tmp_path / "dagster_home"))
     backfill = ("backfill", "--start", DAYS[0], "--end", DAYS[1])
@@ -143,16 +164,15 @@ def test_a_backfill_signalled_inside_a_day_stops_within_seconds_and_the_next_com
     commands.append(stopped)
     wait_inside_the_daily_step(stopped, tmp_path)
     signalled = time.monotonic()
-    for time_ in range(times):
-        if time_:
-            time.sleep(0.2)
-        os.kill(stopped.process.pid, stop_signal)
+    send_together(stopped.process.pid, signals)
     try:
         stopped.process.wait(timeout=20)
     except subprocess.TimeoutExpired:
         pytest.fail(f"still running 20 s after {stop}:\n{stopped.text()}")
     took = time.monotonic() - signalled
     output = stopped.wait()
+    # the signal the process took first (two together may arrive in either order)
+    [stop_signal] = [s for s in signals if f"cs-pipeline: stopped by {s.name} " in output.stderr]
 
     assert output.returncode == 128 + stop_signal, output.stdout
     assert "Traceback" not in output.stderr
@@ -166,7 +186,7 @@ def test_a_backfill_signalled_inside_a_day_stops_within_seconds_and_the_next_com
     assert instance.get_run_records(dg.RunsFilter(job_name="health_pipeline")) == [], "a run started after the stop"
     concurrency = instance.event_log_storage.get_concurrency_info("duckdb")
     assert (concurrency.claimed_slots, concurrency.pending_steps) == ([], [])
-    if times == 1:
+    if len(signals) == 1:
         # a clean stop: the step failed naming the signal and the day it was at, not retried
         [failure] = [
             event.dagster_event.step_failure_data.error.message
@@ -175,7 +195,8 @@ def test_a_backfill_signalled_inside_a_day_stops_within_seconds_and_the_next_com
         assert f"Failure: stopped by {stop_signal.name} at 2025-11-0" in failure
         assert f"during the daily assets of {DAYS[0]}..{DAYS[1]} at 2025-11-0" in said
     else:
-        assert f"a second {stop_signal.name}" in said
+        [second] = [s for s in signals if s != stop_signal]
+        assert f"a second {second.name}" in said
     print(f"{stop}: ended {took:.2f} s after the signal")
 
     again = Command(tmp_path, *backfill)
