@@ -8,21 +8,16 @@ from __future__ import annotations
 
 from datetime import date
 
-import pytest
-
-from cs_pipeline.config import load_config
 from cs_pipeline.crm.assets import refresh_users, resolve_account_snapshot, store_crm_snapshot
 from cs_pipeline.crm.mapping import extract_snapshot
 from cs_pipeline.crm.sources import CrmFilesSource
 from cs_pipeline.usage.ingest import ingest_delivery
-from cs_pipeline.warehouse import connect
 from cs_pipeline_tests.support.tenant import (
     APPENDIX_ACCOUNTS,
     APPENDIX_ASSETS,
     APPENDIX_CONTACTS,
     write_crm,
     write_events_csv,
-    write_tenant,
 )
 
 # accounts as the whole-table rewrite made it: the open versions, then the IDs seen only in events
@@ -37,15 +32,8 @@ ORDER BY ALL
 """
 
 
-@pytest.fixture
-def tenant(tmp_path):
-    config = load_config(write_tenant(tmp_path))
-    with connect(config.warehouse) as con:
-        yield tmp_path, config, con
-
-
-def test_accounts_rewrites_changed_rows_and_gives_every_row_the_run_id(tenant):
-    root, config, con = tenant
+def test_accounts_rewrites_changed_rows_and_gives_every_row_the_run_id(appendix_tenant):
+    root, config, con = appendix_tenant
 
     def day(on: str, accounts: list[dict], run_id: str) -> list[tuple]:
         write_crm(root / "crm", accounts, APPENDIX_ASSETS, APPENDIX_CONTACTS)
@@ -84,8 +72,8 @@ def test_accounts_rewrites_changed_rows_and_gives_every_row_the_run_id(tenant):
     ]  # fmt: skip
 
 
-def test_users_sees_a_contact_name_go_to_null_and_come_back(tenant):
-    root, config, con = tenant
+def test_users_sees_a_contact_name_go_to_null_and_come_back(appendix_tenant):
+    root, config, con = appendix_tenant
 
     def day(on: str, ann: dict, run_id: str) -> tuple[list[tuple], list[tuple]]:
         write_crm(root / "crm", APPENDIX_ACCOUNTS, APPENDIX_ASSETS, [ann, APPENDIX_CONTACTS[1]])

@@ -8,23 +8,18 @@ from __future__ import annotations
 
 from datetime import date
 
-import pytest
-
-from cs_pipeline.config import load_config
 from cs_pipeline.crm.assets import refresh_users, resolve_account_snapshot, store_crm_snapshot
 from cs_pipeline.crm.mapping import extract_snapshot
 from cs_pipeline.crm.sources import CrmFilesSource
 from cs_pipeline.lifecycle.retention import purge_inactive_free_accounts
 from cs_pipeline.metrics.account_metrics import compute_account_metrics
 from cs_pipeline.usage.ingest import ingest_delivery
-from cs_pipeline.warehouse import connect
 from cs_pipeline_tests.support.tenant import (
     APPENDIX_ACCOUNTS,
     APPENDIX_ASSETS,
     APPENDIX_CONTACTS,
     write_crm,
     write_events_csv,
-    write_tenant,
 )
 
 # every user from scratch: the newest snapshot's contacts and every user's event days
@@ -53,15 +48,8 @@ def event(event_id: str, ts: str, account_id: str, user_id: str) -> dict[str, st
     return {"event_id": event_id, "ts": ts, "account_id": account_id, "user_id": user_id, "action": "Login"}
 
 
-@pytest.fixture
-def tenant(tmp_path):
-    config = load_config(write_tenant(tmp_path))
-    with connect(config.warehouse) as con:
-        yield tmp_path, config, con
-
-
-def test_users_refreshed_from_changes_equals_users_rebuilt_from_history(tenant):
-    root, config, con = tenant
+def test_users_refreshed_from_changes_equals_users_rebuilt_from_history(appendix_tenant):
+    root, config, con = appendix_tenant
     runs = iter(range(100))
 
     def snapshot(day: str, contacts: list[dict]) -> None:
