@@ -12,8 +12,10 @@ would mean nothing. It reports per shape the runs, the median ratio and peak RSS
 worst ratio (target: at most 1.5).
 
 Usage: python bench/shapes.py [--shapes NAME ...] [--accounts N] [--events-per-day N] [--days N]
-       [--repeats N] [--workdir DIR]
+       [--repeats N] [--workdir DIR] [--reuse-loaded] [--load-only]
 The workdir keeps each shape's generated files and loaded state (--reuse-loaded keeps them).
+--load-only generates and loads, untimed, and stops: the loading does not need a quiet machine,
+the timing that `--reuse-loaded` does later does.
 """
 
 import argparse
@@ -34,6 +36,7 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=3, help="timed runs of each, alternately, on fresh copies")
     parser.add_argument("--workdir", type=Path, default=Path("bench/out/shapes"))
     parser.add_argument("--reuse-loaded", action="store_true", help="keep the loaded state of an earlier run")
+    parser.add_argument("--load-only", action="store_true", help="generate and load each shape, time nothing")
     args = parser.parse_args()
 
     rows, ratios, disagreeing = [], {}, []
@@ -45,6 +48,9 @@ def main() -> None:
         if not (args.reuse_loaded and loaded.folder.exists()):
             loaded.reset()
             load(loaded, days[0], days[-2])
+        if args.load_only:
+            print(f"{name}: D1..D{args.days - 1} loaded in {loaded.folder}", flush=True)
+            continue
         pipeline, hand_written = time_day(loaded, daily, days[-1], args.repeats)
         if not agrees(daily, days[-1]):
             disagreeing.append(name)
@@ -55,6 +61,8 @@ def main() -> None:
             f"| {pipeline.shown()} | {hand_written.shown()} | {ratios[name]:.2f} "
             f"| {max(pipeline.peaks):.2f} / {max(hand_written.peaks):.2f} |"
         )
+    if args.load_only:
+        return
     worst = max(ratios, key=ratios.get)
     print(
         f"\n{args.accounts:,} accounts, {args.events_per_day:,} events a day, D{args.days} with "
