@@ -94,6 +94,11 @@ def dagster_instance() -> dg.DagsterInstance:
         home = Path(".dagster_home").resolve()
         os.environ["DAGSTER_HOME"] = str(home)
     home = Path(os.environ["DAGSTER_HOME"])
+    # Dagster itself (the UI, the daemon) refuses a relative one: the same folder must work for both
+    if not home.is_absolute():
+        raise CliError(f"DAGSTER_HOME must be an absolute path, got {str(home)!r}: try {str(home.resolve())!r}")
+    if home.exists() and not home.is_dir():
+        raise CliError(f"DAGSTER_HOME {str(home)!r} is a file, not a folder")
     home.mkdir(parents=True, exist_ok=True)
     instance_yaml = home / "dagster.yaml"
     if not instance_yaml.exists():

@@ -4,6 +4,7 @@ any Dagster storage of the folder reads, a process killed after storing events l
 
 from __future__ import annotations
 
+import re
 import signal
 import sys
 from pathlib import Path
@@ -12,7 +13,7 @@ import dagster as dg
 import pytest
 from dagster._core.storage.event_log import ConsolidatedSqliteEventLogStorage
 
-from cs_pipeline.cli import EARLIER_EVENT_LOG, EMBEDDED_INSTANCE_YAML, POOLED_EVENT_LOG, dagster_instance
+from cs_pipeline.cli import EARLIER_EVENT_LOG, EMBEDDED_INSTANCE_YAML, POOLED_EVENT_LOG, CliError, dagster_instance
 from cs_pipeline.event_log import PooledSqliteEventLogStorage
 from cs_pipeline_tests.support.processes import started
 
@@ -73,7 +74,7 @@ def test_an_instance_made_with_dagster_s_storage_is_switched_to_the_pooled_one_k
 
 STORE_AND_WAIT = f"""
 import sys, time
-from cs_pipeline.cli import EARLIER_EVENT_LOG, EMBEDDED_INSTANCE_YAML, POOLED_EVENT_LOG, dagster_instance
+from cs_pipeline.cli import EARLIER_EVENT_LOG, EMBEDDED_INSTANCE_YAML, POOLED_EVENT_LOG, CliError, dagster_instance
 from cs_pipeline_tests.test_event_log import _store_materializations
 _store_materializations(dagster_instance(), {EVENTS})
 print("stored", flush=True)
@@ -92,3 +93,16 @@ def test_a_process_killed_after_storing_events_loses_none_of_them(tmp_path):
     # killed with its connections open: no checkpoint, the events are in the log
     assert (tmp_path / "event_log.db-wal").stat().st_size > 0
     assert _stored_partitions(tmp_path) == sorted(f"p{n}" for n in range(EVENTS))
+
+
+def test_a_relative_dagster_home_or_a_file_is_refused_naming_it_and_nothing_is_created(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("DAGSTER_HOME", "relative/home")
+    expected = f"DAGSTER_HOME must be an absolute path, got 'relative/home': try '{tmp_path}/relative/home'"
+    with pytest.raises(CliError, match=re.escape(expected)):
+        dagster_instance()
+    assert not (tmp_path / "relative").exists()
+    (tmp_path / "a_file").write_text("")
+    monkeypatch.setenv("DAGSTER_HOME", str(tmp_path / "a_file"))
+    with pytest.raises(CliError, match=re.escape(f"DAGSTER_HOME '{tmp_path}/a_file' is a file, not a folder")):
+        dagster_instance()
