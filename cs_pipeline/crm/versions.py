@@ -103,6 +103,11 @@ def record_snapshot_date(
     return following
 
 
+# How store_versions.sql hashes a row's payload columns to find the incoming rows that may repeat
+# one another (a hash shared by rows of different content only costs numbering them by content).
+CONTENT_HASH = "hash({columns})"
+
+
 def store_snapshot(
     con: duckdb.DuckDBPyConnection, table: str, day: date, next_date: date | None, incoming: str, run_id: str
 ) -> VersionWrites:
@@ -111,19 +116,23 @@ def store_snapshot(
     snapshot date's rows in force are what was last stored for it."""
     payload = tables.TABLES[table].payload()
     identity = [*payload, "occurrence"]
+    quoted = [quote_identifier(c) for c in payload]
     set_variables(con, snapshot_date=day, next_snapshot_date=next_date, run_id=run_id)
     con.execute(
         read_sql("crm/store_versions.sql").format(
             table=quote_identifier(table),
             incoming=incoming,
-            payload=", ".join(quote_identifier(c) for c in payload),
+            payload=", ".join(quoted),
+            content_hash=CONTENT_HASH.format(columns=", ".join(quoted)),
+            # a row of the full join holds one side only: the other side's columns are all null
+            payload_of_changed=", ".join(f"coalesce(i.{c}, c.{c}) AS {c}" for c in quoted),
             same_ic=same_columns("i", "c", identity),
             same_il=same_columns("i", "l", identity),
             same_ir=same_columns("i", "r", identity),
         )
     )
     [(snapshot_rows, inserted, deleted)] = con.execute(
-        "SELECT (SELECT count(*) FROM version_incoming), (SELECT count(*) FROM version_new), "
+        f"SELECT (SELECT count(*) FROM {incoming}), (SELECT count(*) FROM version_new), "
         "(SELECT count(*) FROM version_removed) + (SELECT count(left_row) + count(right_row) FROM version_added)"
     ).fetchall()
     return VersionWrites(snapshot_rows, inserted, deleted)
