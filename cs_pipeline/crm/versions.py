@@ -103,8 +103,10 @@ def record_snapshot_date(
     return following
 
 
-# How store_versions.sql hashes a row's payload columns to find the incoming rows that may repeat
-# one another (a hash shared by rows of different content only costs numbering them by content).
+# How store_versions.sql hashes a row's scalar payload columns to find the incoming rows that may
+# repeat one another: identical rows hash alike; rows of different content that hash alike (the
+# nested columns, MAP and LIST, are left out: hashing them cost more than it saved) are only
+# numbered by their content, as duplicates are.
 CONTENT_HASH = "hash({columns})"
 
 
@@ -123,7 +125,7 @@ def store_snapshot(
             table=quote_identifier(table),
             incoming=incoming,
             payload=", ".join(quoted),
-            content_hash=CONTENT_HASH.format(columns=", ".join(quoted)),
+            content_hash=CONTENT_HASH.format(columns=", ".join(_scalar_columns(table))),
             # a row of the full join holds one side only: the other side's columns are all null
             payload_of_changed=", ".join(f"coalesce(i.{c}, c.{c}) AS {c}" for c in quoted),
             same_ic=same_columns("i", "c", identity),
@@ -136,6 +138,16 @@ def store_snapshot(
         "(SELECT count(*) FROM version_removed) + (SELECT count(left_row) + count(right_row) FROM version_added)"
     ).fetchall()
     return VersionWrites(snapshot_rows, inserted, deleted)
+
+
+def _scalar_columns(table: str) -> list[str]:
+    """The payload columns of `table` that are not nested (MAP, LIST), quoted."""
+    columns = {c.name: c.type for c in tables.TABLES[table].columns}
+    return [quote_identifier(c) for c in tables.TABLES[table].payload() if not _nested(columns[c])]
+
+
+def _nested(column_type: str) -> bool:
+    return column_type.endswith("[]") or column_type.startswith(("MAP", "STRUCT"))
 
 
 def store_snapshots(
