@@ -159,3 +159,53 @@ def test_a_day_that_changed_nothing_writes_nothing_and_a_change_writes_its_rows(
     assert con.execute(
         "SELECT snapshot_date FROM snapshot_dates WHERE asset = 'crm_snapshot' ORDER BY 1"
     ).fetchall() == [(FIRST + timedelta(days=n),) for n in range(5)]
+
+
+def test_rows_sharing_a_content_hash_are_numbered_by_their_content(con):
+    # the content hash leaves out the MAP column: A's SMB rows (one line repeated) and its
+    # Enterprise row hash alike, yet only identical rows are duplicates; a row of nulls only is a row too
+    reset(con)
+    smb = {"account_id": "A", "status": "Pro", "attributes": {"segment": "SMB"}}
+    enterprise = {**smb, "attributes": {"segment": "Enterprise"}}
+    blank = {"account_id": None, "status": None, "attributes": None}
+    first = store(con, FIRST, [smb, enterprise, smb, blank])
+    assert (first.snapshot_rows, first.inserted, first.deleted) == (4, 4, 0)
+    # the next day drops one of the repeated lines and the blank row: their versions end there
+    second = store(con, FIRST + timedelta(days=1), [enterprise, smb])
+    assert (second.snapshot_rows, second.inserted, second.deleted) == (2, 2, 2)
+    assert con.execute(
+        f"SELECT account_id, attributes['segment'], occurrence, valid_from, valid_to FROM {TABLE} ORDER BY ALL"
+    ).fetchall() == [
+        ("A", "Enterprise", 0, FIRST, None),
+        ("A", "SMB", 0, FIRST, None),
+        ("A", "SMB", 1, FIRST, FIRST + timedelta(days=1)),
+        (None, None, 0, FIRST, FIRST + timedelta(days=1)),
+    ]
+
+
+def test_rows_whose_content_hashes_collide_are_stored_as_when_they_do_not(con, monkeypatch):
+    # every row hashing alike (the worst collisions) must give exactly the versions distinct hashes give
+    days = [FIRST + timedelta(days=n) for n in (0, 4, 2, 2, 6)]  # out of order, the 3rd re-run
+    crm = [{"account_id": a, "status": "Pro", "attributes": {}} for a in "ABC"]
+    snapshots = [
+        [*crm, crm[0]],
+        [crm[0], {**crm[1], "status": "Cancelled"}, crm[2]],
+        crm,
+        [crm[0], crm[0], crm[0]],
+        [{**crm[2], "attributes": {"segment": "SMB"}}],
+    ]
+
+    def stored_versions() -> list[tuple]:
+        reset(con)
+        writes = [store(con, day, rows) for day, rows in zip(days, snapshots, strict=True)]
+        return [*version_rows(con, TABLE), *((w.snapshot_rows, w.inserted, w.deleted) for w in writes)]
+
+    distinct_hashes = stored_versions()
+    monkeypatch.setattr(versions, "CONTENT_HASH", "42")
+    assert stored_versions() == distinct_hashes
+    # and they are right: on the 7th only C with a segment; A's third line lived on the 3rd only
+    assert in_force(con, FIRST + timedelta(days=6)) == Counter([("C", "Pro", (("segment", "SMB"),))])
+    assert in_force(con, FIRST + timedelta(days=2)) == Counter({("A", "Pro", ()): 3})
+    assert in_force(con, FIRST + timedelta(days=4)) == Counter(
+        [("A", "Pro", ()), ("B", "Cancelled", ()), ("C", "Pro", ())]
+    )
