@@ -209,3 +209,44 @@ def test_rows_whose_content_hashes_collide_are_stored_as_when_they_do_not(con, m
     assert in_force(con, FIRST + timedelta(days=4)) == Counter(
         [("A", "Pro", ()), ("B", "Cancelled", ()), ("C", "Pro", ())]
     )
+
+
+def store_as_entries(con, day: date, rows: list[dict]) -> versions.VersionWrites:
+    """store, with the attributes given as their entries (a list of key/value structs, as a frame
+    from Polars holds them) instead of a MAP."""
+    con.execute(
+        f"CREATE OR REPLACE TEMP TABLE incoming_entries AS SELECT * EXCLUDE (valid_from, valid_to, occurrence, run_id) "
+        f"REPLACE (map_entries(attributes) AS attributes) FROM {TABLE} LIMIT 0"
+    )
+    for row in rows:
+        con.execute(
+            "INSERT INTO incoming_entries (account_id, status, attributes) "
+            "VALUES (?, ?, map_entries(?::MAP(VARCHAR, VARCHAR)))",
+            [row["account_id"], row["status"], row["attributes"]],
+        )
+    with transaction(con):
+        following = versions.record_snapshot_date(con, "crm_snapshot", day, "r")
+        return versions.store_snapshot(con, TABLE, day, following, "incoming_entries", "r")
+
+
+def test_a_map_column_given_as_its_entries_is_compared_with_the_stored_maps(con):
+    reset(con)
+    crm = [
+        {"account_id": "A", "status": "Pro", "attributes": {"segment": "SMB"}},
+        {"account_id": "B", "status": "Pro", "attributes": {}},
+        {"account_id": "C", "status": "Pro", "attributes": None},
+    ]
+    store(con, FIRST, crm)
+    unchanged = store_as_entries(con, FIRST + timedelta(days=1), crm)
+    assert (unchanged.snapshot_rows, unchanged.inserted, unchanged.deleted) == (3, 0, 0)
+    changed = store_as_entries(con, FIRST + timedelta(days=2), [{**crm[0], "attributes": {"segment": "ENT"}}, *crm[1:]])
+    assert (changed.inserted, changed.deleted) == (2, 1)
+    assert con.execute(
+        f"SELECT account_id, attributes, valid_from, valid_to FROM {TABLE} ORDER BY account_id, valid_from"
+    ).fetchall() == [
+        ("A", {"segment": "SMB"}, FIRST, FIRST + timedelta(days=2)),
+        ("A", {"segment": "ENT"}, FIRST + timedelta(days=2), None),
+        ("B", {}, FIRST, None),
+        ("C", None, FIRST, None),
+    ]
+    assert con.execute(f"SELECT DISTINCT typeof(attributes) FROM {TABLE}").fetchall() == [("MAP(VARCHAR, VARCHAR)",)]
