@@ -5,8 +5,10 @@
 -- identity covers a run of consecutive snapshot dates, [valid_from, valid_to), valid_to null
 -- when the run reaches the newest date. Variables: snapshot_date, next_snapshot_date (the
 -- first snapshot date after it, else null), run_id. Python fills in the braces from the registry
--- ({content_hash}: a hash of the payload columns, {payload_of_changed}: each payload column of
--- whichever side of the full join below holds the row).
+-- (content_hash: a hash of the scalar payload columns; same_ic: every payload column and the
+-- occurrence equal, a MAP column that the incoming rows hold as its entries compared with the
+-- stored map's entries; payload_of_changed: each payload column of whichever side of the full
+-- join below holds the row, such entries made a map).
 --
 -- {incoming} is read where it lies (a registered frame or a view), never copied whole: only the
 -- rows that differ from the stored ones are. Identical rows are interchangeable, so a row whose
