@@ -103,6 +103,13 @@ def record_snapshot_date(
     return following
 
 
+# How store_versions.sql hashes a row's scalar payload columns to find the incoming rows that may
+# repeat one another: identical rows hash alike; rows of different content that hash alike (the
+# nested columns, MAP and LIST, are left out: hashing them cost more than it saved) are only
+# numbered by their content, as duplicates are.
+CONTENT_HASH = "hash({columns})"
+
+
 def store_snapshot(
     con: duckdb.DuckDBPyConnection, table: str, day: date, next_date: date | None, incoming: str, run_id: str
 ) -> VersionWrites:
@@ -110,23 +117,56 @@ def store_snapshot(
     `table`'s snapshot of `day`, whose next snapshot date is `next_date`: afterwards every
     snapshot date's rows in force are what was last stored for it."""
     payload = tables.TABLES[table].payload()
-    identity = [*payload, "occurrence"]
+    quoted = [quote_identifier(c) for c in payload]
+    as_entries = _maps_as_entries(con, table, incoming)
     set_variables(con, snapshot_date=day, next_snapshot_date=next_date, run_id=run_id)
     con.execute(
         read_sql("crm/store_versions.sql").format(
             table=quote_identifier(table),
             incoming=incoming,
-            payload=", ".join(quote_identifier(c) for c in payload),
-            same_ic=same_columns("i", "c", identity),
-            same_il=same_columns("i", "l", identity),
-            same_ir=same_columns("i", "r", identity),
+            payload=", ".join(quoted),
+            content_hash=CONTENT_HASH.format(columns=", ".join(_scalar_columns(table))),
+            # a row of the full join holds one side only: the other side's columns are all null
+            payload_of_changed=", ".join(
+                f"coalesce({f'map_from_entries(i.{q})' if c in as_entries else f'i.{q}'}, c.{q}) AS {q}"
+                for c, q in zip(payload, quoted, strict=True)
+            ),
+            same_ic=" AND ".join(
+                f"i.{q} IS NOT DISTINCT FROM {f'map_entries(c.{q})' if c in as_entries else f'c.{q}'}"
+                for c, q in zip([*payload, "occurrence"], [*quoted, "occurrence"], strict=True)
+            ),
+            same_il=same_columns("i", "l", [*payload, "occurrence"]),
+            same_ir=same_columns("i", "r", [*payload, "occurrence"]),
         )
     )
     [(snapshot_rows, inserted, deleted)] = con.execute(
-        "SELECT (SELECT count(*) FROM version_incoming), (SELECT count(*) FROM version_new), "
+        f"SELECT (SELECT count(*) FROM {incoming}), (SELECT count(*) FROM version_new), "
         "(SELECT count(*) FROM version_removed) + (SELECT count(left_row) + count(right_row) FROM version_added)"
     ).fetchall()
     return VersionWrites(snapshot_rows, inserted, deleted)
+
+
+def _maps_as_entries(con: duckdb.DuckDBPyConnection, table: str, incoming: str) -> set[str]:
+    """The MAP columns of `table` that the relation `incoming` holds as their entries (a list of
+    key/value structs, as a frame from Polars has them): compared with the stored maps' entries,
+    and made maps only in the rows written (making every incoming row's map cost more than the
+    comparison)."""
+    described = dict(con.execute(f"SELECT column_name, column_type FROM (DESCRIBE {incoming})").fetchall())
+    return {
+        c.name
+        for c in tables.TABLES[table].columns
+        if c.type.startswith("MAP") and c.name in described and not described[c.name].startswith("MAP")
+    }
+
+
+def _scalar_columns(table: str) -> list[str]:
+    """The payload columns of `table` that are not nested (MAP, LIST), quoted."""
+    columns = {c.name: c.type for c in tables.TABLES[table].columns}
+    return [quote_identifier(c) for c in tables.TABLES[table].payload() if not _nested(columns[c])]
+
+
+def _nested(column_type: str) -> bool:
+    return column_type.endswith("[]") or column_type.startswith(("MAP", "STRUCT"))
 
 
 def store_snapshots(

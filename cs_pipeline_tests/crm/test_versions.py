@@ -159,3 +159,94 @@ def test_a_day_that_changed_nothing_writes_nothing_and_a_change_writes_its_rows(
     assert con.execute(
         "SELECT snapshot_date FROM snapshot_dates WHERE asset = 'crm_snapshot' ORDER BY 1"
     ).fetchall() == [(FIRST + timedelta(days=n),) for n in range(5)]
+
+
+def test_rows_sharing_a_content_hash_are_numbered_by_their_content(con):
+    # the content hash leaves out the MAP column: A's SMB rows (one line repeated) and its
+    # Enterprise row hash alike, yet only identical rows are duplicates; a row of nulls only is a row too
+    reset(con)
+    smb = {"account_id": "A", "status": "Pro", "attributes": {"segment": "SMB"}}
+    enterprise = {**smb, "attributes": {"segment": "Enterprise"}}
+    blank = {"account_id": None, "status": None, "attributes": None}
+    first = store(con, FIRST, [smb, enterprise, smb, blank])
+    assert (first.snapshot_rows, first.inserted, first.deleted) == (4, 4, 0)
+    # the next day drops one of the repeated lines and the blank row: their versions end there
+    second = store(con, FIRST + timedelta(days=1), [enterprise, smb])
+    assert (second.snapshot_rows, second.inserted, second.deleted) == (2, 2, 2)
+    assert con.execute(
+        f"SELECT account_id, attributes['segment'], occurrence, valid_from, valid_to FROM {TABLE} ORDER BY ALL"
+    ).fetchall() == [
+        ("A", "Enterprise", 0, FIRST, None),
+        ("A", "SMB", 0, FIRST, None),
+        ("A", "SMB", 1, FIRST, FIRST + timedelta(days=1)),
+        (None, None, 0, FIRST, FIRST + timedelta(days=1)),
+    ]
+
+
+def test_rows_whose_content_hashes_collide_are_stored_as_when_they_do_not(con, monkeypatch):
+    # every row hashing alike (the worst collisions) must give exactly the versions distinct hashes give
+    days = [FIRST + timedelta(days=n) for n in (0, 4, 2, 2, 6)]  # out of order, the 3rd re-run
+    crm = [{"account_id": a, "status": "Pro", "attributes": {}} for a in "ABC"]
+    snapshots = [
+        [*crm, crm[0]],
+        [crm[0], {**crm[1], "status": "Cancelled"}, crm[2]],
+        crm,
+        [crm[0], crm[0], crm[0]],
+        [{**crm[2], "attributes": {"segment": "SMB"}}],
+    ]
+
+    def stored_versions() -> list[tuple]:
+        reset(con)
+        writes = [store(con, day, rows) for day, rows in zip(days, snapshots, strict=True)]
+        return [*version_rows(con, TABLE), *((w.snapshot_rows, w.inserted, w.deleted) for w in writes)]
+
+    distinct_hashes = stored_versions()
+    monkeypatch.setattr(versions, "CONTENT_HASH", "42")
+    assert stored_versions() == distinct_hashes
+    # and they are right: on the 7th only C with a segment; A's third line lived on the 3rd only
+    assert in_force(con, FIRST + timedelta(days=6)) == Counter([("C", "Pro", (("segment", "SMB"),))])
+    assert in_force(con, FIRST + timedelta(days=2)) == Counter({("A", "Pro", ()): 3})
+    assert in_force(con, FIRST + timedelta(days=4)) == Counter(
+        [("A", "Pro", ()), ("B", "Cancelled", ()), ("C", "Pro", ())]
+    )
+
+
+def store_as_entries(con, day: date, rows: list[dict]) -> versions.VersionWrites:
+    """store, with the attributes given as their entries (a list of key/value structs, as a frame
+    from Polars holds them) instead of a MAP."""
+    con.execute(
+        f"CREATE OR REPLACE TEMP TABLE incoming_entries AS SELECT * EXCLUDE (valid_from, valid_to, occurrence, run_id) "
+        f"REPLACE (map_entries(attributes) AS attributes) FROM {TABLE} LIMIT 0"
+    )
+    for row in rows:
+        con.execute(
+            "INSERT INTO incoming_entries (account_id, status, attributes) "
+            "VALUES (?, ?, map_entries(?::MAP(VARCHAR, VARCHAR)))",
+            [row["account_id"], row["status"], row["attributes"]],
+        )
+    with transaction(con):
+        following = versions.record_snapshot_date(con, "crm_snapshot", day, "r")
+        return versions.store_snapshot(con, TABLE, day, following, "incoming_entries", "r")
+
+
+def test_a_map_column_given_as_its_entries_is_compared_with_the_stored_maps(con):
+    reset(con)
+    crm = [
+        {"account_id": "A", "status": "Pro", "attributes": {"segment": "SMB"}},
+        {"account_id": "B", "status": "Pro", "attributes": {}},
+        {"account_id": "C", "status": "Pro", "attributes": None},
+    ]
+    store(con, FIRST, crm)
+    unchanged = store_as_entries(con, FIRST + timedelta(days=1), crm)
+    assert (unchanged.snapshot_rows, unchanged.inserted, unchanged.deleted) == (3, 0, 0)
+    changed = store_as_entries(con, FIRST + timedelta(days=2), [{**crm[0], "attributes": {"segment": "ENT"}}, *crm[1:]])
+    assert (changed.inserted, changed.deleted) == (2, 1)
+    assert con.execute(
+        f"SELECT account_id, attributes, valid_from, valid_to FROM {TABLE} ORDER BY account_id, valid_from"
+    ).fetchall() == [
+        ("A", {"segment": "SMB"}, FIRST, FIRST + timedelta(days=2)),
+        ("A", {"segment": "ENT"}, FIRST + timedelta(days=2), None),
+        ("B", {}, FIRST, None),
+        ("C", None, FIRST, None),
+    ]
+    assert con.execute(f"SELECT DISTINCT typeof(attributes) FROM {TABLE}").fetchall() == [("MAP(VARCHAR, VARCHAR)",)]

@@ -16,15 +16,17 @@ UNION ALL SELECT * FROM accounts_unknown;
 -- Only the accounts whose row came, went or changed are written again (account_id is the
 -- dimension's key: one row each), then every row takes the run's run_id, as a rewrite of the
 -- whole table would give it (writing every row costs 25 times setting one column of them).
+-- The full join keeps each changed account's row now (none when it went), so that accounts_now
+-- is read once.
 CREATE OR REPLACE TEMP TABLE accounts_changed AS
-SELECT coalesce(a.account_id, n.account_id) AS account_id
+SELECT coalesce(a.account_id, n.account_id) AS changed_id, n.*
 FROM accounts a
 FULL JOIN accounts_now n ON n.account_id = a.account_id
 WHERE a.account_id IS NULL OR n.account_id IS NULL OR {differs};
 
-DELETE FROM accounts WHERE account_id IN (SELECT account_id FROM accounts_changed);
+DELETE FROM accounts WHERE account_id IN (SELECT changed_id FROM accounts_changed);
 INSERT INTO accounts
-SELECT *, getvariable('run_id') FROM accounts_now WHERE account_id IN (SELECT account_id FROM accounts_changed);
+SELECT * EXCLUDE (changed_id), getvariable('run_id') FROM accounts_changed WHERE account_id IS NOT NULL;
 UPDATE accounts SET run_id = getvariable('run_id') WHERE run_id IS DISTINCT FROM getvariable('run_id');
 
 DELETE FROM hierarchy_issues;

@@ -4,28 +4,51 @@
 -- its content and its occurrence (0, 1... among identical rows of the snapshot); a version of an
 -- identity covers a run of consecutive snapshot dates, [valid_from, valid_to), valid_to null
 -- when the run reaches the newest date. Variables: snapshot_date, next_snapshot_date (the
--- first snapshot date after it, else null), run_id. Python fills in the braces from the registry.
--- (identical rows are interchangeable: a GROUP BY and its count number them, cheaper than a
--- window partitioned by every column)
-CREATE OR REPLACE TEMP TABLE version_incoming AS
-SELECT {payload}, unnest(range(copies))::INTEGER AS occurrence
-FROM (SELECT {payload}, count(*) AS copies FROM {incoming} GROUP BY ALL);
+-- first snapshot date after it, else null), run_id. Python fills in the braces from the registry
+-- (content_hash: a hash of the scalar payload columns; same_ic: every payload column and the
+-- occurrence equal, a MAP column that the incoming rows hold as its entries compared with the
+-- stored map's entries; payload_of_changed: each payload column of whichever side of the full
+-- join below holds the row, such entries made a map).
+--
+-- {incoming} is read where it lies (a registered frame or a view), never copied whole: only the
+-- rows that differ from the stored ones are. Identical rows are interchangeable, so a row whose
+-- content hash no other incoming row has is occurrence 0; only the rows sharing a hash (the
+-- duplicates, and the rare different rows whose hashes collide) are numbered, by their content
+-- itself. The hash only picks the rows to number: equal content is always compared column by column.
+CREATE OR REPLACE TEMP TABLE version_repeated_hash AS
+SELECT content_hash FROM (SELECT {content_hash} AS content_hash FROM {incoming})
+GROUP BY content_hash HAVING count(*) > 1;
 
--- what snapshot_date held until now (a new date between two others: what the earlier one held)
-CREATE OR REPLACE TEMP TABLE version_current AS
-SELECT rowid AS version_row, *
-FROM {table}
-WHERE in_force(valid_from, valid_to, getvariable('snapshot_date'));
+CREATE OR REPLACE TEMP VIEW version_incoming AS
+SELECT {payload}, 0 AS occurrence
+FROM {incoming}
+WHERE {content_hash} NOT IN (SELECT content_hash FROM version_repeated_hash)
+UNION ALL
+SELECT {payload}, (row_number() OVER (PARTITION BY {payload}) - 1)::INTEGER
+FROM {incoming}
+WHERE {content_hash} IN (SELECT content_hash FROM version_repeated_hash);
 
--- identities the date loses: their version is cut around it
-CREATE OR REPLACE TEMP TABLE version_removed AS
-SELECT c.* FROM version_current c ANTI JOIN version_incoming i ON {same_ic};
+-- The identities the date gains (version_row null) and those it loses (the version in force on the
+-- date, cut around it), in one full join of the incoming rows with what snapshot_date held until now
+-- (a new date between two others: what the earlier one held), on every payload column and the occurrence.
+CREATE OR REPLACE TEMP TABLE version_changed AS
+SELECT {payload_of_changed}, coalesce(i.occurrence, c.occurrence) AS occurrence,
+    c.version_row, c.valid_from, c.valid_to
+FROM (SELECT *, true AS is_incoming FROM version_incoming) i
+FULL JOIN (
+    SELECT rowid AS version_row, * FROM {table} WHERE in_force(valid_from, valid_to, getvariable('snapshot_date'))
+) c ON {same_ic}
+WHERE i.is_incoming IS NULL OR c.version_row IS NULL;
+
+CREATE OR REPLACE TEMP VIEW version_removed AS
+SELECT * FROM version_changed WHERE version_row IS NOT NULL;
 
 -- identities the date gains, with the versions they join: the one ending on the date (the
 -- previous date held it) and the one starting on the next date
 CREATE OR REPLACE TEMP TABLE version_added AS
-SELECT i.*, l.version_row AS left_row, l.valid_from AS left_from, r.version_row AS right_row, r.valid_to AS right_to
-FROM (SELECT i.* FROM version_incoming i ANTI JOIN version_current c ON {same_ic}) i
+SELECT i.* EXCLUDE (version_row, valid_from, valid_to),
+    l.version_row AS left_row, l.valid_from AS left_from, r.version_row AS right_row, r.valid_to AS right_to
+FROM (SELECT * FROM version_changed WHERE version_row IS NULL) i
 LEFT JOIN (
     SELECT rowid AS version_row, * FROM {table} WHERE valid_to = getvariable('snapshot_date')
 ) l ON {same_il}
