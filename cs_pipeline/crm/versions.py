@@ -161,8 +161,8 @@ def _maps_as_entries(con: duckdb.DuckDBPyConnection, table: str, incoming: str) 
 
 def _scalar_columns(table: str) -> list[str]:
     """The payload columns of `table` that are not nested (MAP, LIST), quoted."""
-    columns = {c.name: c.type for c in tables.TABLES[table].columns}
-    return [quote_identifier(c) for c in tables.TABLES[table].payload() if not _nested(columns[c])]
+    spec = tables.TABLES[table]
+    return [quote_identifier(c) for c in spec.payload() if not _nested(spec.column(c).type)]
 
 
 def _nested(column_type: str) -> bool:
