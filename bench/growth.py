@@ -16,7 +16,11 @@ markdown tables for the README.
 
 Usage: python bench/growth.py [--events-per-day N ...] [--accounts N ...] [--base-events N]
        [--base-accounts N] [--cross] [--history-days N N] [--skip-size] [--skip-history]
-       [--repeats N] [--with-yardstick] [--workdir DIR]
+       [--repeats N] [--with-yardstick] [--workdir DIR] [--load-only] [--reuse-loaded]
+
+Loading takes hours and needs no quiet machine; timing does. --load-only generates and loads
+every state (history: one site per history length) and times nothing; a later run with
+--reuse-loaded times them on a quiet machine.
 """
 
 import argparse
@@ -37,14 +41,20 @@ def cells(args: argparse.Namespace) -> list[tuple[int, int]]:
     return along_events + along_accounts
 
 
-def measured(workdir: Path, events: int, accounts: int, days: int, args: argparse.Namespace) -> tuple[Runs, Runs]:
-    """The daily run of the last of `days` days with the others loaded, on the bench tenant of that size."""
+def measured(
+    workdir: Path, events: int, accounts: int, days: int, args: argparse.Namespace
+) -> tuple[Runs, Runs] | None:
+    """The daily run of the last of `days` days with the others loaded, on the bench tenant of
+    that size; None with --load-only."""
     workdir = workdir.resolve()
     window = bench_tenant(workdir, accounts=accounts, events_per_day=events, days=days)
     bundled_config(workdir, window[0])
     loaded = Site(workdir, "loaded")
-    loaded.reset()
-    load(loaded, window[0], window[-2], with_yardstick=args.with_yardstick)
+    if not (args.reuse_loaded and loaded.folder.exists()):
+        loaded.reset()
+        load(loaded, window[0], window[-2], with_yardstick=args.with_yardstick)
+    if args.load_only:
+        return None
     return time_day(loaded, Site(workdir, "daily"), window[-1], args.repeats, with_yardstick=args.with_yardstick)
 
 
@@ -63,6 +73,8 @@ def size_table(args: argparse.Namespace) -> str:
     for events, accounts in cells(args):
         workdir = args.workdir / f"{accounts}-{events}"
         measurements[events, accounts] = measured(workdir, events, accounts, args.days, args)
+    if args.load_only:
+        return "(loaded, not timed)"
     medians = {cell: pipeline.median for cell, (pipeline, _) in measurements.items()}
     header = (
         "| events/day | accounts | daily run s | peak RSS GiB | s per M events/day "
@@ -87,14 +99,22 @@ def history_table(args: argparse.Namespace) -> str:
     workdir = (args.workdir / f"history-{args.base_accounts}-{args.base_events}").resolve()
     window = bench_tenant(workdir, accounts=args.base_accounts, events_per_day=args.base_events, days=longer)
     bundled_config(workdir, window[0])
-    loaded, daily = Site(workdir, "loaded"), Site(workdir, "daily")
-    loaded.reset()
-    load(loaded, window[0], window[shorter - 2], with_yardstick=args.with_yardstick)
+    # Each state is kept in a site of its own, so that both can be timed later with --reuse-loaded.
+    early_loaded, late_loaded = Site(workdir, f"loaded-{shorter}"), Site(workdir, f"loaded-{longer}")
+    if not (args.reuse_loaded and late_loaded.folder.exists()):
+        early_loaded.reset()
+        load(early_loaded, window[0], window[shorter - 2], with_yardstick=args.with_yardstick)
+        late_loaded.reset(from_site=early_loaded)
+        load(late_loaded, window[shorter - 1], window[longer - 2], with_yardstick=args.with_yardstick)
+    if args.load_only:
+        return "(loaded, not timed)"
+    daily = Site(workdir, "daily")
     early, early_yardstick = time_day(
-        loaded, daily, window[shorter - 1], args.repeats, with_yardstick=args.with_yardstick
+        early_loaded, daily, window[shorter - 1], args.repeats, with_yardstick=args.with_yardstick
     )
-    load(loaded, window[shorter - 1], window[longer - 2], with_yardstick=args.with_yardstick)
-    late, late_yardstick = time_day(loaded, daily, window[longer - 1], args.repeats, with_yardstick=args.with_yardstick)
+    late, late_yardstick = time_day(
+        late_loaded, daily, window[longer - 1], args.repeats, with_yardstick=args.with_yardstick
+    )
     rows = [
         f"| day {shorter} ({window[shorter - 1]}) | {early.shown()} | {max(early.peaks):.2f} |",
         f"| day {longer} ({window[longer - 1]}) | {late.shown()} | {max(late.peaks):.2f} |",
@@ -119,6 +139,10 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--with-yardstick", action="store_true", help="time the yardstick beside each daily run")
     parser.add_argument("--workdir", type=Path, default=Path("bench/out/growth"))
+    parser.add_argument("--load-only", action="store_true", help="generate and load every state, time nothing")
+    parser.add_argument(
+        "--reuse-loaded", action="store_true", help="keep the loaded states of an earlier run instead of loading them"
+    )
     args = parser.parse_args()
     args.workdir = args.workdir.resolve()
     if not 2 <= args.history_days[0] < args.history_days[1]:
