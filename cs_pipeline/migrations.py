@@ -14,7 +14,7 @@ applies what is missing and the others find it done.
   registry marks `since` that version (tables created, nullable columns appended), then the
   version's function, if any, then the retired tables marked `until` that version are dropped
   (the function has moved their rows). A version is applied once: the runner skips what is
-  recorded.
+  recorded. Columns the registry marks `until` that version are dropped with the tables.
 - A warehouse at a version above the code's is refused (WarehouseTooNew), naming the file and
   both versions. A read-only open of an outdated warehouse is refused too (WarehouseOutdated),
   saying to open it read-write once: a read-only connection cannot change it.
@@ -37,6 +37,9 @@ Versions:
   7  usage_event_keys, a 64-bit key per stored event_id, built from usage_events
      (cs_pipeline/event_keys.py, tables.EVENT_KEYS); every read-write open also rebuilds the keys
      when DuckDB's hash() no longer gives the canaries the keys recorded with them
+  8  each account-day's modules and actions as bit sets (usage_account_days.module_bits,
+     action_bits; usage_value_ids numbers the values: tables.USAGE_BIT_SETS), filled from the
+     stored lists and maps (cs_pipeline/usage/upgrade.py); usage_account_days.modules dropped
 """
 
 from __future__ import annotations
@@ -70,6 +73,7 @@ class WarehouseOutdated(SchemaVersionError):
 @dataclass(frozen=True)
 class Migration:
     """One version of the warehouse schema, and how to bring the previous one to it."""
+
     version: int
     description: str
     apply: Callable[[duckdb.DuckDBPyConnection], None] | None = None
@@ -78,6 +82,12 @@ class Migration:
 def _store_comments(con: duckdb.DuckDBPyConnection, version: int | None = None) -> None:
     """The registry's descriptions as comments on what a warehouse at `version` has (None: the newest)."""
     con.execute(tables.comment_statements(version))
+
+
+def _usage_bit_sets(con: duckdb.DuckDBPyConnection) -> None:
+    from cs_pipeline.usage import upgrade  # imports the warehouse module, as the CRM's does
+
+    upgrade.bit_sets_from_lists(con)
 
 
 def _crm_versions(con: duckdb.DuckDBPyConnection) -> None:
@@ -103,6 +113,11 @@ EXPLICIT: tuple[Migration, ...] = (
         "usage_event_keys built from usage_events, with the canaries' keys",
         event_keys.rebuild,
     ),
+    Migration(
+        tables.USAGE_BIT_SETS,
+        "the daily aggregates' modules and actions numbered and kept as bit sets",
+        _usage_bit_sets,
+    ),
 )
 
 
@@ -117,7 +132,7 @@ def migrations() -> list[Migration]:
     """Every version in order, the registry's additions folded into its migration."""
     explicit = {m.version: m for m in EXPLICIT}
     since = {t.since for t in tables.TABLE_LIST} | {c.since for t in tables.TABLE_LIST for c in t.columns}
-    until = {t.until for t in tables.RETIRED}
+    until = {t.until for t in tables.RETIRED} | {c.until for t in tables.TABLE_LIST for c in t.columns if c.until}
     versions = sorted(set(explicit) | since | until)
     if versions != list(range(1, len(versions) + 1)):
         raise RuntimeError(f"schema versions must run 1, 2, 3... without a gap, got {versions}")
@@ -125,11 +140,21 @@ def migrations() -> list[Migration]:
     for version in versions[1:]:
         new_tables, new_columns = _added_by(version)
         dropped = [t for t in tables.RETIRED if t.until == version]
+        dropped_columns = [(t, c) for t in tables.TABLE_LIST for c in t.columns if c.until == version]
         own = explicit.get(version)
         added = [f"create {t.name}" for t in new_tables] + [f"add {t.name}.{c.name}" for t, c in new_columns]
-        description = "; ".join(([own.description] if own else []) + added + [f"drop {t.name}" for t in dropped])
+        removed = [f"drop {t.name}" for t in dropped] + [f"drop {t.name}.{c.name}" for t, c in dropped_columns]
+        description = "; ".join(([own.description] if own else []) + added + removed)
 
-        def apply(con, new_tables=new_tables, new_columns=new_columns, own=own, dropped=dropped, version=version):
+        def apply(
+            con,
+            new_tables=new_tables,
+            new_columns=new_columns,
+            own=own,
+            dropped=dropped,
+            dropped_columns=dropped_columns,
+            version=version,
+        ):
             for table in new_tables:
                 con.execute(table.create_statement(version))
             for table, column in new_columns:
@@ -138,6 +163,8 @@ def migrations() -> list[Migration]:
                 own.apply(con)
             for table in dropped:
                 con.execute(f"DROP TABLE {quote_identifier(table.name)}")
+            for table, column in dropped_columns:
+                con.execute(f"ALTER TABLE {quote_identifier(table.name)} DROP COLUMN {quote_identifier(column.name)}")
 
         found.append(Migration(version, description, apply))
     return found

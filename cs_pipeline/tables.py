@@ -11,9 +11,9 @@ mirrored object, their columns from the config's field lists) are dynamic and no
 
 A change of shape here needs a schema version: a column or table with `since` = the next
 version is added to existing warehouses by the migrations (`cs_pipeline/migrations.py`);
-a table replaced by others moves to RETIRED with `until` = that version (the migrations drop
-it after the version's function has moved its rows); anything else (a type, a rename) needs
-a migration function there.
+a table replaced by others moves to RETIRED with `until` = that version, and a column no longer
+kept gets `until` = that version (the migrations drop them after the version's function has
+moved their content); anything else (a type, a rename) needs a migration function there.
 """
 
 from __future__ import annotations
@@ -28,11 +28,19 @@ from cs_pipeline.vocabulary import ROLLUP_METRICS, USAGE_METRICS, Metric
 @dataclass(frozen=True)
 class Column:
     """A column of a registered table."""
+
     name: str
     type: str  # DuckDB type as information_schema.columns spells it
     nullable: bool = True
     description: str = ""
     since: int = 1  # the schema version that added it
+    until: int | None = None  # the schema version that dropped it
+
+    def exists_at(self, version: int | None) -> bool:
+        """Whether a warehouse at `version` (None: the newest) has the column."""
+        if version is None:
+            return self.until is None
+        return self.since <= version and (self.until is None or version < self.until)
 
     def ddl(self) -> str:
         """The column's definition in a CREATE TABLE statement."""
@@ -42,6 +50,7 @@ class Column:
 @dataclass(frozen=True)
 class Table:
     """A table of the warehouse: its columns, key, and the schema version each column came in."""
+
     name: str
     description: str
     columns: tuple[Column, ...]
@@ -53,7 +62,7 @@ class Table:
     _by_name: dict[str, Column] = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
-        object.__setattr__(self, "_by_name", {c.name: c for c in self.columns})
+        object.__setattr__(self, "_by_name", {c.name: c for c in self.columns if c.exists_at(None)})
         for name in (*self.key, *self.partition):
             if name not in self._by_name:
                 raise ValueError(f"table {self.name}: key or partition column {name!r} is not a column")
@@ -63,7 +72,7 @@ class Table:
                 raise ValueError(f"{self.name}.{column.name}: a column added by a migration must be nullable")
 
     def column(self, name: str) -> Column:
-        """The column called `name`."""
+        """The column called `name` (of the newest version)."""
         return self._by_name[name]
 
     def has(self, name: str) -> bool:
@@ -74,7 +83,7 @@ class Table:
         """The columns a warehouse at `version` (None: the newest) has, in table order: a
         column added by a later version comes after those it found (ALTER TABLE ADD COLUMN
         appends), so a new warehouse and an upgraded one have one order."""
-        kept = [c for c in self.columns if version is None or c.since <= version]
+        kept = [c for c in self.columns if c.exists_at(version)]
         return sorted(kept, key=lambda c: c.since)  # stable: registry order within a version
 
     def names(self, *, run_id: bool = False) -> list[str]:
@@ -130,6 +139,10 @@ VERSION_COLUMN_NAMES = tuple(c.name for c in VERSION_COLUMNS)
 # The schema version that adds usage_event_keys, the 64-bit keys of the stored event_ids
 # (cs_pipeline/event_keys.py).
 EVENT_KEYS = 7
+# The schema version that keeps each account-day's modules and actions as bit sets
+# (usage_account_days.module_bits / action_bits, numbered by usage_value_ids): the distinct counts
+# of a 30-day window become a bitwise OR per account (docs/data-model.md#bit-sets).
+USAGE_BIT_SETS = 8
 DAY = Column("date", "DATE", False, "the day (UTC) the row is for")
 ACCOUNT_ID = Column("account_id", "VARCHAR", False, "the account (External_Id__c, else the Salesforce Id)")
 
@@ -463,10 +476,37 @@ TABLE_LIST: tuple[Table, ...] = (
             _USAGE_EVENT_COLUMNS[2],
             ACCOUNT_ID,
             ("events", "BIGINT", False, "events"),
-            ("modules", "VARCHAR[]", False, "the distinct modules"),
+            Column("modules", "VARCHAR[]", False, "the distinct modules", until=USAGE_BIT_SETS),
             ("action_events", "MAP(VARCHAR, BIGINT)", False, "events per action"),
             RUN_ID,
+            Column(
+                "module_bits",
+                "BIT",
+                True,
+                "the distinct modules as a bit set: bit n from the right is usage_value_ids' module n; "
+                "null: no module",
+                since=USAGE_BIT_SETS,
+            ),
+            Column(
+                "action_bits",
+                "BIT",
+                True,
+                "the distinct actions as a bit set: bit n from the right is usage_value_ids' action n",
+                since=USAGE_BIT_SETS,
+            ),
         ),
+    ),
+    Table(
+        "usage_value_ids",
+        "A number for every module and action the daily aggregates have held, given once and kept: "
+        "its bit in usage_account_days.module_bits / action_bits (docs/data-model.md#bit-sets)",
+        _columns(
+            ("kind", "VARCHAR", False, "module or action"),
+            ("value", "VARCHAR", False, "the module or action"),
+            ("id", "INTEGER", False, "1, 2, 3... per kind, in the order first aggregated"),
+        ),
+        key=("kind", "value"),
+        since=USAGE_BIT_SETS,
     ),
     Table(
         "usage_user_days",

@@ -143,6 +143,11 @@ BUILTIN_METRICS: dict[str, MetricKind] = {
 TEXT_VALUES: dict[str, tuple[str, ...]] = {"status_group": STATUS_GROUPS, "account_type": ACCOUNT_TYPES}
 
 
+# Bit sets grow in steps of this many bits, so that the sets of a 30-day window are mostly of
+# one length and rarely need widening to be OR-ed together.
+BIT_SET_CHUNK = 512
+
+
 def _sql_list(values: tuple[str, ...]) -> str:
     return ", ".join("'" + value.replace("'", "''") + "'" for value in values)
 
@@ -158,4 +163,10 @@ def sql_macros(catalog: str | None = None) -> str:
         f"{create}active_status_group(g) AS g IN ({_sql_list(ACTIVE_STATUS_GROUPS)});\n"
         f"{create}unknown_status_group() AS {_sql_list((UNKNOWN_STATUS_GROUP,))};\n"
         f"{create}health_labels() AS [{_sql_list(HEALTH_LABELS)}];\n"
+        # bit sets of modules and actions (docs/data-model.md#bit-sets): the length of a set
+        # written when n values are numbered, and a set made as long as the longest it is read with
+        f"{create}bit_set_length(n) AS greatest(1, (coalesce(n, 0) + {BIT_SET_CHUNK - 1}) // {BIT_SET_CHUNK}) "
+        f"* {BIT_SET_CHUNK};\n"
+        f"{create}bit_set_widened(bits, length) AS "
+        "CASE WHEN bit_length(bits) = length THEN bits ELSE bitstring(bits, length::INTEGER) END;\n"
     )

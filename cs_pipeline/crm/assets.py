@@ -188,7 +188,7 @@ def resolve_account_snapshot(
 
 def _account_differs() -> str:
     """A condition true when the row `a` of accounts and `n`, its account's row now, differ (run_id aside)."""
-    columns = [c.name for c in tables.TABLES["accounts"].columns if c.name != "run_id"]
+    columns = tables.TABLES["accounts"].names()
     return f"NOT ({same_columns('a', 'n', columns)})"
 
 

@@ -154,7 +154,7 @@ def _maps_as_entries(con: duckdb.DuckDBPyConnection, table: str, incoming: str) 
     described = dict(con.execute(f"SELECT column_name, column_type FROM (DESCRIBE {incoming})").fetchall())
     return {
         c.name
-        for c in tables.TABLES[table].columns
+        for c in tables.TABLES[table].ordered()
         if c.type.startswith("MAP") and c.name in described and not described[c.name].startswith("MAP")
     }
 

@@ -333,8 +333,9 @@ def _recompute_metrics(
         "CREATE TEMP VIEW usage_events AS "
         f"SELECT * FROM {PUBLISHED}.usage_events WHERE partition_date <= getvariable('last_day') AND {since}"
     )
-    # user_day_changes: the ingest SQL queues the (account, user) pairs it changes there for `users`
-    for table in ("usage_account_days", "usage_user_days", "user_day_changes"):
+    # user_day_changes: the ingest SQL queues the (account, user) pairs it changes there for `users`;
+    # usage_value_ids: it numbers the modules and actions of the bit sets there
+    for table in ("usage_account_days", "usage_user_days", "user_day_changes", "usage_value_ids"):
         con.execute(TABLES[table].create_statement().replace("CREATE TABLE", "CREATE TEMP TABLE", 1))
     con.execute("CREATE TEMP TABLE touched_partitions AS SELECT DISTINCT partition_date FROM usage_events")
     con.execute(read_sql("usage/refresh_aggregates.sql"))

@@ -18,6 +18,7 @@ from cs_pipeline.crm.upgrade import REPLACED
 from cs_pipeline.warehouse import connect
 from cs_pipeline_tests.support.snapshots import full_copies
 from cs_pipeline_tests.support.tenant import write_generated_tenant
+from cs_pipeline_tests.support.versions import version_1_columns
 from cs_pipeline_tests.support.warehouse import rows, table
 
 FIRST, LAST = date(2025, 11, 1), date(2025, 11, 9)  # the generator exports the CRM on the 1st, 8th and 9th
@@ -48,9 +49,8 @@ def copies_warehouse(path: Path, source: Path) -> None:
             con.execute(f'ALTER TABLE account_metrics ADD COLUMN "{name}" DOUBLE')
         for t in tables.tables_at(1):
             if t.until is None and t.name != migrations.VERSION_TABLE:
-                names = [c.name for c in t.ordered(1)] + (custom if t.name == "account_metrics" else [])
-                selected = ", ".join(f'"{name}"' for name in names)
-                con.execute(f"INSERT INTO main.{t.name} BY NAME SELECT {selected} FROM source.{t.name}")
+                names = version_1_columns(t) + [f'"{n}"' for n in (custom if t.name == "account_metrics" else [])]
+                con.execute(f"INSERT INTO main.{t.name} BY NAME SELECT {', '.join(names)} FROM source.{t.name} d")
         for versioned, copies in REPLACED.items():
             con.execute(f"INSERT INTO main.{copies} BY NAME {full_copies(versioned, 'source')}")
 

@@ -21,6 +21,7 @@ from cs_pipeline.usage.ingest import ingest_delivery
 from cs_pipeline.warehouse import connect
 from cs_pipeline_tests.support.snapshots import store_account_snapshot
 from cs_pipeline_tests.support.tenant import write_events_csv
+from cs_pipeline_tests.support.warehouse import bit_set_values
 
 D = date(2025, 11, 20)
 
@@ -57,7 +58,7 @@ class Warehouse:
         }  # fmt: skip
         store_account_snapshot(self.con, snapshot_date, [{**defaults, **account} for account in accounts])
 
-    def deliver(self, partition: date, events: list[Event]) -> None:
+    def deliver(self, partition: date, events: list[Event], action_limit: int = 500) -> None:
         rows = [
             {
                 "event_id": f"e{next(self.ids)}", "ts": f"{e.on.isoformat()}T12:00:00Z", "account_id": e.account_id,
@@ -67,8 +68,8 @@ class Warehouse:
         ]  # fmt: skip
         write_events_csv(self.root / "landing", partition.isoformat(), f"part-{next(self.ids)}.csv", rows)
         ingest_delivery(
-            self.con, landing=self.root / "landing", partition_date=partition, module_limit=100, action_limit=500,
-            run_id="test",
+            self.con, landing=self.root / "landing", partition_date=partition, module_limit=100,
+            action_limit=action_limit, run_id="test",
         )  # fmt: skip
 
     def metrics(self, config: PipelineConfig, as_of: date = D) -> dict[str, dict]:
@@ -194,6 +195,22 @@ def test_modules_and_actions_distinct_non_null(wh, config):
     )
     a = wh.metrics(config)["A"]
     assert (a["modules_used_30d"], a["actions_used_30d"]) == (2, 2)
+
+
+def test_distinct_actions_count_across_bit_sets_of_two_lengths(wh, config):
+    """510 actions numbered on day -1 make 512-bit sets; 5 more on D make 1024-bit ones: window
+    30 of D ORs both lengths (docs/data-model.md#bit-sets)."""
+    wh.accounts(D, {"account_id": "A"}, {"account_id": "B"})
+    wh.deliver(day(-1), [Event("A", day(-1), action=f"a{n:03}") for n in range(510)], action_limit=1000)
+    again_and_new = [Event("A", D, action=a) for a in ["a000", "b0", "b1", "b2", "b3", "b4"]]
+    wh.deliver(D, [*again_and_new, Event("B", D, action="a509", module=None)], action_limit=1000)
+    lengths = wh.con.execute("SELECT DISTINCT partition_date, bit_length(action_bits) FROM usage_account_days")
+    assert sorted(lengths.fetchall()) == [(day(-1), 512), (D, 1024)]
+    metrics = wh.metrics(config)
+    assert (metrics["A"]["actions_used_30d"], metrics["B"]["actions_used_30d"]) == (515, 1)
+    assert (metrics["A"]["modules_used_30d"], metrics["B"]["modules_used_30d"]) == (1, 0)
+    assert wh.metrics(config, as_of=day(-1))["A"]["actions_used_30d"] == 510
+    assert aggregates_match_events(wh.con)
 
 
 def test_licenses_zero_or_null_give_no_utilization(wh, config):
@@ -382,10 +399,15 @@ def test_a_bad_sql_metric_is_a_clear_error_naming_the_file(wh, tmp_path, text, m
 def aggregates_match_events(con) -> bool:
     """The daily aggregates equal a rebuild from usage_events (every delivery day)."""
     modules = "list_sort(coalesce(list(DISTINCT module) FILTER (module IS NOT NULL), []))"
+    actions = "list_sort(list(DISTINCT action))"
     pairs = [
         (
             f"SELECT partition_date, event_date, account_id, count(*), {modules} FROM usage_events GROUP BY ALL",
-            "SELECT partition_date, event_date, account_id, events, list_sort(modules) FROM usage_account_days",
+            bit_set_values("module", "module_bits"),
+        ),
+        (
+            f"SELECT partition_date, event_date, account_id, count(*), {actions} FROM usage_events GROUP BY ALL",
+            bit_set_values("action", "action_bits"),
         ),
         (
             "SELECT partition_date, event_date, account_id, list_sort(list({'key': action, 'value': n})) "

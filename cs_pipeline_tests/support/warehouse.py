@@ -53,3 +53,15 @@ def warehouse_digest(con: duckdb.DuckDBPyConnection) -> dict[str, str]:
         rows = con.execute(f"SELECT * FROM {table} ORDER BY ALL").fetchall()
         digest[table] = hashlib.sha256(repr(rows).encode()).hexdigest()
     return digest
+
+
+def bit_set_values(kind: str, column: str) -> str:
+    """A query of the values each usage_account_days bit set holds (`column`: module_bits or
+    action_bits), decoded through usage_value_ids (bit n from the right is value n of `kind`):
+    partition_date, event_date, account_id, events and the values, sorted."""
+    return (
+        f"SELECT d.partition_date, d.event_date, d.account_id, d.events, list_sort(coalesce(list(i.value) "
+        f"FILTER (get_bit(d.{column}, (bit_length(d.{column}) - i.id)::INTEGER) = 1), [])) "
+        f"FROM usage_account_days d LEFT JOIN usage_value_ids i ON i.kind = '{kind}' "
+        f"AND i.id <= bit_length(d.{column}) GROUP BY d.partition_date, d.event_date, d.account_id, d.events"
+    )

@@ -174,6 +174,6 @@ def test_a_warehouse_of_version_5_or_6_gets_the_keys_of_its_events_as_version_7(
         assert [v for (v,) in con.execute("SELECT version FROM schema_version ORDER BY 1").fetchall()] == list(
             range(version, migrations.LATEST + 1)
         )
-        assert tables.EVENT_KEYS == migrations.LATEST == 7
+        assert tables.EVENT_KEYS == 7
         assert_keys_in_step(con, 2)
         assert event_keys.made_by_this_hash(con)

@@ -22,24 +22,23 @@ SELECT account_id,
 FROM metric_user_last_days
 GROUP BY account_id;
 
-CREATE OR REPLACE TEMP TABLE metric_modules AS
-SELECT account_id, count(DISTINCT module) AS modules_used_30d
-FROM (
-    SELECT account_id, unnest(modules) AS module
+-- Distinct modules and actions of window 30: the OR of the account's bit sets, each made as long
+-- as the longest in the window (docs/data-model.md#bit-sets), and its bits counted.
+CREATE OR REPLACE TEMP TABLE metric_bit_sets AS
+WITH window_sets AS (
+    SELECT account_id, module_bits, action_bits
     FROM usage_account_days
     WHERE partition_date <= getvariable('as_of')
       AND event_date BETWEEN getvariable('as_of') - 29 AND getvariable('as_of')
+),
+lengths AS (
+    SELECT max(bit_length(module_bits)) AS module_length, max(bit_length(action_bits)) AS action_length
+    FROM window_sets
 )
-GROUP BY account_id;
-
-CREATE OR REPLACE TEMP TABLE metric_actions AS
-SELECT account_id, count(DISTINCT action) AS actions_used_30d
-FROM (
-    SELECT account_id, unnest(map_keys(action_events)) AS action
-    FROM usage_account_days
-    WHERE partition_date <= getvariable('as_of')
-      AND event_date BETWEEN getvariable('as_of') - 29 AND getvariable('as_of')
-)
+SELECT account_id,
+    bit_count(bit_or(bit_set_widened(module_bits, module_length))) AS modules_used_30d,
+    bit_count(bit_or(bit_set_widened(action_bits, action_length))) AS actions_used_30d
+FROM window_sets, lengths
 GROUP BY account_id;
 
 CREATE OR REPLACE TEMP TABLE metric_rows AS
@@ -69,16 +68,15 @@ counted AS (
         coalesce(s.active_days_30d, 0) AS active_days_30d,
         -- 30: no event in window 30 (the metrics read no further back)
         coalesce(getvariable('as_of') - s.last_active_day, 30)::INTEGER AS days_since_active_30d,
-        coalesce(m.modules_used_30d, 0) AS modules_used_30d,
-        coalesce(x.actions_used_30d, 0) AS actions_used_30d,
+        coalesce(b.modules_used_30d, 0) AS modules_used_30d,
+        coalesce(b.actions_used_30d, 0) AS actions_used_30d,
         coalesce(s.engagement_events, 0)::BIGINT AS engagement_events,
         CASE WHEN a.create_date IS NULL THEN 14
              ELSE greatest(1, least(14, getvariable('as_of') - a.create_date + 1)) END AS engagement_days
     FROM metric_accounts a
     LEFT JOIN metric_users u USING (account_id)
     LEFT JOIN day_stats s USING (account_id)
-    LEFT JOIN metric_modules m USING (account_id)
-    LEFT JOIN metric_actions x USING (account_id)
+    LEFT JOIN metric_bit_sets b USING (account_id)
 ),
 peers AS (
     -- avg = engagement_events / engagement_days >= 1 makes a peer; 360360 = lcm(1..14) turns

@@ -2,8 +2,10 @@
 -- in touched_partitions from the events now stored for it. Variables: run_id.
 -- Distinct modules come from a GROUP BY on the module itself, then a plain list() per day:
 -- several times cheaper than list(DISTINCT ...) on millions of rows. Lists and maps are
--- sorted, so a re-run writes identical rows. The event days each account and user gains or
--- loses go to user_day_changes, from which the users asset keeps users up to date.
+-- sorted, so a re-run writes identical rows. An account-day's modules and actions are also
+-- kept as bit sets (docs/data-model.md#bit-sets): a value new to usage_value_ids gets the next
+-- number there first. The event days each account and user gains or loses go to
+-- user_day_changes, from which the users asset keeps users up to date.
 CREATE OR REPLACE TEMP TABLE user_days_before AS
 SELECT partition_date, event_date, account_id, user_id
 FROM usage_user_days
@@ -17,24 +19,48 @@ SELECT partition_date, event_date, account_id, user_id, module, action
 FROM usage_events
 WHERE partition_date IN (SELECT partition_date FROM touched_partitions);
 
-INSERT INTO usage_account_days
-WITH action_counts AS (
-    SELECT partition_date, event_date, account_id, action, count(*) AS events
-    FROM touched_events
-    GROUP BY ALL
-),
-account_actions AS (
+CREATE OR REPLACE TEMP TABLE touched_action_counts AS
+SELECT partition_date, event_date, account_id, action, count(*) AS events
+FROM touched_events
+GROUP BY ALL;
+
+CREATE OR REPLACE TEMP TABLE touched_modules AS
+SELECT DISTINCT partition_date, event_date, account_id, module FROM touched_events WHERE module IS NOT NULL;
+
+-- numbers for the values no aggregate held before, after the highest of their kind, by name
+INSERT INTO usage_value_ids
+SELECT kind, value,
+    (SELECT coalesce(max(id), 0) FROM usage_value_ids i WHERE i.kind = n.kind)
+        + row_number() OVER (PARTITION BY kind ORDER BY value)
+FROM (
+    SELECT DISTINCT 'action' AS kind, action AS value FROM touched_action_counts
+    UNION SELECT DISTINCT 'module', module FROM touched_modules
+) n
+ANTI JOIN usage_value_ids USING (kind, value);
+
+-- a bit set is as long as the numbers given so far, rounded up to 512 bits: bit n from the right
+-- is value n, so a longer set read with shorter ones only gains zeros on the left
+SET VARIABLE action_bits_length = (SELECT bit_set_length(max(id)) FROM usage_value_ids WHERE kind = 'action');
+SET VARIABLE module_bits_length = (SELECT bit_set_length(max(id)) FROM usage_value_ids WHERE kind = 'module');
+
+INSERT INTO usage_account_days BY NAME
+WITH account_actions AS (
     SELECT partition_date, event_date, account_id, sum(events) AS events,
-        map(list(action ORDER BY action), list(events ORDER BY action)) AS action_events
-    FROM action_counts
+        map(list(action ORDER BY action), list(events ORDER BY action)) AS action_events,
+        bitstring_agg(getvariable('action_bits_length') + 1 - id, 1, getvariable('action_bits_length')) AS action_bits
+    FROM touched_action_counts
+    JOIN usage_value_ids ON kind = 'action' AND value = action
     GROUP BY ALL
 ),
 account_modules AS (
-    SELECT partition_date, event_date, account_id, list(module ORDER BY module) AS modules
-    FROM (SELECT DISTINCT partition_date, event_date, account_id, module FROM touched_events WHERE module IS NOT NULL)
+    SELECT partition_date, event_date, account_id,
+        bitstring_agg(getvariable('module_bits_length') + 1 - id, 1, getvariable('module_bits_length')) AS module_bits
+    FROM touched_modules
+    JOIN usage_value_ids ON kind = 'module' AND value = module
     GROUP BY ALL
 )
-SELECT partition_date, event_date, account_id, events, coalesce(modules, []), action_events, getvariable('run_id')
+SELECT partition_date, event_date, account_id, events, action_events, action_bits, module_bits,
+    getvariable('run_id') AS run_id
 FROM account_actions LEFT JOIN account_modules USING (partition_date, event_date, account_id);
 
 INSERT INTO usage_user_days
@@ -64,5 +90,7 @@ FROM (
 GROUP BY account_id, user_id;
 
 DROP VIEW touched_events;
+DROP TABLE touched_action_counts;
+DROP TABLE touched_modules;
 DROP TABLE user_days_before;
 DROP TABLE user_days_after;

@@ -1,0 +1,18 @@
+"""The schema upgrade to bit sets of modules and actions (`tables.USAGE_BIT_SETS`, run by
+migrations.py): every module and action the stored daily aggregates hold gets its number in
+usage_value_ids, and every usage_account_days row its module_bits and action_bits, made from
+the row's `modules` list and `action_events` keys before the migration drops `modules`."""
+
+from __future__ import annotations
+
+import duckdb
+
+from cs_pipeline.vocabulary import sql_macros
+from cs_pipeline.warehouse import read_sql
+
+
+def bit_sets_from_lists(con: duckdb.DuckDBPyConnection) -> None:
+    """Numbers the stored values (by first delivery day, then name, as the ingest would have)
+    and fills the bit sets of every stored row."""
+    con.execute(sql_macros())  # a migration runs before connect creates the macros
+    con.execute(read_sql("usage/bit_sets_from_lists.sql"))
