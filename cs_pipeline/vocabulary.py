@@ -144,7 +144,7 @@ TEXT_VALUES: dict[str, tuple[str, ...]] = {"status_group": STATUS_GROUPS, "accou
 
 
 # Bit sets grow in steps of this many bits, so that the sets of a 30-day window are mostly of
-# one length and rarely need widening to be OR-ed together.
+# one length and rarely need resizing to be OR-ed together.
 BIT_SET_CHUNK = 512
 
 
@@ -163,10 +163,11 @@ def sql_macros(catalog: str | None = None) -> str:
         f"{create}active_status_group(g) AS g IN ({_sql_list(ACTIVE_STATUS_GROUPS)});\n"
         f"{create}unknown_status_group() AS {_sql_list((UNKNOWN_STATUS_GROUP,))};\n"
         f"{create}health_labels() AS [{_sql_list(HEALTH_LABELS)}];\n"
-        # bit sets of modules and actions (docs/data-model.md#bit-sets): the length of a set
-        # written when n values are numbered, and a set made as long as the longest it is read with
+        # bit sets of modules and actions (docs/data-model.md#bit-sets): the length of a set whose
+        # highest number is n, and a set made `length` long (zeros added or dropped on the left)
         f"{create}bit_set_length(n) AS greatest(1, (coalesce(n, 0) + {BIT_SET_CHUNK - 1}) // {BIT_SET_CHUNK}) "
         f"* {BIT_SET_CHUNK};\n"
-        f"{create}bit_set_widened(bits, length) AS "
-        "CASE WHEN bit_length(bits) = length THEN bits ELSE bitstring(bits, length::INTEGER) END;\n"
+        f"{create}bit_set_resized(bits, length) AS CASE WHEN bit_length(bits) = length THEN bits "
+        "WHEN bit_length(bits) < length THEN bitstring(bits, length::INTEGER) "
+        "ELSE right(bits::VARCHAR, length::INTEGER)::BIT END;\n"
     )

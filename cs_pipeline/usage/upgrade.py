@@ -12,7 +12,7 @@ from cs_pipeline.warehouse import read_sql
 
 
 def bit_sets_from_lists(con: duckdb.DuckDBPyConnection) -> None:
-    """Numbers the stored values (by first delivery day, then name, as the ingest would have)
-    and fills the bit sets of every stored row."""
+    """Numbers the stored values (by first delivery day, then name) and fills the bit sets of
+    every stored row."""
     con.execute(sql_macros())  # a migration runs before connect creates the macros
     con.execute(read_sql("usage/bit_sets_from_lists.sql"))

@@ -36,8 +36,8 @@ lengths AS (
     FROM window_sets
 )
 SELECT account_id,
-    bit_count(bit_or(bit_set_widened(module_bits, module_length))) AS modules_used_30d,
-    bit_count(bit_or(bit_set_widened(action_bits, action_length))) AS actions_used_30d
+    bit_count(bit_or(bit_set_resized(module_bits, module_length))) AS modules_used_30d,
+    bit_count(bit_or(bit_set_resized(action_bits, action_length))) AS actions_used_30d
 FROM window_sets, lengths
 GROUP BY account_id;
 

@@ -1,8 +1,7 @@
 -- Schema upgrade to bit sets (cs_pipeline/usage/upgrade.py): number every module and action of
--- the stored usage_account_days rows in usage_value_ids, in the order the ingest would have
--- given them (first delivery day, then name), then fill each row's module_bits and
--- action_bits from its `modules` list and `action_events` keys. Every set gets the length of
--- the numbers given, so the sets of one window are of one length.
+-- the stored usage_account_days rows in usage_value_ids by first delivery day, then name, then
+-- fill each row's module_bits and action_bits from its `modules` list and `action_events` keys,
+-- each set as long as its own highest number needs, as refresh_aggregates.sql makes them.
 CREATE OR REPLACE TEMP TABLE stored_values AS
 SELECT partition_date, event_date, account_id, 'module' AS kind, unnest(modules) AS value
 FROM usage_account_days
@@ -19,10 +18,16 @@ SET VARIABLE module_bits_length = (SELECT bit_set_length(max(id)) FROM usage_val
 
 CREATE OR REPLACE TEMP TABLE stored_bit_sets AS
 SELECT partition_date, event_date, account_id,
-    bitstring_agg(getvariable('module_bits_length') + 1 - id, 1, getvariable('module_bits_length'))
-        FILTER (kind = 'module') AS module_bits,
-    bitstring_agg(getvariable('action_bits_length') + 1 - id, 1, getvariable('action_bits_length'))
-        FILTER (kind = 'action') AS action_bits
+    bit_set_resized(
+        bitstring_agg(getvariable('module_bits_length') + 1 - id, 1, getvariable('module_bits_length'))
+            FILTER (kind = 'module'),
+        bit_set_length(max(id) FILTER (kind = 'module'))
+    ) AS module_bits,
+    bit_set_resized(
+        bitstring_agg(getvariable('action_bits_length') + 1 - id, 1, getvariable('action_bits_length'))
+            FILTER (kind = 'action'),
+        bit_set_length(max(id) FILTER (kind = 'action'))
+    ) AS action_bits
 FROM stored_values JOIN usage_value_ids USING (kind, value)
 GROUP BY partition_date, event_date, account_id;
 

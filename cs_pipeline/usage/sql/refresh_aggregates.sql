@@ -1,11 +1,11 @@
 -- Rebuild the daily aggregates (usage_account_days, usage_user_days) of every delivery day
 -- in touched_partitions from the events now stored for it. Variables: run_id.
--- Distinct modules come from a GROUP BY on the module itself, then a plain list() per day:
--- several times cheaper than list(DISTINCT ...) on millions of rows. Lists and maps are
--- sorted, so a re-run writes identical rows. An account-day's modules and actions are also
--- kept as bit sets (docs/data-model.md#bit-sets): a value new to usage_value_ids gets the next
--- number there first. The event days each account and user gains or loses go to
--- user_day_changes, from which the users asset keeps users up to date.
+-- An account-day's modules and actions are bit sets (docs/data-model.md#bit-sets): a value new
+-- to usage_value_ids gets the next number there first. A user-day's modules come from a GROUP
+-- BY on the module itself, then a plain list() per day: several times cheaper than
+-- list(DISTINCT ...) on millions of rows. Lists and maps are sorted, and a set is as long as its
+-- own highest number needs, so a re-run writes identical rows. The event days each account and
+-- user gains or loses go to user_day_changes, from which the users asset keeps users up to date.
 CREATE OR REPLACE TEMP TABLE user_days_before AS
 SELECT partition_date, event_date, account_id, user_id
 FROM usage_user_days
@@ -38,8 +38,8 @@ FROM (
 ) n
 ANTI JOIN usage_value_ids USING (kind, value);
 
--- a bit set is as long as the numbers given so far, rounded up to 512 bits: bit n from the right
--- is value n, so a longer set read with shorter ones only gains zeros on the left
+-- bit n from the right is value n. bitstring_agg needs one length for every set: that of all the
+-- numbers given; each set is then cut to its own highest number's length (bit_set_length)
 SET VARIABLE action_bits_length = (SELECT bit_set_length(max(id)) FROM usage_value_ids WHERE kind = 'action');
 SET VARIABLE module_bits_length = (SELECT bit_set_length(max(id)) FROM usage_value_ids WHERE kind = 'module');
 
@@ -47,14 +47,20 @@ INSERT INTO usage_account_days BY NAME
 WITH account_actions AS (
     SELECT partition_date, event_date, account_id, sum(events) AS events,
         map(list(action ORDER BY action), list(events ORDER BY action)) AS action_events,
-        bitstring_agg(getvariable('action_bits_length') + 1 - id, 1, getvariable('action_bits_length')) AS action_bits
+        bit_set_resized(
+            bitstring_agg(getvariable('action_bits_length') + 1 - id, 1, getvariable('action_bits_length')),
+            bit_set_length(max(id))
+        ) AS action_bits
     FROM touched_action_counts
     JOIN usage_value_ids ON kind = 'action' AND value = action
     GROUP BY ALL
 ),
 account_modules AS (
     SELECT partition_date, event_date, account_id,
-        bitstring_agg(getvariable('module_bits_length') + 1 - id, 1, getvariable('module_bits_length')) AS module_bits
+        bit_set_resized(
+            bitstring_agg(getvariable('module_bits_length') + 1 - id, 1, getvariable('module_bits_length')),
+            bit_set_length(max(id))
+        ) AS module_bits
     FROM touched_modules
     JOIN usage_value_ids ON kind = 'module' AND value = module
     GROUP BY ALL
