@@ -8,11 +8,16 @@ from __future__ import annotations
 import duckdb
 
 from cs_pipeline.vocabulary import sql_macros
-from cs_pipeline.warehouse import read_sql
+from cs_pipeline.warehouse import read_sql, set_variables
 
 
 def bit_sets_from_lists(con: duckdb.DuckDBPyConnection) -> None:
     """Numbers the stored values (by first delivery day, then name) and fills the bit sets of
-    every stored row."""
+    every stored row, one delivery day at a time."""
     con.execute(sql_macros())  # a migration runs before connect creates the macros
-    con.execute(read_sql("usage/bit_sets_from_lists.sql"))
+    con.execute(read_sql("usage/number_stored_values.sql"))
+    fill = read_sql("usage/fill_bit_sets.sql")
+    days = con.execute("SELECT DISTINCT partition_date FROM usage_account_days ORDER BY 1").fetchall()
+    for (partition_date,) in days:
+        set_variables(con, partition_date=partition_date)
+        con.execute(fill)
