@@ -7,9 +7,13 @@
    100,000, 400,000 accounts at 2 M events a day (--cross: every combination). Each step
    along an axis shows its growth exponent, log(time ratio) / log(size ratio): at most 1 is
    "no worse than linear".
-2. History: on one tenant of the base cell with --history-days days (default 30 and 90), the
-   daily run of day 30 with days 1..29 loaded, then of day 90 with days 1..89 loaded, and
-   their ratio (target: at most 1.1).
+2. History: on one tenant of the base cell with --history-days days (default 34 and 90), the
+   daily run of day 34 with days 1..33 loaded, then of day 90 with days 1..89 loaded, and
+   their ratio (target: at most 1.1). Only the history may differ: the two days are the same
+   weekday (the generator's volume follows the week: a Sunday has half a Thursday's events),
+   both with the metrics' windows full (from day 30 on), and the shorter day stores the same CRM change as the
+   last (the tenant exports its CRM on its first and last day only, so the shorter one's site
+   gets a CRM folder of its own with the last export dated on its day).
 
 --with-yardstick times the yardstick (bench/yardstick.py) beside each daily run too. Prints
 markdown tables for the README.
@@ -25,6 +29,8 @@ every state (history: one site per history length) and times nothing; a later ru
 
 import argparse
 import math
+import shutil
+from datetime import date
 from pathlib import Path
 
 from daily_run import Site
@@ -106,6 +112,7 @@ def history_table(args: argparse.Namespace) -> str:
         load(early_loaded, window[0], window[shorter - 2], with_yardstick=args.with_yardstick)
         late_loaded.reset(from_site=early_loaded)
         load(late_loaded, window[shorter - 1], window[longer - 2], with_yardstick=args.with_yardstick)
+        _last_export_also_on(early_loaded, window[shorter - 1])
     if args.load_only:
         return "(loaded, not timed)"
     daily = Site(workdir, "daily")
@@ -125,6 +132,19 @@ def history_table(args: argparse.Namespace) -> str:
     return "| daily run of | seconds | peak RSS GiB |\n|---|---|---|\n" + "\n".join(rows) + ratio
 
 
+def _last_export_also_on(site: Site, day: date) -> None:
+    """Gives `site` a CRM folder of its own: the shared one's exports before `day`, and its last
+    export dated `day`, so that the daily run of `day` stores the change the last day stores."""
+    shared = sorted((site.workdir / "crm").glob("date=*"))
+    own = site.folder / "crm"
+    own.unlink()  # the link to the shared folder (Site.reset)
+    own.mkdir()
+    for export in shared:
+        if export.name < f"date={day}":
+            shutil.copytree(export, own / export.name)
+    shutil.copytree(shared[-1], own / f"date={day}")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--events-per-day", type=int, nargs="+", default=[500_000, 1_000_000, 2_000_000, 4_000_000])
@@ -133,7 +153,7 @@ def main() -> None:
     parser.add_argument("--base-accounts", type=int, default=100_000, help="accounts along the events axis")
     parser.add_argument("--cross", action="store_true", help="every (events, accounts) combination")
     parser.add_argument("--days", type=int, default=30, help="days of the size tenants; the last one is timed")
-    parser.add_argument("--history-days", type=int, nargs=2, default=[30, 90], metavar=("SHORTER", "LONGER"))
+    parser.add_argument("--history-days", type=int, nargs=2, default=[34, 90], metavar=("SHORTER", "LONGER"))
     parser.add_argument("--skip-size", action="store_true")
     parser.add_argument("--skip-history", action="store_true")
     parser.add_argument("--repeats", type=int, default=3)
@@ -145,8 +165,9 @@ def main() -> None:
     )
     args = parser.parse_args()
     args.workdir = args.workdir.resolve()
-    if not 2 <= args.history_days[0] < args.history_days[1]:
-        parser.error("--history-days needs 2 <= SHORTER < LONGER")
+    shorter, longer = args.history_days
+    if not 2 <= shorter < longer or (longer - shorter) % 7:
+        parser.error("--history-days needs 2 <= SHORTER < LONGER, a whole number of weeks apart")
 
     tables = []
     if not args.skip_size:

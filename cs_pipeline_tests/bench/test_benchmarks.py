@@ -70,13 +70,16 @@ def test_shapes_bench_times_both_and_the_yardstick_agrees(tmp_path: Path) -> Non
 def test_growth_bench_prints_its_tables(tmp_path: Path) -> None:
     output = _bench(
         "growth.py", "--events-per-day", "2000", "--accounts", "200", "--base-events", "2000",
-        "--base-accounts", "200", "--days", "2", "--history-days", "2", "3", "--repeats", "1",
+        "--base-accounts", "200", "--days", "2", "--history-days", "2", "9", "--repeats", "1",
         "--with-yardstick", "--workdir", str(tmp_path),
     )  # fmt: skip
     [size_row] = [line for line in output.splitlines() if line.startswith("| 0.002 M | 200 |")]
     assert len(size_row.split("|")) == 10  # with the yardstick's column
-    assert "| day 2 (2025-11-26) |" in output and "| day 3 (2025-11-27) |" in output
-    assert "day 3 / day 2: " in output and "the yardstick's: " in output
+    assert "| day 2 (2025-11-20) |" in output and "| day 9 (2025-11-27) |" in output
+    assert "day 9 / day 2: " in output and "the yardstick's: " in output
+    # day 2 stores the CRM change of the last day: its site has the last export dated on day 2
+    exports = tmp_path / "history-200-2000" / "loaded-2" / "crm"
+    assert sorted(p.name for p in exports.iterdir()) == ["date=2025-11-19", "date=2025-11-20"]
 
 
 @pytest.mark.e2e
