@@ -11,9 +11,9 @@
    daily run of day 34 with days 1..33 loaded, then of day 90 with days 1..89 loaded, and
    their ratio (target: at most 1.1). Only the history may differ: the two days are the same
    weekday (the generator's volume follows the week: a Sunday has half a Thursday's events),
-   both with the metrics' windows full (from day 30 on), and the shorter day stores the same CRM change as the
-   last (the tenant exports its CRM on its first and last day only, so the shorter one's site
-   gets a CRM folder of its own with the last export dated on its day).
+   both with the metrics' windows full (from day 30 on), and the shorter day stores the same
+   CRM change as the last (the tenant exports its CRM on its first and last day only, so the
+   shorter one's site gets a CRM folder of its own with the last export dated on its day).
 
 --with-yardstick times the yardstick (bench/yardstick.py) beside each daily run too. Prints
 markdown tables for the README.
