@@ -170,4 +170,8 @@ def sql_macros(catalog: str | None = None) -> str:
         f"{create}bit_set_resized(bits, length) AS CASE WHEN bit_length(bits) = length THEN bits "
         "WHEN bit_length(bits) < length THEN bitstring(bits, length::INTEGER) "
         "ELSE right(bits::VARCHAR, length::INTEGER)::BIT END;\n"
+        # the set of a group's numbers `id` (an aggregate): bitstring_agg needs one length for every
+        # group, `longest` (that of every number given), then each set is cut to its own
+        f"{create}bit_set(id, longest) AS "
+        "bit_set_resized(bitstring_agg(longest + 1 - id, 1, longest), bit_set_length(max(id)));\n"
     )

@@ -74,7 +74,7 @@ def test_an_instance_made_with_dagster_s_storage_is_switched_to_the_pooled_one_k
 
 STORE_AND_WAIT = f"""
 import sys, time
-from cs_pipeline.cli import EARLIER_EVENT_LOG, EMBEDDED_INSTANCE_YAML, POOLED_EVENT_LOG, CliError, dagster_instance
+from cs_pipeline.cli import EARLIER_EVENT_LOG, EMBEDDED_INSTANCE_YAML, POOLED_EVENT_LOG, dagster_instance
 from cs_pipeline_tests.test_event_log import _store_materializations
 _store_materializations(dagster_instance(), {EVENTS})
 print("stored", flush=True)

@@ -7,16 +7,8 @@ UPDATE usage_account_days d
 SET module_bits = s.module_bits, action_bits = s.action_bits
 FROM (
     SELECT event_date, account_id,
-        bit_set_resized(
-            bitstring_agg(getvariable('module_bits_length') + 1 - id, 1, getvariable('module_bits_length'))
-                FILTER (kind = 'module'),
-            bit_set_length(max(id) FILTER (kind = 'module'))
-        ) AS module_bits,
-        bit_set_resized(
-            bitstring_agg(getvariable('action_bits_length') + 1 - id, 1, getvariable('action_bits_length'))
-                FILTER (kind = 'action'),
-            bit_set_length(max(id) FILTER (kind = 'action'))
-        ) AS action_bits
+        bit_set(CASE kind WHEN 'module' THEN id END, getvariable('module_bits_length')) AS module_bits,
+        bit_set(CASE kind WHEN 'action' THEN id END, getvariable('action_bits_length')) AS action_bits
     FROM (
         SELECT event_date, account_id, 'module' AS kind, unnest(modules) AS value
         FROM usage_account_days WHERE partition_date = getvariable('partition_date')

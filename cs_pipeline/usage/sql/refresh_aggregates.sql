@@ -38,8 +38,7 @@ FROM (
 ) n
 ANTI JOIN usage_value_ids USING (kind, value);
 
--- bit n from the right is value n. bitstring_agg needs one length for every set: that of all the
--- numbers given; each set is then cut to its own highest number's length (bit_set_length)
+-- bit n from the right is value n; bit_set() needs the length of a set holding every number
 SET VARIABLE action_bits_length = (SELECT bit_set_length(max(id)) FROM usage_value_ids WHERE kind = 'action');
 SET VARIABLE module_bits_length = (SELECT bit_set_length(max(id)) FROM usage_value_ids WHERE kind = 'module');
 
@@ -47,20 +46,14 @@ INSERT INTO usage_account_days BY NAME
 WITH account_actions AS (
     SELECT partition_date, event_date, account_id, sum(events) AS events,
         map(list(action ORDER BY action), list(events ORDER BY action)) AS action_events,
-        bit_set_resized(
-            bitstring_agg(getvariable('action_bits_length') + 1 - id, 1, getvariable('action_bits_length')),
-            bit_set_length(max(id))
-        ) AS action_bits
+        bit_set(id, getvariable('action_bits_length')) AS action_bits
     FROM touched_action_counts
     JOIN usage_value_ids ON kind = 'action' AND value = action
     GROUP BY ALL
 ),
 account_modules AS (
     SELECT partition_date, event_date, account_id,
-        bit_set_resized(
-            bitstring_agg(getvariable('module_bits_length') + 1 - id, 1, getvariable('module_bits_length')),
-            bit_set_length(max(id))
-        ) AS module_bits
+        bit_set(id, getvariable('module_bits_length')) AS module_bits
     FROM touched_modules
     JOIN usage_value_ids ON kind = 'module' AND value = module
     GROUP BY ALL
